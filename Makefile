@@ -1,0 +1,31 @@
+# The course's two commands (see README.md):
+#   make lab    set up .venv on first use, then open the course in JupyterLab
+#   make test   set up .venv on first use, then run every test and execute every notebook
+# Headless server: make lab LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888"
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+PYTEST_ARGS ?= -n 2 --dist loadscope
+
+.PHONY: lab test doctor clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(None if sys.version_info >= (3, 10) else "labkit needs Python 3.10 or newer, but $(PYTHON) is " + sys.version.split()[0] + ". Fix: make PYTHON=python3.12 (any 3.10+ interpreter)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable ".[test]"
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb $(LAB_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+doctor: $(STAMP)
+	$(BIN)/python -m labkit doctor
+
+clean:
+	rm -rf $(VENV) test-artifacts

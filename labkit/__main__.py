@@ -1,0 +1,27 @@
+"""Command line: ``python -m labkit doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("doctor", help="check that this machine is ready for the course")
+    check.add_argument("--timeout", type=float, default=3.0,
+                       help="seconds to wait for each model hub (default: 3)")
+    args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        from labkit.diagnose import doctor
+
+        report = doctor(timeout=args.timeout)
+        print(report)
+        return 0 if report.ok else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Shared test set-up.
+
+Every kernel a test starts (nbval, papermill) inherits this process's environment, so
+setting LABKIT_SMOKE_TEST here puts every notebook in smoke mode, whichever runner executes it.
+The summary at the end counts the notebook cells that were executed.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["LABKIT_SMOKE_TEST"] = "1"
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ARTIFACTS = ROOT / "test-artifacts"
+
+_executed = {"nbval": 0, "papermill": 0}
+
+
+def pytest_runtest_logreport(report):
+    # Runs in the main process also under pytest-xdist, so the counts cover every worker.
+    if report.when != "call" or not report.passed:
+        return
+    if ".ipynb::Cell" in report.nodeid:
+        _executed["nbval"] += 1
+    for name, value in report.user_properties:
+        if name == "executed_cells":
+            _executed["papermill"] += value
+
+
+def pytest_terminal_summary(terminalreporter):
+    total = _executed["nbval"] + _executed["papermill"]
+    if total:
+        terminalreporter.write_line(
+            f"notebook cells executed: {total} "
+            f"(nbval {_executed['nbval']}, papermill {_executed['papermill']})"
+        )
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def notebook_path(request):
+    return request.param

@@ -1,0 +1,68 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from labkit.device import describe_device, device_memory, get_device, seed_everything
+
+
+def test_get_device_picks_the_best_device_present_and_says_so(capsys):
+    device = get_device()
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif torch.backends.mps.is_available():
+        expected = "mps"
+    else:
+        expected = "cpu"
+    assert device.type == expected
+    assert capsys.readouterr().out.startswith(f"labkit: using {expected}")
+
+
+def test_get_device_can_be_quiet(capsys):
+    get_device(verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_asking_for_a_missing_device_names_what_is_there():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match=r"only .*cpu.*Fix: call get_device\(\)"):
+        get_device("cuda")
+
+
+def test_cpu_memory_and_description():
+    free, total = device_memory("cpu")
+    assert 0 < free <= total
+    assert describe_device("cpu").startswith("cpu (")
+    assert "GB)" in describe_device("cpu")
+
+
+def draw():
+    return random.random(), np.random.rand(), torch.rand(3)
+
+
+def test_seed_everything_repeats_every_random_source():
+    seed_everything(123)
+    first = draw()
+    draw()  # move every generator on
+    seed_everything(123)
+    again = draw()
+    assert first[0] == again[0] and first[1] == again[1]
+    assert torch.equal(first[2], again[2])
+    seed_everything(124)
+    assert draw()[0] != first[0]
+
+
+@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "7", True])
+def test_seed_everything_rejects_bad_seeds_with_the_fix(bad):
+    with pytest.raises(ValueError, match="Fix: pass an int"):
+        seed_everything(bad)
+
+
+def test_deterministic_mode_turns_on_deterministic_kernels():
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)

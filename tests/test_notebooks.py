@@ -1,0 +1,57 @@
+"""Every notebook in notebooks/: clean in git, and runs top to bottom on a fresh kernel.
+
+nbval executes the notebooks a second time, cell by cell (see the pytest options in
+pyproject.toml); the executed copies made here are kept in test-artifacts/notebooks/.
+"""
+
+import nbformat
+import papermill
+import pytest
+
+from conftest import ARTIFACTS, NOTEBOOKS
+
+pytestmark = pytest.mark.notebook
+
+
+def code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_the_course_has_a_start_notebook():
+    assert "00_start_here.ipynb" in [path.name for path in NOTEBOOKS]
+
+
+def test_notebook_is_valid_and_committed_clean(notebook_path):
+    nb = nbformat.read(notebook_path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, cell in enumerate(code_cells(nb)) if cell.outputs or cell.execution_count]
+    assert not dirty, f"{notebook_path.name}: code cells {dirty} have outputs; clear them before committing"
+    assert "widgets" not in nb.metadata, f"{notebook_path.name} stores widget state; strip it"
+
+
+def test_notebook_has_one_parameters_cell_near_the_top(notebook_path):
+    cells = code_cells(nbformat.read(notebook_path, as_version=4))
+    tagged = [i for i, cell in enumerate(cells) if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{notebook_path.name}: {len(tagged)} cells tagged 'parameters', want 1"
+    assert tagged[0] <= 2, f"{notebook_path.name}: the parameters cell is code cell {tagged[0]}"
+    assert "SMOKE_TEST =" in cells[tagged[0]].source
+
+
+def test_notebook_runs_in_order_on_a_fresh_kernel(notebook_path, record_property):
+    output = ARTIFACTS / "notebooks" / notebook_path.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(notebook_path), str(output),
+        parameters={"SMOKE_TEST": True},
+        kernel_name="python3",
+        cwd=str(notebook_path.parent),
+        execution_timeout=600,
+        progress_bar=False,
+    )
+    cells = code_cells(nbformat.read(output, as_version=4))
+    counts = [cell.execution_count for cell in cells]
+    # papermill injects one cell after the parameters cell; every cell ran once, in order.
+    assert counts == list(range(1, len(cells) + 1)), counts
+    errors = [out for cell in cells for out in cell.outputs if out.output_type == "error"]
+    assert not errors, errors
+    record_property("executed_cells", len(cells))
