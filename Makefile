@@ -9,8 +9,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 PYTEST_ARGS ?= -n 2 --dist loadscope
+# The browser test drives this Chromium (Playwright's own browser download is not used).
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 
-.PHONY: lab test doctor clean
+.PHONY: lab test doctor browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(None if sys.version_info >= (3, 10) else "labkit needs Python 3.10 or newer, but $(PYTHON) is " + sys.version.split()[0] + ". Fix: make PYTHON=python3.12 (any 3.10+ interpreter)")'
@@ -21,8 +24,17 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/00_start_here.ipynb $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Where make runs as root with apt-get (CI, containers, Debian lab machines) Chromium is
+# installed here; elsewhere the browser test says how to install it and is skipped.
+browser:
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make test: installing Chromium for the browser test (apt-get install chromium)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "make test: could not install Chromium; the browser test will say what is missing"; \
+	fi
 
 doctor: $(STAMP)
 	$(BIN)/python -m labkit doctor

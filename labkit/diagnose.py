@@ -85,7 +85,8 @@ class Report:
         colour = {OK: "#1a7f37", WARN: "#9a6700", FAIL: "#cf222e"}
         rows = "".join(
             f"<tr><td style='color:{colour[f.status]};font-weight:bold'>{f.status.upper()}</td>"
-            f"<td>{html.escape(f.topic)}</td><td style='text-align:left'>{html.escape(f.detail)}"
+            f"<td style='text-align:left'>{html.escape(f.topic)}</td>"
+            f"<td style='text-align:left'>{html.escape(f.detail)}"
             + (f"<br><b>fix:</b> <code>{html.escape(f.fix)}</code>" if f.fix else "")
             + "</td></tr>"
             for f in self.findings
@@ -307,14 +308,20 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     step); ``offline=True`` skips them, and ``None`` reads ``LABKIT_OFFLINE``.
     """
     start = time.monotonic()
+    modes = check_modes()
+    if offline is None:
+        offline = any(f.topic == OFFLINE_ENV and f.detail.startswith("on") for f in modes)
+    # The hubs are asked in the background, so their wait overlaps the local checks
+    # (importing torch and torchvision takes seconds on its own).
+    hubs: list[Finding] = []
+    asking = threading.Thread(target=lambda: hubs.extend(check_hubs(timeout=timeout, offline=offline)),
+                              daemon=True)
+    asking.start()
     findings = check_python() + check_packages()
     pair = check_torch_pair()
     findings += pair
     if pair[0].status == OK:  # the device and cache checks import torch and torchvision
         findings += check_device() + check_caches()
-    modes = check_modes()
     findings += check_widgets() + modes
-    if offline is None:
-        offline = any(f.topic == OFFLINE_ENV and f.detail.startswith("on") for f in modes)
-    findings += check_hubs(timeout=timeout, offline=offline)
-    return Report(findings, seconds=time.monotonic() - start)
+    asking.join()  # check_hubs returns by its own deadline
+    return Report(findings + hubs, seconds=time.monotonic() - start)
