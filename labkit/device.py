@@ -41,14 +41,19 @@ def get_device(prefer: str | None = None, *, verbose: bool = True) -> torch.devi
     if prefer is None:
         device = torch.device(available[0])
     else:
-        wanted = torch.device(prefer)
-        if wanted.type not in available:
+        device = torch.device(prefer)
+        if device.type not in available:
             raise RuntimeError(
                 f"Device {prefer!r} was asked for, but this machine has only "
                 f"{', '.join(available)}. Fix: call get_device() without an argument "
                 f"to use the best device present."
             )
-        device = wanted
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"Device {prefer!r} was asked for, but this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0. "
+                f"Fix: use 'cuda:0', or 'cuda' for the first GPU."
+            )
 
     if verbose:
         print(f"labkit: using {describe_device(device)}")

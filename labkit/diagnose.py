@@ -40,6 +40,7 @@ HUBS = {
 # ipywidgets' major version -> the major version of the JupyterLab extension that renders it.
 WIDGET_FRONTEND_MAJOR = {7: 3, 8: 5}
 CHECKED_PACKAGES = ("torch", "torchvision", "transformers", "ipywidgets")
+INSTALL_FIX = "pip install -e . in the course folder (make lab does this for you)"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,11 @@ def check_python(version_info: tuple[int, ...] = tuple(sys.version_info)) -> lis
 def _required_ranges() -> dict[str, str]:
     """The tested version ranges, read from labkit's own package metadata (pyproject.toml)."""
     ranges = {}
-    for line in metadata.requires("labkit") or []:
+    try:
+        requirements = metadata.requires("labkit") or []
+    except metadata.PackageNotFoundError:  # imported from a folder, never pip-installed
+        return ranges
+    for line in requirements:
         req = Requirement(line)
         if req.marker is None:
             ranges[req.name.lower()] = str(req.specifier)
@@ -138,7 +143,9 @@ def check_packages(versions: dict[str, str | None] | None = None,
         spec = SpecifierSet(ranges.get(name, ""))
         pin = f'"{name}{_range_text(spec)}"'
         if found is None:
-            findings.append(Finding(name, FAIL, "not installed.", f"pip install {pin}"))
+            # Without labkit's metadata there are no ranges: install the course as a whole.
+            fix = f"pip install {pin}" if ranges else INSTALL_FIX
+            findings.append(Finding(name, FAIL, "not installed.", fix))
             continue
         try:
             version = Version(found)
@@ -174,6 +181,10 @@ def check_torch_pair() -> list[Finding]:
         import torchvision.ops
 
         torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
+    except ModuleNotFoundError as exc:
+        if exc.name in ("torch", "torchvision"):
+            return []  # the package rows already say what is missing
+        raise
     except Exception as exc:  # the mismatch shows up as several different errors
         return [Finding("torch + torchvision", FAIL,
                         f"torchvision cannot run with this torch ({type(exc).__name__}: {exc}).",
@@ -226,8 +237,11 @@ def check_widgets(labextension_dirs: list[str] | None = None,
     if "google.colab" in sys.modules:
         return [Finding("widget frontend", OK, "provided by Colab")]
     if labextension_dirs is None:
-        from jupyter_core.paths import jupyter_path
-
+        try:
+            from jupyter_core.paths import jupyter_path
+        except ImportError:
+            return [Finding("widget frontend", FAIL, "Jupyter is not installed in this environment.",
+                            INSTALL_FIX)]
         labextension_dirs = jupyter_path("labextensions")
     if ipywidgets_version is None:
         ipywidgets_version = _installed_versions()["ipywidgets"]
@@ -320,7 +334,7 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     findings = check_python() + check_packages()
     pair = check_torch_pair()
     findings += pair
-    if pair[0].status == OK:  # the device and cache checks import torch and torchvision
+    if pair and pair[0].status == OK:  # the device and cache checks import torch and torchvision
         findings += check_device() + check_caches()
     findings += check_widgets() + modes
     asking.join()  # check_hubs returns by its own deadline

@@ -61,6 +61,11 @@ def test_missing_and_too_new_packages():
     assert newer.status == WARN and "newer than the tested range" in newer.detail
 
 
+def test_without_labkits_metadata_the_fix_is_to_install_the_course():
+    finding = only(diagnose.check_packages({"torch": None}, ranges={}))
+    assert finding.status == FAIL and finding.fix == diagnose.INSTALL_FIX
+
+
 def test_the_installed_torch_and_torchvision_work_together():
     assert only(diagnose.check_torch_pair()).status == OK
 
