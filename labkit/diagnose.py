@@ -245,7 +245,8 @@ def check_widgets(labextension_dirs: list[str] | None = None,
         labextension_dirs = jupyter_path("labextensions")
     if ipywidgets_version is None:
         ipywidgets_version = _installed_versions()["ipywidgets"]
-    fix = 'pip install "ipywidgets>=8.1,<9" in the environment that runs JupyterLab, then reload the page'
+    spec = _range_text(SpecifierSet(_required_ranges().get("ipywidgets", "")))
+    fix = f'pip install "ipywidgets{spec}" in the environment that runs JupyterLab, then reload the page'
     frontend = _widget_frontend_version(labextension_dirs)
     if frontend is None:
         return [Finding("widget frontend", FAIL,
@@ -309,8 +310,8 @@ def check_modes() -> list[Finding]:
         try:
             state = "on" if env_flag(name) else "off"
             findings.append(Finding(name, OK, f"{state} ({meaning} when on)"))
-        except ValueError as exc:
-            findings.append(Finding(name, FAIL, str(exc).split(" Fix: ")[0],
+        except ValueError:
+            findings.append(Finding(name, FAIL, f"{name}={os.environ[name]!r} is neither on nor off.",
                                     f"set {name}=1 or {name}=0, or unset it"))
     return findings
 
@@ -322,9 +323,11 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     step); ``offline=True`` skips them, and ``None`` reads ``LABKIT_OFFLINE``.
     """
     start = time.monotonic()
-    modes = check_modes()
     if offline is None:
-        offline = any(f.topic == OFFLINE_ENV and f.detail.startswith("on") for f in modes)
+        try:
+            offline = env_flag(OFFLINE_ENV)
+        except ValueError:  # reported by check_modes below
+            offline = False
     # The hubs are asked in the background, so their wait overlaps the local checks
     # (importing torch and torchvision takes seconds on its own).
     hubs: list[Finding] = []
@@ -336,6 +339,6 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     findings += pair
     if pair and pair[0].status == OK:  # the device and cache checks import torch and torchvision
         findings += check_device() + check_caches()
-    findings += check_widgets() + modes
+    findings += check_widgets() + check_modes()
     asking.join()  # check_hubs returns by its own deadline
     return Report(findings + hubs, seconds=time.monotonic() - start)
