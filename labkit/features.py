@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Subset, TensorDataset
 
+from labkit.checkpoint import atomic_save
 from labkit.config import cache_dirs
 
 __all__ = ["extract_features", "feature_cache_key", "FeatureLoader"]
@@ -144,18 +144,8 @@ def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
 
 
 def _save_cache(path: Path, features: Tensor, labels: Tensor, key: str) -> None:
-    """Write to a temporary file beside the target, then rename: an interrupted run never
-    leaves a half-written file under the real name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save({"features": features, "labels": labels, "key": key, "format": CACHE_FORMAT},
-                   temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    # Atomic: an interrupted run never leaves a half-written file under the real name.
+    atomic_save({"features": features, "labels": labels, "key": key, "format": CACHE_FORMAT}, path)
 
 
 # --- extraction ---------------------------------------------------------------------------
