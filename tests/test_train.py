@@ -334,3 +334,20 @@ history = fit(nn.Linear(8, 2), loader, loader, device="cpu", num_epochs=4, lr=0.
     assert len(images) == 1, [o.get("output_type") for o in outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "4 epoch(s) recorded" in text
+
+
+def test_fit_trains_the_auxiliary_heads_of_googlenet():
+    """In train mode GoogLeNet returns main and auxiliary logits; fit adds 0.4 x each aux loss."""
+    import torchvision
+
+    from labkit.transfer import replace_head
+
+    torch.manual_seed(0)
+    model = replace_head(torchvision.models.googlenet(weights=None, init_weights=False,
+                                                     aux_logits=True), 3)
+    before = model.aux1.fc2.weight.clone()
+    images, labels = torch.randn(8, 3, 64, 64), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    history = fit(model, DataLoader(TensorDataset(images, labels), batch_size=4), device=CPU,
+                  num_epochs=1, **QUIET)
+    assert len(history) == 1 and history["train_accuracy"][0] is not None
+    assert not torch.equal(model.aux1.fc2.weight, before)  # the aux loss reached its head
