@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Subset, TensorDataset
 
+from labkit.batches import run_model, split_batch, to_device
 from labkit.checkpoint import atomic_save
 from labkit.config import cache_dirs
 
@@ -151,16 +152,6 @@ def _save_cache(path: Path, features: Tensor, labels: Tensor, key: str) -> None:
 # --- extraction ---------------------------------------------------------------------------
 
 
-def _split_pair(batch) -> tuple[Tensor, Tensor]:
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    got = type(batch).__name__
-    if isinstance(batch, (tuple, list)):
-        got += f" of length {len(batch)}"
-    raise TypeError(f"A batch from the loader is a {got}; extract_features needs (inputs, labels) "
-                    "pairs. Fix: make the dataset's __getitem__ return (input, label).")
-
-
 def _run_backbone(backbone: nn.Module, loader, device: torch.device) -> tuple[Tensor, Tensor]:
     was_training = backbone.training
     backbone.eval()  # dropout off, BatchNorm uses its running statistics
@@ -168,8 +159,8 @@ def _run_backbone(backbone: nn.Module, loader, device: torch.device) -> tuple[Te
     try:
         with torch.inference_mode():
             for batch in loader:
-                inputs, targets = _split_pair(batch)
-                outputs = backbone(inputs.to(device, non_blocking=True))
+                inputs, targets = split_batch(batch)
+                outputs = run_model(backbone, to_device(inputs, device))
                 features.append(outputs.flatten(1).float().cpu())  # (B, D)
                 labels.append(torch.as_tensor(targets).long().cpu())  # (B,)
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from labkit.train import _forward, _split_batch, _to_device
+from labkit.batches import run_model, split_batch, to_device
 from labkit.transfer import aux_loss, train_mode
 
 __all__ = ["find_lr", "LRFinderResult"]
@@ -68,8 +68,8 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
             lr = start_lr * factor**step
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            inputs, targets = _split_batch(batch)
-            loss, _ = aux_loss(_forward(model, _to_device(inputs, device)), targets.to(device), loss_fn)
+            inputs, targets = split_batch(batch)
+            loss, _ = aux_loss(run_model(model, to_device(inputs, device)), targets.to(device), loss_fn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from labkit.batches import run_model, split_batch, to_device
 from labkit.checkpoint import load_checkpoint, save_checkpoint
 from labkit.transfer import aux_loss, train_mode
 from labkit.viz import LivePlot
@@ -65,15 +66,19 @@ class History:
         # Losses should go down; accuracies and other scores up.
         return value < self.best_value if "loss" in self.monitor else value > self.best_value
 
+    def _columns(self) -> list[str]:
+        """The recorded keys that have a value in some row (no val_* columns without a val_loader)."""
+        return [k for k in self.rows[0] if any(r.get(k) is not None for r in self.rows)] if self.rows else []
+
     def __str__(self) -> str:
-        keys = [k for k in self.rows[0] if any(r.get(k) is not None for r in self.rows)] if self.rows else []
+        keys = self._columns()
         lines = ["  ".join(f"{k:>14}" for k in keys)]
         for row in self.rows:
             lines.append("  ".join(f"{_fmt(row.get(k)):>14}" for k in keys))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        keys = [k for k in self.rows[0] if any(r.get(k) is not None for r in self.rows)] if self.rows else []
+        keys = self._columns()
         head = "".join(f"<th>{k}</th>" for k in keys)
         body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>"
                        for r in self.rows)
@@ -103,27 +108,6 @@ def mixed_precision(device: torch.device, amp: bool = True):
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
-
-
-def _split_batch(batch):
-    """(inputs, targets) from a (inputs, targets) pair or a dict with a "labels" entry."""
-    if isinstance(batch, dict) and "labels" in batch:
-        return {k: v for k, v in batch.items() if k != "labels"}, batch["labels"]
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-    raise TypeError(f"A batch from the loader is a {got}; fit needs (inputs, targets) pairs or dicts "
-                    "with a 'labels' entry. Fix: make the dataset's __getitem__ return (input, label).")
-
-
-def _to_device(inputs, device: torch.device):
-    if isinstance(inputs, dict):
-        return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-    return inputs.to(device, non_blocking=True)
-
-
-def _forward(model: nn.Module, inputs):
-    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
 
 def _check_first_batch(logits: torch.Tensor, targets: torch.Tensor) -> None:
@@ -175,13 +159,13 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
     loss_sum = torch.zeros((), device=device)                 # summed on the device: no sync
     correct = torch.zeros((), device=device, dtype=torch.long)
     bad_step = torch.full((), -1, device=device, dtype=torch.long)
-    seen, classifying, last_refresh = 0, True, time.monotonic()
+    seen, last_refresh = 0, time.monotonic()
     optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(train_loader):
-        inputs, targets = _split_batch(batch)
-        inputs, targets = _to_device(inputs, device), targets.to(device, non_blocking=True)
+        inputs, targets = split_batch(batch)
+        inputs, targets = to_device(inputs, device), targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            outputs = _forward(model, inputs)
+            outputs = run_model(model, inputs)
             if step == 0:  # before the loss, whose own message would not name the fix
                 _check_first_batch(getattr(outputs, "logits", outputs), targets)
             loss, logits = aux_loss(outputs, targets, loss_fn)
@@ -210,7 +194,7 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
             break
     _raise_if_nonfinite(bad_step, epoch, optimizer)
     return {"loss": loss_sum.item() / max(seen, 1),
-            "accuracy": correct.item() / max(seen, 1) if classifying else None,
+            "accuracy": correct.item() / max(seen, 1),
             "batches": step + 1 if seen else 0}
 
 
@@ -232,9 +216,9 @@ def _run_eval(model, loader, device, amp: bool):
     amp_dtype, _ = mixed_precision(device, amp)
     try:
         for batch in loader:
-            inputs, targets = _split_batch(batch)
+            inputs, targets = split_batch(batch)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = _forward(model, _to_device(inputs, device))
+                outputs = run_model(model, to_device(inputs, device))
             logits = outputs.logits if hasattr(outputs, "logits") else outputs
             yield logits.float(), targets.to(device, non_blocking=True)
     finally:
