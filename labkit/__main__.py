@@ -1,10 +1,9 @@
-"""Command line: ``python -m labkit doctor``."""
+"""Command line: ``python -m labkit doctor | assets ...``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
@@ -12,6 +11,11 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("doctor", help="check that this machine is ready for the course")
     check.add_argument("--timeout", type=float, default=3.0,
                        help="seconds to wait for each model hub (default: 3)")
+    from labkit.assets import cli as assets_cli
+
+    assets_cli.add_arguments(commands.add_parser(
+        "assets", help="list, fetch, verify, pack and unpack pre-trained weights and datasets"))
+
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -20,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         report = doctor(timeout=args.timeout)
         print(report)
         return 0 if report.ok else 1
+    if args.command == "assets":
+        return assets_cli.run(args)
     return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())

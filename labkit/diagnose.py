@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from labkit.config import OFFLINE_ENV, SMOKE_TEST_ENV, cache_dirs, env_flag
+from labkit.config import OFFLINE_ENV, SMOKE_TEST_ENV, STANDIN_ENV, cache_dirs, env_flag
 
 __all__ = ["Finding", "Report", "doctor", "HUBS"]
 
@@ -306,7 +306,8 @@ def check_hubs(hubs: dict[str, str] | None = None, timeout: float = 3.0,
 
 def check_modes() -> list[Finding]:
     findings = []
-    for name, meaning in ((SMOKE_TEST_ENV, "tiny sizes"), (OFFLINE_ENV, "no downloads")):
+    for name, meaning in ((SMOKE_TEST_ENV, "tiny sizes"), (OFFLINE_ENV, "no downloads"),
+                          (STANDIN_ENV, "random weights instead of pre-trained ones")):
         try:
             state = "on" if env_flag(name) else "off"
             findings.append(Finding(name, OK, f"{state} ({meaning} when on)"))

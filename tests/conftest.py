@@ -1,7 +1,9 @@
 """Shared test set-up.
 
 Every kernel a test starts (nbval, papermill) inherits this process's environment, so
-setting LABKIT_SMOKE_TEST here puts every notebook in smoke mode, whichever runner executes it.
+setting LABKIT_SMOKE_TEST here puts every notebook in smoke mode, whichever runner executes it,
+and LABKIT_STANDIN puts it in the offline stand-in mode (random weights, a banner says so):
+CI reaches no model hub.
 The summary at the end counts the notebook cells that were executed.
 """
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 os.environ["LABKIT_SMOKE_TEST"] = "1"
+os.environ["LABKIT_STANDIN"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

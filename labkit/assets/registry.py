@@ -1,0 +1,185 @@
+"""Every external asset the course uses, declared once: what it is, where it comes from, how
+it is checked.
+
+Three kinds:
+
+- ``VisionWeights``: a torchvision weights enum member pinned by name (``IMAGENET1K_V1``;
+  never ``DEFAULT``, which points at different weights from one release to the next). The
+  file lives where torchvision itself keeps it, ``$TORCH_HOME/hub/checkpoints``, so weights a
+  learner already downloaded are reused.
+- ``TextModel``: a Hugging Face checkpoint by name and pinned commit, kept in the standard
+  ``$HF_HOME/hub`` cache. Its architecture is written down too, so the offline stand-in can
+  build the same network with random weights.
+- ``Dataset``: one or more files with URL, size and sha256, unpacked into ``$LABKIT_DATA``.
+
+Where each checksum comes from is in ``data/README.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Remote", "VisionWeights", "TextModel", "Dataset", "Asset", "REGISTRY", "get_asset"]
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class VisionWeights:
+    name: str          # what learners type: `python -m labkit assets fetch resnet18`
+    builder: str       # the torchvision.models function, e.g. "resnet18"
+    weights: str       # the pinned enum member, e.g. "ResNet18_Weights.IMAGENET1K_V1"
+    optional: bool = False
+    kind = "vision weights"
+
+    def enum(self):
+        """The torchvision enum member; its transforms() and meta work without any download."""
+        import torchvision.models
+
+        enum_name, member = self.weights.split(".")
+        return getattr(getattr(torchvision.models, enum_name), member)
+
+    @property
+    def url(self) -> str:
+        return self.enum().url
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def sha256_prefix(self) -> str:
+        # torchvision names each file after the start of its sha256 (resnet18-f37072fd.pth);
+        # torch.hub checks the same prefix. It is the only checksum torchvision publishes.
+        match = re.search(r"-([a-f0-9]{6,})\.", self.filename)
+        if not match:
+            raise ValueError(f"{self.filename} carries no checksum in its name")
+        return match.group(1)
+
+    @property
+    def size(self) -> int:
+        return int(self.enum().meta["_file_size"] * MB)
+
+    @property
+    def source(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True)
+class TextModel:
+    name: str
+    repo_id: str
+    revision: str        # a full commit hash: a branch name such as "main" moves
+    model_type: str      # for the stand-in: transformers' AutoConfig.for_model(model_type, ...)
+    config: dict = field(default_factory=dict)
+    size: int = 0        # about how many bytes the weights file has, for `assets list`
+    optional: bool = False
+    kind = "text model"
+
+    @property
+    def source(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str
+    sha256: str
+    size: int
+    extract: bool = False   # unpack a .zip/.tar.gz in place of keeping the archive
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    folder: str                 # under $LABKIT_DATA
+    files: tuple[Remote, ...]
+    licence: str
+    description: str
+    optional: bool = False
+    kind = "dataset"
+
+    @property
+    def size(self) -> int:
+        return sum(remote.size for remote in self.files)
+
+    @property
+    def source(self) -> str:
+        return self.files[0].url
+
+
+Asset = VisionWeights | TextModel | Dataset
+
+_BERT_SMALL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "intermediate_size": 512}
+
+REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
+    VisionWeights("vgg16", "vgg16", "VGG16_Weights.IMAGENET1K_V1"),
+    VisionWeights("resnet18", "resnet18", "ResNet18_Weights.IMAGENET1K_V1"),
+    VisionWeights("resnet50", "resnet50", "ResNet50_Weights.IMAGENET1K_V2"),
+    VisionWeights("googlenet", "googlenet", "GoogLeNet_Weights.IMAGENET1K_V1"),
+    VisionWeights("inception_v3", "inception_v3", "Inception_V3_Weights.IMAGENET1K_V1"),
+    VisionWeights("mobilenet_v3_small", "mobilenet_v3_small",
+                  "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
+    # The BertConfig and DistilBertConfig defaults are these two models' architectures.
+    TextModel("bert-base-uncased", "google-bert/bert-base-uncased",
+              "86b5e0934494bd15c9632b12f734a8a67f723594", "bert", {}, size=440_000_000),
+    TextModel("distilbert-base-uncased", "distilbert/distilbert-base-uncased",
+              "12040accade4e8a0f71eabdb258fecc2e7e948be", "distilbert", {}, size=268_000_000),
+    # BERT-Tiny (2 layers, hidden size 128): the default for learners on a CPU.
+    TextModel("bert-tiny", "google/bert_uncased_L-2_H-128_A-2",
+              "30b0a37ccaaa32f332884b96992754e246e48c5f", "bert", _BERT_SMALL, size=17_600_000),
+    Dataset("hymenoptera", "hymenoptera_data", (
+        Remote("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
+               "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322,
+               extract=True),),
+            licence="ImageNet subset, non-commercial research and teaching",
+            description="ants vs bees photos (the PyTorch transfer-learning tutorial's set)"),
+    Dataset("sst2", "SST-2", (
+        Remote("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
+               "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277,
+               extract=True),),
+            licence="GLUE SST-2; the Stanford Sentiment Treebank's terms",
+            description="Stanford Sentiment Treebank, binary (GLUE version)"),
+    Dataset("imdb", "aclImdb", (
+        Remote("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+               "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84_125_825,
+               extract=True),),
+            licence="Large Movie Review Dataset v1.0, cite Maas et al. 2011",
+            description="50,000 movie reviews, positive or negative", optional=True),
+    Dataset("flowers102", "flowers-102", (
+        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
+               "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344_862_509,
+               extract=True),
+        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
+               "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d", 502),
+        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",
+               "46b8678f91fd95d3c8f4feab80d271a6c834a1dd896fe29fd3e6ad9ce5c8dccd", 14_989)),
+            licence="Oxford VGG Flowers-102, for research",
+            description="8,189 flower photos in 102 classes (torchvision.datasets.Flowers102 layout)",
+            optional=True),
+)}
+
+
+def get_asset(name: str, registry: dict[str, Asset] | None = None) -> Asset:
+    registry = REGISTRY if registry is None else registry
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise KeyError(f"No asset named {name!r}. The course knows: {known}. "
+                       "Fix: use one of these names (`python -m labkit assets list`).") from None
+
+
+def describe_size(size: int) -> str:
+    return f"{size / MB:,.0f} MB" if size >= MB else f"{size / 1024:,.0f} kB"
+
+
+def hf_repo_folder(asset: TextModel, hub_dir: Path) -> Path:
+    return hub_dir / ("models--" + asset.repo_id.replace("/", "--"))

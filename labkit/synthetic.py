@@ -1,0 +1,107 @@
+"""Procedural images the course makes itself: shapes on textured backgrounds, same seed same
+pixels.
+
+They let a lesson pre-train a small network in a minute on one task (``SOURCE_CLASSES``) and
+transfer it to a different one (``TARGET_CLASSES``) with no download at all, and they give
+the labs a tiny photo-folder stand-in for smoke runs. Both tasks share what a network has to
+learn first (edges, corners, curves, a shape against clutter), which is why transfer helps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.path import Path as Polygon
+
+__all__ = ["SHAPES", "SOURCE_CLASSES", "TARGET_CLASSES", "make_shapes", "ShapesDataset",
+           "write_image_folder"]
+
+
+def _regular(corners: int, inner: float | None = None) -> np.ndarray:
+    """Corners of a regular polygon (or a star, with ``inner`` radius) on the unit circle."""
+    steps = corners * (2 if inner else 1)
+    angles = np.pi / 2 + 2 * np.pi * np.arange(steps) / steps
+    radius = np.ones(steps) if inner is None else np.where(np.arange(steps) % 2, inner, 1.0)
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+SHAPES: dict[str, np.ndarray] = {  # outlines in unit coordinates, (K, 2)
+    "triangle": _regular(3),
+    "square": _regular(4) / np.sqrt(2) * 1.3,
+    "pentagon": _regular(5),
+    "hexagon": _regular(6),
+    "star": _regular(5, inner=0.42),
+    "cross": np.array([[-.3, 1], [.3, 1], [.3, .3], [1, .3], [1, -.3], [.3, -.3], [.3, -1],
+                       [-.3, -1], [-.3, -.3], [-1, -.3], [-1, .3], [-.3, .3]]),
+    "arrow": np.array([[-1, -.3], [.2, -.3], [.2, -.8], [1, 0], [.2, .8], [.2, .3], [-1, .3]]),
+    "chevron": np.array([[-1, -.9], [0, .1], [1, -.9], [1, -.3], [0, .7], [-1, -.3]]),
+}
+SOURCE_CLASSES = ("triangle", "square", "pentagon", "star", "cross")
+TARGET_CLASSES = ("hexagon", "arrow", "chevron")
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    # A colour gradient plus noise: the shape must be found in clutter, as in a photo.
+    a, b = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    ramp = np.linspace(0, 1, size)[:, None, None]
+    angle = rng.uniform(0, 1)
+    blend = angle * ramp + (1 - angle) * ramp.transpose(1, 0, 2)   # (H, W, 1)
+    image = a * (1 - blend) + b * blend
+    return image + rng.normal(0, 0.05, (size, size, 3))
+
+
+def _draw(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
+    image = _background(rng, size)
+    angle = rng.uniform(0, 2 * np.pi)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    scale = rng.uniform(0.28, 0.42) * size
+    centre = rng.uniform(0.4, 0.6, 2) * size
+    outline = SHAPES[shape] @ rotation.T * scale + centre
+    grid = np.stack(np.meshgrid(np.arange(size) + .5, np.arange(size) + .5), -1).reshape(-1, 2)
+    inside = Polygon(outline).contains_points(grid).reshape(size, size)
+    colour = rng.uniform(0, 1, 3)
+    while np.abs(colour - image[inside].mean(0)).sum() < 0.6:  # keep the shape visible
+        colour = rng.uniform(0, 1, 3)
+    image[inside] = colour + rng.normal(0, 0.04, (inside.sum(), 3))
+    return np.clip(image, 0, 1)
+
+
+def make_shapes(classes: tuple[str, ...] | list[str], n_per_class: int, *, size: int = 32,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)``: images (N, 3, size, size) float in [0, 1], labels (N,) int64.
+
+    Classes interleave (0, 1, 2, 0, 1, 2, ...), so any prefix is balanced.
+    """
+    unknown = [c for c in classes if c not in SHAPES]
+    if unknown:
+        raise ValueError(f"Unknown shape(s) {unknown}. Fix: choose from {sorted(SHAPES)}.")
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(len(classes)), n_per_class)
+    images = np.stack([_draw(rng, classes[label], size) for label in labels])  # (N, H, W, 3)
+    return (torch.from_numpy(images.transpose(0, 3, 1, 2)).float(),
+            torch.from_numpy(labels).long())
+
+
+class ShapesDataset(torch.utils.data.TensorDataset):
+    """``make_shapes`` as a Dataset with ``.classes``, like torchvision's datasets."""
+
+    def __init__(self, classes, n_per_class: int, *, size: int = 32, seed: int = 0):
+        super().__init__(*make_shapes(classes, n_per_class, size=size, seed=seed))
+        self.classes = list(classes)
+
+
+def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64,
+                       seed: int = 0) -> Path:
+    """Write JPEG files in torchvision's ImageFolder layout: ``root/<class>/<n>.jpg``."""
+    from PIL import Image
+
+    images, labels = make_shapes(classes, n_per_class, size=size, seed=seed)
+    root = Path(root)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = root / classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index:05d}.jpg", quality=92)
+    return root
