@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from labkit.assets.pack import PackError, pack, unpack
 from labkit.assets.registry import get_asset
 
 ROOT = Path(__file__).resolve().parents[1]
-PAYLOAD = os.urandom(300_000)
+PAYLOAD = random.Random(0).randbytes(300_000)  # the same in every xdist worker
 
 
 def zipped(files: dict[str, bytes]) -> bytes:

@@ -1,0 +1,236 @@
+"""One learner working through one quiz: attempts, hints, revealing, score, saving.
+
+Pure Python like the grading it calls, so the rules are tested without widgets; the widget
+and the text fallback both call these methods and only draw what they return.
+
+The rules: an answer that cannot be read (``invalid``) costs no attempt. A question closes
+when it is answered correctly, revealed, or out of attempts; after ``max_attempts`` wrong
+answers the answer can be revealed, and a revealed question scores nothing.
+Questions with unlimited attempts (code exercises by default) are never revealed: their
+solution lives in the lesson.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from labkit.quiz.bank import Bank
+from labkit.quiz.grading import INVALID, WRONG, Question
+from labkit.quiz.store import ResultsStore, now
+
+__all__ = ["Progress", "Feedback", "Score", "QuizSession", "inline_markup"]
+
+CLOSED, REVEALED = "closed", "revealed"
+
+
+def inline_markup(text: str) -> str:
+    """Escaped HTML, with `backticks` as <code>: enough Markdown for prompts and feedback."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+@dataclass
+class Progress:
+    attempts: int = 0
+    correct: bool = False
+    revealed: bool = False
+    hints: int = 0  # how many hints have been shown
+    answer: Any = None  # the last graded answer, as recorded
+    status: str = ""  # the last verdict and its feedback, to show again after a restart
+    feedback: str = ""
+    details: list[str] = field(default_factory=list)
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    question_id: str
+    status: str  # correct, wrong, invalid, closed or revealed
+    message: str
+    details: tuple[str, ...] = ()
+    attempts: int = 0
+    max_attempts: int | None = None
+
+    def __str__(self) -> str:
+        lines = [f"[{self.question_id}] {self.message}", *(f"  {d}" for d in self.details)]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+    def html(self) -> str:
+        details = "".join(f"<li>{inline_markup(d)}</li>" for d in self.details)
+        return (f"<div class='lk-verdict lk-{self.status}'>{inline_markup(self.message)}</div>"
+                + (f"<ul class='lk-details'>{details}</ul>" if details else ""))
+
+
+@dataclass(frozen=True)
+class Score:
+    points: float
+    max_points: float
+    correct: int
+    answered: int
+    total: int
+
+    def __str__(self) -> str:
+        return (f"Score: {self.points:g} / {self.max_points:g} · {self.answered} of "
+                f"{self.total} questions answered")
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def answer_key_hash(question: Question) -> str:
+    text = json.dumps({"type": question.kind, **question.answer_key()}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class QuizSession:
+    bank: Bank
+    store: ResultsStore
+    progress: dict[str, Progress] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        saved = self.store.quiz(self.bank.id).get("questions", {})
+        for question in self.bank.questions:
+            self.progress[question.id] = self._restore(question, saved.get(question.id, {}))
+
+    def _restore(self, question: Question, record: dict) -> Progress:
+        # Progress saved against another answer key (the bank changed) no longer applies.
+        if record.get("key") != answer_key_hash(question):
+            return Progress()
+        try:
+            return Progress(
+                attempts=int(record.get("attempts", 0)), correct=record.get("correct") is True,
+                revealed=record.get("revealed") is True, hints=int(record.get("hints", 0)),
+                answer=record.get("answer"), status=str(record.get("status", "")),
+                feedback=str(record.get("feedback", "")),
+                details=[str(d) for d in record.get("details", [])],
+                timestamp=record.get("timestamp"))
+        except (TypeError, ValueError):
+            self.store.notes.append(f"The saved progress on question {question.id!r} of "
+                                    f"{self.bank.id!r} was unreadable, so it starts afresh.")
+            return Progress()
+
+    # --- the rules --------------------------------------------------------------------------
+
+    def attempts_left(self, question: Question) -> int | None:
+        if question.max_attempts is None:
+            return None
+        return max(0, question.max_attempts - self.progress[question.id].attempts)
+
+    def is_closed(self, question: Question) -> bool:
+        state = self.progress[question.id]
+        return state.correct or state.revealed or self.attempts_left(question) == 0
+
+    def can_reveal(self, question: Question) -> bool:
+        state = self.progress[question.id]
+        return (question.max_attempts is not None and not state.revealed
+                and not state.correct and self.attempts_left(question) == 0)
+
+    def _closed_message(self, question: Question) -> str:
+        state = self.progress[question.id]
+        if state.correct:
+            return "You have already answered this question correctly."
+        if state.revealed:
+            return f"The answer was shown: {question.solution()}"
+        return "No attempts left on this question: show the answer to see it."
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def submit(self, question_id: str, answer: Any) -> Feedback:
+        question = self.bank.question(question_id)
+        state = self.progress[question_id]
+        if self.is_closed(question):
+            return self._feedback(question, CLOSED, self._closed_message(question))
+        grade = question.grade(answer)
+        if grade.status == INVALID:
+            return self._feedback(question, INVALID, grade.message)  # no attempt used
+        state.attempts += 1
+        state.correct, state.answer, state.timestamp = grade.correct, grade.record, now()
+        details = grade.details
+        if grade.correct and question.explanation:
+            details += (question.explanation,)
+        message = grade.message
+        left = self.attempts_left(question)
+        if grade.status == WRONG and left is not None:
+            message += (f" {left} attempt{'s' if left != 1 else ''} left." if left else
+                        " No attempts left: you can now show the answer.")
+        if grade.status == WRONG and left and state.hints < len(question.hints):
+            message += " A hint is available."
+        return self._record(question, grade.status, message, details)
+
+    def reveal(self, question_id: str) -> Feedback:
+        question = self.bank.question(question_id)
+        state = self.progress[question_id]
+        if state.revealed or state.correct:
+            return self._feedback(question, REVEALED if state.revealed else CLOSED,
+                                  self._closed_message(question))
+        if not self.can_reveal(question):
+            left = self.attempts_left(question)
+            why = ("this question has unlimited attempts; its solution is in the lesson"
+                   if left is None else f"try {left} more time{'s' if left != 1 else ''} first")
+            return self._feedback(question, CLOSED if left is None else INVALID,
+                                  f"The answer is not shown yet: {why}.")
+        state.revealed = True
+        details = (question.explanation,) if question.explanation else ()
+        return self._record(question, REVEALED, f"The answer: {question.solution()}", details)
+
+    def next_hint(self, question_id: str) -> str | None:
+        """The next hint not yet shown (and count it), or None when there is none left."""
+        question = self.bank.question(question_id)
+        state = self.progress[question_id]
+        if state.hints >= len(question.hints):
+            return None
+        state.hints += 1
+        self.save()
+        return question.hints[state.hints - 1]
+
+    def shown_hints(self, question_id: str) -> tuple[str, ...]:
+        return self.bank.question(question_id).hints[:self.progress[question_id].hints]
+
+    def _feedback(self, question: Question, status: str, message: str,
+                  details: tuple[str, ...] = ()) -> Feedback:
+        return Feedback(question.id, status, message, details,
+                        self.progress[question.id].attempts, question.max_attempts)
+
+    def _record(self, question: Question, status: str, message: str,
+                details: tuple[str, ...]) -> Feedback:
+        feedback = self._feedback(question, status, message, details)
+        state = self.progress[question.id]
+        state.status, state.feedback, state.details = status, message, list(details)
+        self.save()
+        return feedback
+
+    # --- score and persistence --------------------------------------------------------------
+
+    def score(self) -> Score:
+        questions = self.bank.questions
+        points = sum(q.points for q in questions if self.progress[q.id].correct)
+        return Score(points, sum(q.points for q in questions),
+                     sum(self.progress[q.id].correct for q in questions),
+                     sum(self.progress[q.id].attempts > 0 for q in questions), len(questions))
+
+    def entry(self) -> dict:
+        """This quiz as the results file stores it (see labkit.quiz.store)."""
+        score = self.score()
+        questions = {}
+        for question in self.bank.questions:
+            state = self.progress[question.id]
+            questions[question.id] = {
+                "answer": state.answer, "correct": state.correct, "attempts": state.attempts,
+                "revealed": state.revealed, "hints": state.hints, "timestamp": state.timestamp,
+                "points": question.points, "status": state.status, "feedback": state.feedback,
+                "details": state.details, "key": answer_key_hash(question)}
+        return {"title": self.bank.title, "score": score.points, "max_score": score.max_points,
+                "answered": score.answered, "questions_total": score.total, "updated": now(),
+                "questions": questions}
+
+    def save(self) -> bool:
+        return self.store.save_quiz(self.bank.id, self.entry())

@@ -1,0 +1,198 @@
+"""The learner's results file: every answer and score, kept across kernel restarts.
+
+One JSON file per learner holds all quizzes::
+
+    {"format": "labkit-quiz-results", "version": 1, "learner": "ada", "updated": "...",
+     "quizzes": {"00_start_here": {
+         "title": "...", "score": 1.0, "max_score": 5.0, "answered": 2, "questions_total": 5,
+         "updated": "...",
+         "questions": {"smoke": {"answer": "b", "correct": true, "attempts": 2,
+                                 "revealed": false, "hints": 0, "timestamp": "...",
+                                 "key": "3f2a...", "status": "correct", "feedback": "..."}}}}}
+
+Where: ``$LABKIT_QUIZ_RESULTS`` if set, else ``quiz-results.json`` in the user's data folder
+(``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows), so
+answers survive restarts and are not written into the course folder.
+
+Writes are atomic (a temporary file beside it, then ``os.replace``), so a crash mid-write
+leaves the old file whole. A file that cannot be read is never dropped: it is renamed to
+``<name>.corrupt-<time>.json``, the rename is reported, and a fresh file takes new answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RESULTS_ENV", "LEARNER_ENV", "FORMAT", "ResultsStore", "ResultsFileError",
+           "default_results_path", "learner_name", "now", "validate_results", "export_results"]
+
+RESULTS_ENV = "LABKIT_QUIZ_RESULTS"
+LEARNER_ENV = "LABKIT_LEARNER"
+FORMAT = "labkit-quiz-results"
+VERSION = 1
+
+
+class ResultsFileError(ValueError):
+    """A results file that is not readable as labkit quiz results."""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def default_results_path() -> Path:
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    if os.name == "nt" and os.environ.get("APPDATA"):
+        base = Path(os.environ["APPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "labkit" / "quiz-results.json"
+
+
+def learner_name() -> str:
+    if os.environ.get(LEARNER_ENV):
+        return os.environ[LEARNER_ENV]
+    try:
+        import getpass
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):  # no login name in some containers
+        return "learner"
+
+
+def empty_results() -> dict:
+    return {"format": FORMAT, "version": VERSION, "learner": "", "updated": None, "quizzes": {}}
+
+
+def validate_results(data: Any) -> dict:
+    """``data`` if it has the shape of a results file; else ResultsFileError saying where not."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ResultsFileError(f"not a labkit quiz results file (no \"format\": \"{FORMAT}\")")
+    if not isinstance(data.get("version"), int) or data["version"] > VERSION:
+        raise ResultsFileError(f"results format version {data.get('version')!r} is newer than "
+                               f"this labkit reads ({VERSION}); update labkit")
+    quizzes = data.get("quizzes")
+    if not isinstance(quizzes, dict):
+        raise ResultsFileError("\"quizzes\" is not a mapping")
+    for quiz_id, quiz in quizzes.items():
+        if not isinstance(quiz, dict) or not isinstance(quiz.get("questions"), dict):
+            raise ResultsFileError(f"quiz {quiz_id!r} has no \"questions\" mapping")
+        for question_id, record in quiz["questions"].items():
+            if not isinstance(record, dict):
+                raise ResultsFileError(f"quiz {quiz_id!r}, question {question_id!r} is not a "
+                                       f"mapping")
+    return data
+
+
+def read_results(path: Path) -> dict:
+    """The validated content of a results file; ResultsFileError (or OSError) if unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ResultsFileError(f"not UTF-8 text ({error.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(f"not valid JSON: {error.msg} at line {error.lineno}") from None
+    return validate_results(data)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=1, ensure_ascii=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ResultsStore:
+    """Reads and updates one learner's results file. ``notes`` collects what went wrong
+    (a file set aside, a failed save) so the quiz can show it rather than lose it."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path).expanduser() if path is not None else default_results_path()
+        self.notes: list[str] = []
+
+    def _set_aside(self, reason: str) -> None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
+        counter = 1
+        while kept.exists():
+            kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}-{counter}"
+                                       f"{self.path.suffix}")
+            counter += 1
+        os.replace(self.path, kept)
+        note = (f"Your results file {self.path} could not be read ({reason}). It was kept as "
+                f"{kept.name} and a new file was started; earlier answers are in the kept file.")
+        self.notes.append(note)
+        warnings.warn(note, stacklevel=3)
+
+    def read(self) -> dict:
+        """All results; a missing file is empty, an unreadable one is set aside and reported."""
+        if not self.path.exists():
+            return empty_results()
+        try:
+            return read_results(self.path)
+        except ResultsFileError as error:
+            self._set_aside(str(error))
+        except OSError as error:  # unreadable (permissions, a folder): report, touch nothing
+            note = (f"Could not read your results file {self.path}: {error}. Fix: set "
+                    f"{RESULTS_ENV} to a file you can read and write.")
+            if note not in self.notes:
+                self.notes.append(note)
+        return empty_results()
+
+    def quiz(self, quiz_id: str) -> dict:
+        return self.read()["quizzes"].get(quiz_id, {"questions": {}})
+
+    def save_quiz(self, quiz_id: str, entry: dict) -> bool:
+        """Store one quiz's entry, keeping every other quiz in the file. False if it failed."""
+        try:
+            data = self.read()  # read again: another quiz in this kernel may have saved
+            data["quizzes"][quiz_id] = entry
+            data["learner"] = data.get("learner") or learner_name()
+            data["updated"] = now()
+            write_json_atomic(self.path, data)
+            return True
+        except OSError as error:
+            self.notes.append(f"Could not save your answers to {self.path}: {error}. Fix: set "
+                              f"{RESULTS_ENV} to a file in a folder you can write, then run the "
+                              f"quiz cell again.")
+            return False
+
+
+def export_results(*, destination: Path | str | None = None, source: Path | str | None = None,
+                   learner: str | None = None) -> Path:
+    """Copy a learner's results to a file to hand in: ``quiz-results-<learner>.json``.
+
+    The copy is checked first, so a learner never hands in a file the gradebook cannot read.
+    """
+    source = Path(source).expanduser() if source is not None else default_results_path()
+    if not source.exists():
+        raise FileNotFoundError(f"no quiz results at {source} yet: answer a quiz first, or set "
+                                f"{RESULTS_ENV} to where your results are.")
+    try:
+        data = read_results(source)
+    except ResultsFileError as error:
+        raise ResultsFileError(f"{source}: {error}. Fix: open a quiz notebook once (the file is "
+                               f"then set aside and a new one started) and answer again.") from None
+    data["learner"] = learner or data.get("learner") or learner_name()
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in data["learner"])
+    target = Path(destination) if destination is not None else Path(f"quiz-results-{safe}.json")
+    if target.is_dir() or not target.suffix:  # a folder, existing or to be made
+        target = target / f"quiz-results-{safe}.json"
+    write_json_atomic(target, data)
+    return target
