@@ -45,7 +45,8 @@ def _open(url: str, start: int, timeout: float):
     request = urllib.request.Request(url, headers={"User-Agent": "labkit-course"})
     if start:
         request.add_header("Range", f"bytes={start}-")
-    return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http/https only, below)
+    # A fresh opener each time: urlopen's shared one keeps the proxy settings it first saw.
+    return urllib.request.build_opener().open(request, timeout=timeout)
 
 
 def _reason(exc: BaseException, timeout: float) -> str:

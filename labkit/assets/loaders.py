@@ -37,7 +37,7 @@ def ensure(asset: Asset, *, progress: bool = True) -> Path:
         except DownloadError as exc:
             reason = str(exc)
     raise AssetMissing(
-        f"The {asset.kind} '{asset.name}' ({describe_size(asset.size)}) is not in the cache "
+        f"'{asset.name}' ({asset.kind}, {describe_size(asset.size)}) is not in the cache "
         f"({store.location(asset)}) and could not be downloaded: {reason}\n"
         f"Fix: on a machine with internet run `python -m labkit assets fetch {asset.name}`; "
         "on a machine without, copy a pack made there and run `python -m labkit assets unpack "

@@ -78,7 +78,8 @@ def _fetch_text_model(asset: TextModel, *, timeout: float, progress: bool) -> Pa
     # huggingface_hub has its own (long) timeouts; ask the hub first so that an offline
     # machine fails here in seconds rather than after minutes of retries.
     try:
-        urllib.request.urlopen(urllib.request.Request(HF_ENDPOINT, method="HEAD"), timeout=timeout)
+        probe = urllib.request.Request(HF_ENDPOINT, method="HEAD")
+        urllib.request.build_opener().open(probe, timeout=timeout).close()
     except urllib.error.HTTPError:
         pass  # it answered: reachable
     except OSError as exc:
