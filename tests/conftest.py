@@ -9,6 +9,7 @@ The summary at the end counts the notebook cells that were executed.
 """
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -49,3 +50,13 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
 def notebook_path(request):
     return request.param
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel's backlog does) but never replies."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield sock.getsockname()[1]
+    sock.close()

@@ -147,16 +147,6 @@ def answering_url():
 
 
 @pytest.fixture
-def silent_port():
-    """A port that accepts connections (the kernel's backlog does) but never replies."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock.getsockname()[1]
-    sock.close()
-
-
-@pytest.fixture
 def closed_port():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
