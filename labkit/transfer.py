@@ -36,7 +36,8 @@ __all__ = ["replace_head", "head_modules", "freeze_backbone", "train_mode", "unf
 
 SUPPORTED = ("torchvision VGG, ResNet (also ResNeXt and Wide ResNet), GoogLeNet, Inception v3, "
              "MobileNetV2, MobileNetV3 and EfficientNet, and Hugging Face "
-             "*ForSequenceClassification models")
+             "*ForSequenceClassification models, and any model class with a head_names "
+             "attribute (a tuple of qualified layer names, main head first)")
 # Where a Hugging Face sequence classifier keeps its final nn.Linear, by architecture:
 # BERT and DistilBERT "classifier", GPT-2 and Llama "score", RoBERTa "classifier.out_proj".
 HF_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
@@ -60,6 +61,9 @@ def _last_index(model: nn.Module, name: str) -> str:
 
 def _head_names(model: nn.Module) -> list[str]:
     """Qualified names of the head layers, main head first, then any auxiliary heads."""
+    declared = getattr(type(model), "head_names", None)  # a model may say where its head is
+    if declared:
+        return list(declared)
     if isinstance(model, (models.VGG, models.MobileNetV2, models.MobileNetV3,
                           models.EfficientNet)):
         return [_last_index(model, "classifier")]
@@ -294,8 +298,9 @@ def aux_loss(outputs, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tenso
     """(loss, logits) for any model output the course meets.
 
     In train mode GoogLeNet and Inception v3 also return auxiliary logits from the middle
-    of the network; adding their loss, weighted by ``aux_weight`` (0.4 as in the Inception
-    papers), sends a training signal directly into the middle layers. ``logits`` is always
+    of the network; adding their loss, weighted by ``aux_weight``, sends a training signal
+    directly into the middle layers. 0.4 is the usual convention for Inception v3 (TF-slim's
+    training script); the GoogLeNet paper used 0.3 per head. ``logits`` is always
     the main head's, for accuracy. A transformers output contributes its ``.logits``.
     """
     if isinstance(outputs, InceptionOutputs):

@@ -1,4 +1,5 @@
-"""Figures the lessons show: training curves, the learning-rate finder, the confusion matrix."""
+"""Figures the lessons show: training curves, the learning-rate finder, the confusion matrix,
+top-k predictions next to a photo, convolution filters and feature maps."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 
-__all__ = ["plot_history", "plot_lr_finder", "plot_confusion_matrix", "LivePlot"]
+__all__ = ["plot_history", "plot_lr_finder", "plot_confusion_matrix", "plot_predictions",
+           "plot_filters", "plot_feature_maps", "plot_label_efficiency", "LivePlot"]
 
 
 def plot_history(history, *, fig=None):
@@ -63,6 +65,93 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None, *, a
             value = matrix[i, j].item()
             ax.text(j, i, value, ha="center", va="center",
                     color="white" if value > threshold else "black")
+    return ax
+
+
+def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None, fig=None):
+    """Each image beside a bar chart of its top-k classes (from ``labkit.vision.classify``)."""
+    n = len(images)
+    fig = fig or plt.figure(figsize=(9, 2.6 * n))
+    fig.clear()
+    axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.4]})
+    for row, (image, top) in enumerate(zip(images, predictions)):
+        axes[row, 0].imshow(image)
+        axes[row, 0].axis("off")
+        if titles is not None:
+            axes[row, 0].set_title(titles[row])
+        names, probs = [name for name, _ in top][::-1], [p for _, p in top][::-1]
+        axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
+        axes[row, 1].set_yticks(range(len(top)), names)
+        axes[row, 1].set_xlim(0, 1)
+        axes[row, 1].set_xlabel("probability")
+        for y, p in enumerate(probs):
+            axes[row, 1].text(min(p + 0.02, 0.85), y, f"{p:.1%}", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(weight, *, max_filters: int = 64, columns: int = 16, fig=None):
+    """First-layer convolution filters, (out, 3, k, k), as small colour images.
+
+    Each filter is scaled to [0, 1] on its own, so the pattern shows whatever its size.
+    """
+    weight = weight.detach().float().cpu()[:max_filters]
+    if weight.ndim != 4 or weight.shape[1] != 3:
+        raise ValueError(f"plot_filters draws RGB filters shaped (out, 3, k, k), got "
+                         f"{tuple(weight.shape)}. Fix: pass the first convolution's weight, "
+                         f"e.g. model.features[0].weight.")
+    rows = math.ceil(len(weight) / columns)
+    fig = fig or plt.figure(figsize=(columns * 0.6, rows * 0.6 + 0.3))
+    fig.clear()
+    axes = fig.subplots(rows, columns, squeeze=False)
+    low = weight.amin(dim=(1, 2, 3), keepdim=True)
+    high = weight.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = (weight - low) / (high - low).clamp_min(1e-8)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(scaled):
+            ax.imshow(scaled[index].permute(1, 2, 0), interpolation="nearest")
+    return fig
+
+
+def plot_feature_maps(maps, *, per_layer: int = 8, fig=None):
+    """A row per layer: the first ``per_layer`` channels of each (1, C, H, W) feature map."""
+    fig = fig or plt.figure(figsize=(per_layer * 1.3, len(maps) * 1.5))
+    fig.clear()
+    axes = fig.subplots(len(maps), per_layer, squeeze=False)
+    for row, (name, fmap) in enumerate(maps.items()):
+        channels, height, width = fmap.shape[-3:]
+        for column, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column < channels:
+                ax.imshow(fmap[0, column].float(), cmap="viridis")
+        axes[row, 0].set_ylabel(f"{name}\n{channels}x{height}x{width}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_efficiency(summary, *, ax=None):
+    """Accuracy against labelled examples per class, one line per method: the mean over
+    seeds, with a band of one standard deviation. ``summary`` comes from
+    ``labkit.few_labels.summarise``: {(method, labels): (mean, std, runs)}."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    methods = list(dict.fromkeys(method for method, _ in summary))
+    for method in methods:
+        counts = sorted(labels for m, labels in summary if m == method)
+        mean = [summary[method, n][0] for n in counts]
+        std = [summary[method, n][1] for n in counts]
+        ax.plot(counts, mean, "o-", label=method)
+        ax.fill_between(counts, [m - s for m, s in zip(mean, std)],
+                        [m + s for m, s in zip(mean, std)], alpha=0.2)
+    ax.set_xscale("log")
+    ticks = sorted({labels for _, labels in summary})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("labelled examples per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend()
     return ax
 
 

@@ -1,24 +1,12 @@
-"""Shared test set-up.
-
-Every kernel a test starts (nbval, papermill) inherits this process's environment, so
-setting LABKIT_SMOKE_TEST here puts every notebook in smoke mode, whichever runner executes it,
-and LABKIT_STANDIN puts it in the offline stand-in mode (random weights, a banner says so):
-CI reaches no model hub. Quiz answers given by tests go to a throwaway results file, never to
-the learner's own.
-The summary at the end counts the notebook cells that were executed.
+"""Shared test fixtures and paths. The environment every test and notebook runs in (smoke mode,
+stand-in mode, a throwaway quiz-results file) is set by the conftest.py at the repository
+root. The summary at the end counts the notebook cells that were executed.
 """
 
-import os
 import socket
-import tempfile
 from pathlib import Path
 
 import pytest
-
-os.environ["LABKIT_SMOKE_TEST"] = "1"
-os.environ["LABKIT_STANDIN"] = "1"
-os.environ["LABKIT_QUIZ_RESULTS"] = os.path.join(tempfile.mkdtemp(prefix="labkit-quiz-"),
-                                                "quiz-results.json")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

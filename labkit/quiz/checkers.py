@@ -45,11 +45,19 @@ def register_checker(name: str) -> Callable[[Checker], Checker]:
     return register
 
 
+def _load_course_checkers() -> None:
+    # The lessons' checkers live in labkit.exercises; importing it registers them. Late
+    # import: labkit.exercises imports this module.
+    import labkit.exercises  # noqa: F401
+
+
 def registered_checkers() -> list[str]:
+    _load_course_checkers()
     return sorted(_CHECKERS)
 
 
 def get_checker(name: str) -> Checker:
+    _load_course_checkers()
     try:
         return _CHECKERS[name]
     except KeyError:
