@@ -1,0 +1,171 @@
+"""Lesson 01: its central claim (transfer beats scratch with few labels), the exercise's
+checker, the small network's place in labkit.transfer, and the facts the lesson states."""
+
+import csv
+import functools
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from labkit.config import shipped_data_dir
+from labkit.few_labels import (LEARNING_RATES, METHODS, SmallCNN, compare_methods, learn_target,
+                               pretrain_source, summarise, target_test_set)
+from labkit.quiz.checkers import get_checker
+from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES
+from labkit.transfer import freeze_backbone, head_modules, replace_head
+from conftest import ROOT
+
+BANK = ROOT / "notebooks" / "quizzes" / "01_transfer_learning.yaml"
+MARGIN = 0.15  # the margin the notebook names: "fails if either margin drops below 15 points"
+
+
+@functools.cache
+def pretrained(seed):
+    # The notebook's smoke sizes: 200 source images per class, 6 epochs.
+    model, _ = pretrain_source(n_per_class=200, num_epochs=6, device="cpu", seed=seed)
+    return model
+
+
+@pytest.fixture
+def backbone_state():
+    return pretrained(0).state_dict()
+
+
+@pytest.mark.parametrize("pretrain_seed", [0, 1])
+def test_transfer_beats_scratch_at_the_fewest_labels(pretrain_seed):
+    runs = compare_methods(pretrained(pretrain_seed).state_dict(), labels_per_class=(5,), seeds=(0, 1, 2), steps=30,
+                           device="cpu", progress=False)
+    summary = summarise(runs)
+    scratch = [r.accuracy for r in runs if r.method == "scratch"]
+    for method in ("frozen", "finetune"):
+        transfer = [r.accuracy for r in runs if r.method == method]
+        gain = summary[method, 5][0] - summary["scratch", 5][0]
+        assert gain >= MARGIN, f"{method} beats scratch by only {gain:.3f}: {summary}"
+        assert min(transfer) > max(scratch), f"{method}: a seed did not beat scratch: {summary}"
+
+
+def test_a_run_is_repeatable_with_its_seed(backbone_state):
+    test_set = target_test_set(20)
+    first, second = (learn_target("finetune", backbone_state, labels_per_class=5, seed=3,
+                                  test_set=test_set, device="cpu", steps=5) for _ in range(2))
+    assert first.accuracy == second.accuracy
+
+
+def test_every_method_gets_the_same_budget_and_data(backbone_state, monkeypatch):
+    seen = []
+    import labkit.few_labels as few_labels
+    real = few_labels.train_one_epoch
+
+    def spy(model, loader, optimizer, *args, **kwargs):
+        seen.append((len(loader), [p.numel() for g in optimizer.param_groups for p in g["params"]]))
+        return real(model, loader, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(few_labels, "train_one_epoch", spy)
+    test_set = target_test_set(5)
+    for method in METHODS:
+        learn_target(method, backbone_state, labels_per_class=5, seed=0, test_set=test_set,
+                     device="cpu", steps=7)
+    assert [steps for steps, _ in seen] == [7, 7, 7]
+    trainable = {method: sum(sizes) for method, (_, sizes) in zip(METHODS, seen)}
+    assert trainable["frozen"] == 128 * len(TARGET_CLASSES) + len(TARGET_CLASSES)
+    assert trainable["scratch"] == trainable["finetune"] > 200_000
+
+
+def test_unknown_method_is_named():
+    with pytest.raises(ValueError, match="scratch"):
+        learn_target("linear", {}, labels_per_class=5, seed=0, test_set=target_test_set(2),
+                     device="cpu")
+
+
+def test_learning_rates_are_smaller_for_pretrained_weights():
+    assert LEARNING_RATES["finetune"] < LEARNING_RATES["scratch"] < LEARNING_RATES["frozen"]
+
+
+def test_small_cnn_works_with_the_transfer_helpers():
+    model = SmallCNN(len(SOURCE_CLASSES))
+    assert list(head_modules(model)) == ["fc"]
+    replace_head(model, 3)
+    freeze_backbone(model)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+
+
+# --- the exercise's checker ---------------------------------------------------------------
+
+def reference_solution(backbone_state):
+    model = SmallCNN(len(SOURCE_CLASSES))
+    model.load_state_dict(backbone_state)
+    model.fc = nn.Linear(model.fc.in_features, len(TARGET_CLASSES))
+    return freeze_backbone(model)
+
+
+def test_checker_accepts_the_reference_solution(backbone_state):
+    result = get_checker("pretrained_frozen")(reference_solution(backbone_state), num_classes=3)
+    assert result.correct, result.message
+
+
+def test_checker_rejects_a_random_backbone():
+    model = SmallCNN(len(SOURCE_CLASSES))
+    model.fc = nn.Linear(128, 3)
+    result = get_checker("pretrained_frozen")(freeze_backbone(model), num_classes=3)
+    assert not result.correct and "load_state_dict" in result.message
+
+
+def test_checker_rejects_the_old_head(backbone_state):
+    model = SmallCNN(len(SOURCE_CLASSES))
+    model.load_state_dict(backbone_state)
+    result = get_checker("pretrained_frozen")(freeze_backbone(model), num_classes=3)
+    assert not result.correct and "5 outputs" in result.message and "num_classes=3" in result.message
+
+
+def test_checker_rejects_a_trainable_backbone(backbone_state):
+    model = reference_solution(backbone_state)
+    model.features.requires_grad_(True)
+    result = get_checker("pretrained_frozen")(model, num_classes=3)
+    assert not result.correct and "still trainable" in result.message
+
+
+def test_checker_rejects_drifting_batchnorm(backbone_state):
+    model = reference_solution(backbone_state).train()  # model.train() undoes the eval mode
+    result = get_checker("pretrained_frozen")(model, num_classes=3)
+    assert not result.correct and "train_mode(model)" in result.message
+
+
+def test_checker_leaves_the_model_alone(backbone_state):
+    model = reference_solution(backbone_state)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    get_checker("pretrained_frozen")(model, num_classes=3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# --- facts the lesson states -----------------------------------------------------------------
+
+def ilsvrc():
+    with open(shipped_data_dir() / "history" / "ilsvrc_top5.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_ilsvrc_table_is_one_winner_per_year_and_improving():
+    rows = ilsvrc()
+    assert [int(r["year"]) for r in rows] == list(range(2010, 2016))
+    errors = [float(r["top5_error_percent"]) for r in rows]
+    assert all(a > b for a, b in zip(errors, errors[1:])), errors
+    assert [r["uses_cnn"] for r in rows] == ["false"] * 2 + ["true"] * 4
+    for row in rows:
+        assert row["source"] == f"https://image-net.org/challenges/LSVRC/{row['year']}/results"
+    # The lesson says the largest one-year fall came in 2012, when a CNN first won.
+    drops = {int(b["year"]): float(a["top5_error_percent"]) - float(b["top5_error_percent"])
+             for a, b in zip(rows, rows[1:])}
+    assert max(drops, key=drops.get) == 2012
+
+
+def test_quiz_numbers_match_what_the_lesson_computes(backbone_state):
+    questions = {q["id"]: q for q in yaml.safe_load(BANK.read_text())["questions"]}
+    rows = {int(r["year"]): float(r["top5_error_percent"]) for r in ilsvrc()}
+    assert questions["history_drop"]["answer"] == pytest.approx(rows[2011] - rows[2012])
+    model = reference_solution(backbone_state)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert questions["frozen_trainable"]["answer"] == trainable
+    assert questions["frozen_setup"]["options"]["num_classes"] == len(TARGET_CLASSES)

@@ -1,0 +1,287 @@
+"""Lesson 03 (ResNet): the numbers its prose and quiz state, the claims its experiment makes,
+and the residual_block checker. CPU only, no downloads: models are built with weights=None.
+
+The toy networks and data are the notebook's own code: the cells are read from
+notebooks/03_resnet.ipynb by id and executed here, so a change there is tested here.
+"""
+
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torchvision
+import yaml
+from torch import nn
+from torchvision.models import (ResNet18_Weights, ResNet34_Weights, ResNet50_Weights)
+
+from labkit.exercises.resnet import (check_residual_block, projection_shortcut,
+                                     torchvision_basic_block)
+from labkit.quiz import Quiz
+from labkit.quiz.bank import load_bank
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "03_resnet.ipynb"
+BANK = ROOT / "notebooks" / "quizzes" / "03_resnet.yaml"
+OPTIONS = {"in_channels": 64, "out_channels": 128, "stride": 2}
+
+
+def count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def bank_question(question_id):
+    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
+    return next(q for q in raw["questions"] if q["id"] == question_id)
+
+
+# --- the numbers the lesson states -----------------------------------------------------------
+
+@pytest.mark.parametrize("builder, weights", [
+    ("resnet18", ResNet18_Weights.IMAGENET1K_V1),
+    ("resnet34", ResNet34_Weights.IMAGENET1K_V1),
+    ("resnet50", ResNet50_Weights.IMAGENET1K_V1),
+    ("resnet50", ResNet50_Weights.IMAGENET1K_V2),
+])
+def test_metadata_parameter_count_matches_the_built_model(builder, weights):
+    model = getattr(torchvision.models, builder)(weights=None)
+    assert count(model) == weights.meta["num_params"]
+
+
+@pytest.mark.parametrize("builder, depth", [("resnet18", 18), ("resnet34", 34), ("resnet50", 50)])
+def test_the_name_counts_the_weighted_layers_on_the_main_path(builder, depth):
+    model = getattr(torchvision.models, builder)(weights=None)
+    layers = [name for name, m in model.named_modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear)) and "downsample" not in name]
+    assert len(layers) == depth
+
+
+def test_resnet50_v1_and_v2_share_the_architecture_but_not_the_accuracy():
+    v1, v2 = ResNet50_Weights.IMAGENET1K_V1.meta, ResNet50_Weights.IMAGENET1K_V2.meta
+    assert v1["num_params"] == v2["num_params"] and v1["_ops"] == v2["_ops"]
+    gain = v2["_metrics"]["ImageNet-1K"]["acc@1"] - v1["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert gain > 4  # the lesson's "several percentage points"
+    question = bank_question("v2_gain")
+    assert question["answer"] == pytest.approx(gain, abs=question["tolerance"])
+    assert v1["recipe"] != v2["recipe"]
+
+
+def test_projection_cost_in_the_quiz_is_torchvisions():
+    block = torchvision_basic_block(64, 128, 2)
+    cost = count(block.downsample)
+    assert cost == count(projection_shortcut(64, 128, 2)) == 64 * 128 + 2 * 128
+    assert bank_question("projection_params")["answer"] == cost
+    assert torchvision_basic_block(64, 64, 1).downsample is None  # identity: 0 parameters
+
+
+def test_the_bottleneck_is_much_cheaper_than_a_basic_block_at_256_channels():
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+    basic, bottleneck = count(BasicBlock(256, 256)), count(Bottleneck(256, 64))
+    assert basic > 10 * bottleneck  # the lesson prints the ratio; it is about 17
+
+
+def test_quiz_bank_is_valid_and_names_the_checker():
+    bank = load_bank(BANK)
+    assert bank.id == "03_resnet" and len(bank.questions) >= 6
+    kinds = {q.kind for q in bank.questions}
+    assert {"single", "multiple", "numeric", "text", "order", "code"} <= kinds
+    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
+    assert all(q.get("explanation") for q in raw["questions"])
+    assert bank.question("residual_block").checker == "residual_block"
+    assert dict(bank.question("residual_block").options) == OPTIONS
+
+
+# --- the experiment's claims, with the notebook's own code -----------------------------------
+
+def notebook_namespace():
+    cells = {cell.get("id"): cell for cell in nbformat.read(NOTEBOOK, as_version=4).cells}
+    namespace = {}
+    for cell_id in ("spirals-data", "deep-mlp"):
+        exec(cells[cell_id].source, namespace)  # noqa: S102  (the course's own notebook)
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return notebook_namespace()
+
+
+def first_and_last_gradient(toy, seed, **kwargs):
+    torch.manual_seed(seed)
+    model = toy["DeepMLP"](20, **kwargs)
+    points, labels = toy["make_spirals"](500, seed=0)
+    nn.functional.cross_entropy(model(points), labels).backward()
+    norms = [layer.weight.grad.norm().item() for layer in [model.stem, *model.hidden]]
+    return norms[0], norms[-1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_at_init_the_plain_nets_first_layer_gets_almost_no_gradient(toy, seed):
+    plain_first, plain_last = first_and_last_gradient(toy, seed, residual=False)
+    res_first, res_last = first_and_last_gradient(toy, seed, residual=True)
+    assert plain_first / plain_last < 1e-4          # vanished on the way down
+    assert 1e-2 < res_first / res_last < 1e2        # carried by the identity path
+    assert res_first > 1e3 * plain_first
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_with_batchnorm_the_plain_nets_gradient_does_not_vanish(toy, seed):
+    first, last = first_and_last_gradient(toy, seed, residual=False, batch_norm=True)
+    assert first / last > 0.1
+
+
+def test_in_smoke_size_the_deep_plain_net_stays_at_chance_and_the_others_learn(toy):
+    # The notebook's training set-up at its smoke size (50 epochs of SGD with momentum).
+    from labkit.train import fit
+    points, labels = toy["make_spirals"](500, seed=0)
+    final = {}
+    for name, options in (("plain-2", {"depth": 2}), ("plain-20", {"depth": 20}),
+                          ("residual-20", {"depth": 20, "residual": True}),
+                          ("batchnorm-20", {"depth": 20, "batch_norm": True})):
+        torch.manual_seed(0)
+        model = toy["DeepMLP"](**options)
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(points, labels),
+                                             batch_size=128, shuffle=True,
+                                             generator=torch.Generator().manual_seed(0))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        history = fit(model, loader, device="cpu", num_epochs=50, optimizer=optimizer,
+                      amp=False, restore_best=False, progress=False, plot=False)
+        final[name] = history["train_loss"][-1]
+    assert abs(final["plain-20"] - math.log(3)) < 0.02
+    assert final["residual-20"] < final["plain-20"] - 0.3
+    assert final["batchnorm-20"] < final["plain-20"] - 0.3
+    assert final["plain-2"] < final["plain-20"] - 0.1  # degradation: deeper, yet worse
+
+
+# --- the residual_block checker ---------------------------------------------------------------
+
+class ResidualBlock(nn.Module):  # the notebook's reference solution
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = projection_shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class NoShortcut(ResidualBlock):
+    def forward(self, x):
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class ShortcutWithoutProjection(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.shortcut = nn.Identity()
+
+
+class ReluBeforeAddition(ResidualBlock):
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out))) + self.shortcut(x)
+
+
+class StrideIgnored(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, 1)
+
+
+class StrideOnSecondConv(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv1.stride, self.conv2.stride = (1, 1), (stride, stride)
+
+
+class AlwaysProjection(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.shortcut = projection_shortcut(in_channels, out_channels, stride)
+
+
+class ConvBiases(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+
+
+class NoBatchNormInShortcut(ResidualBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        if isinstance(self.shortcut, nn.Sequential):
+            self.shortcut = self.shortcut[0]
+
+
+class OnlyIdentityShortcut(ResidualBlock):  # adds x only when the shapes happen to match
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if out.shape == x.shape:
+            out = out + x
+        return torch.relu(out)
+
+
+def test_checker_accepts_the_reference_solution_and_torchvisions_block():
+    for answer in (ResidualBlock, torchvision_basic_block):
+        result = check_residual_block(answer, **OPTIONS)
+        assert result.correct, result.message
+        assert "8,448" in result.message
+
+
+def test_checker_accepts_other_shapes_too():
+    assert check_residual_block(ResidualBlock, in_channels=16, out_channels=16, stride=1).correct
+    assert check_residual_block(ResidualBlock, in_channels=32, out_channels=64, stride=2).correct
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (NoShortcut, ["no shortcut", "relu(F(x) + x)"]),
+    (ShortcutWithoutProjection, ["projection", "1x1", "stride=stride"]),
+    (ReluBeforeAddition, ["negative", "ReLU", "after the addition"]),
+    (StrideIgnored, ["Wrong stride", "4x4", "stride=stride"]),
+    (StrideOnSecondConv, ["second 3x3 conv", "first 3x3 conv stride=stride"]),
+    (AlwaysProjection, ["identity", "0 parameters"]),
+    (ConvBiases, ["bias=False"]),
+    (NoBatchNormInShortcut, ["BatchNorm2d after every conv"]),
+    (OnlyIdentityShortcut, ["no shortcut", "1x1 conv"]),
+])
+def test_checker_rejects_common_mistakes_and_names_the_fix(wrong, words):
+    result = check_residual_block(wrong, **OPTIONS)
+    assert not result.correct
+    for word in words:
+        assert word in result.message, result.message
+    assert "Fix:" in result.message
+
+
+def test_checker_rejects_an_instance_and_a_bad_signature():
+    result = check_residual_block(ResidualBlock(64, 128, 2), **OPTIONS)
+    assert not result.correct and "class itself" in result.message
+
+    class NoStride(nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+
+    result = check_residual_block(NoStride, **OPTIONS)
+    assert not result.correct and "__init__(self, in_channels, out_channels, stride=1)" in result.message
+
+
+def test_checker_leaves_the_learners_random_stream_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_residual_block(ResidualBlock, **OPTIONS)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_quiz_grades_the_code_question_through_the_checker(tmp_path):
+    right = Quiz.from_file(BANK, results_path=tmp_path / "right.json")
+    assert right.session.submit("residual_block", ResidualBlock).status == "correct"
+    wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
+    feedback = wrong.session.submit("residual_block", NoShortcut)
+    assert feedback.status == "wrong" and "no shortcut" in feedback.message

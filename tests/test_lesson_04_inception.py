@@ -1,0 +1,255 @@
+"""Lesson 04 (Inception): the numbers its prose states, and the exercise's checker.
+
+Models are built on the meta device (shapes only, no memory, no init time) or with
+weights=None; nothing is downloaded.
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+import yaml
+from torch import nn
+from torchvision.models import Inception_V3_Weights, ResNet50_Weights, VGG16_Weights
+
+from labkit.exercises.inception import (check_inception_module, inception_multiplies,
+                                        inception_parameters)
+from labkit.quiz import load_bank
+from labkit.vision import count_parameters, weights_summary
+
+BANK = Path(__file__).resolve().parents[1] / "notebooks" / "quizzes" / "04_inception.yaml"
+INCEPTION_3A = {"in_channels": 192, "ch1x1": 64, "ch3x3red": 96, "ch3x3": 128,
+                "ch5x5red": 16, "ch5x5": 32, "pool_proj": 32}
+TABLE = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2,
+         "inception_v3": Inception_V3_Weights.IMAGENET1K_V1}
+
+
+def conv_multiplies(height, width, c_in, c_out, k):
+    return height * width * c_out * c_in * k * k
+
+
+def questions():
+    return {q["id"]: q for q in yaml.safe_load(BANK.read_text(encoding="utf-8"))["questions"]}
+
+
+# --- the numbers the lesson states -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TABLE)
+def test_table_parameters_match_the_built_architecture(name):
+    kwargs = {"aux_logits": True, "init_weights": False} if name == "inception_v3" else {}
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(weights=None, **kwargs)
+    assert count_parameters(model) == weights_summary(TABLE[name])["params"]
+
+
+def test_crop_sizes_and_the_299_pixel_input():
+    crops = {name: weights_summary(weights)["crop"] for name, weights in TABLE.items()}
+    assert crops == {"vgg16": 224, "resnet50": 224, "inception_v3": 299}
+
+
+def test_order_question_follows_the_gflops_in_the_metadata():
+    by_gflops = sorted(TABLE, key=lambda name: weights_summary(TABLE[name])["gflops"])
+    items = [item["id"] for item in questions()["cheapest_first"]["items"]]
+    assert items == by_gflops
+
+
+def test_five_by_five_saving_and_module_totals():
+    h = w = 28
+    without = conv_multiplies(h, w, 192, 32, 5)
+    with_reduction = conv_multiplies(h, w, 192, 16, 1) + conv_multiplies(h, w, 16, 32, 5)
+    assert (without, with_reduction) == (120_422_400, 12_443_648)
+    reduced = inception_multiplies(h, w, **INCEPTION_3A)
+    naive = (conv_multiplies(h, w, 192, 64, 1) + conv_multiplies(h, w, 192, 128, 3)
+             + without + conv_multiplies(h, w, 192, 32, 1))
+    assert (naive, reduced) == (308_281_344, 128_049_152)
+    # The GoogLeNet paper's Table 1 lists 128M operations for inception (3a).
+    assert round(reduced / 1e6) == 128
+    bank = questions()
+    assert bank["saving_5x5"]["answer"] == pytest.approx(without / with_reduction, abs=0.05)
+    assert bank["saving_module"]["answer"] == pytest.approx(naive / reduced, abs=0.05)
+
+
+def test_torchvision_inception3a_has_a_3x3_where_the_paper_has_5x5():
+    block = torchvision.models.googlenet(weights=None, init_weights=True,
+                                         aux_logits=False).inception3a
+    assert block.branch3[1].conv.kernel_size == (3, 3)
+    assert count_parameters(block) == inception_parameters(**INCEPTION_3A, batchnorm=True,
+                                                           big_kernel=3) == 155_872
+    paper = inception_parameters(**INCEPTION_3A, batchnorm=True)
+    assert paper - count_parameters(block) == 16 * 32 * (25 - 9)
+    assert block(torch.randn(1, 192, 28, 28)).shape == (1, 256, 28, 28)
+
+
+def test_inception_v3_factorises_7x7_into_1x7_and_7x1():
+    with torch.device("meta"):
+        model = torchvision.models.inception_v3(weights=None, init_weights=False)
+    first, second = model.Mixed_6b.branch7x7_2.conv, model.Mixed_6b.branch7x7_3.conv
+    assert (first.kernel_size, second.kernel_size) == ((1, 7), (7, 1))
+    factorised = first.weight.numel() + second.weight.numel()
+    full = 7 * 7 * first.in_channels * second.out_channels
+    assert (factorised, full) == (286_720, 1_204_224)
+    assert model.AuxLogits is not None
+
+
+def test_bank_validates_and_names_the_checker():
+    bank = load_bank(BANK)
+    assert len(bank.questions) >= 6
+    assert all(q.explanation for q in bank.questions)
+    assert bank.question("inception_module").checker == "inception_module"
+
+
+# --- the exercise's checker ------------------------------------------------------------------
+
+
+def conv_relu(c_in, c_out, k, padding=None):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2 if padding is None else padding),
+                         nn.ReLU(inplace=True))
+
+
+class PaperInception(nn.Module):
+    """Reference solution: the 2014 paper's module (bias, ReLU, no BatchNorm)."""
+
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+        super().__init__()
+        self.branch1 = conv_relu(in_channels, ch1x1, 1)
+        self.branch2 = nn.Sequential(conv_relu(in_channels, ch3x3red, 1),
+                                     conv_relu(ch3x3red, ch3x3, 3))
+        self.branch3 = nn.Sequential(conv_relu(in_channels, ch5x5red, 1),
+                                     conv_relu(ch5x5red, ch5x5, 5))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1),
+                                     conv_relu(in_channels, pool_proj, 1))
+
+    def branches(self, x):
+        return [self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)]
+
+    def forward(self, x):
+        return torch.cat(self.branches(x), dim=1)
+
+
+def variant(**changes):
+    """A subclass of the reference with one mistake."""
+    return type("Wrong", (PaperInception,), changes)
+
+
+def _init_replacing(attribute, build):
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+        PaperInception.__init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
+                                pool_proj)
+        setattr(self, attribute, build(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
+                                       pool_proj))
+    return __init__
+
+
+def test_reference_solution_passes():
+    result = check_inception_module(PaperInception, **INCEPTION_3A)
+    assert result.correct, result.message
+    assert "256" in result.message
+
+
+def test_torchvision_convention_with_batchnorm_passes_too():
+    class WithBatchNorm(nn.Module):
+        def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+            super().__init__()
+            block = torchvision.models.googlenet(weights=None, init_weights=False,
+                                                 aux_logits=False).inception3a
+            conv_block = type(block.branch1)
+            self.inner = type(block)(in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5,
+                                     pool_proj, conv_block=conv_block)
+            # torchvision's 3x3 quirk, corrected to the paper's 5x5.
+            self.inner.branch3[1] = conv_block(ch5x5red, ch5x5, kernel_size=5, padding=2)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    result = check_inception_module(WithBatchNorm, **INCEPTION_3A)
+    assert result.correct, result.message
+
+
+def test_torchvision_module_with_its_3x3_quirk_is_named():
+    def quirky(**widths):
+        return torchvision.models.googlenet(weights=None, init_weights=False,
+                                            aux_logits=False).inception3a.__class__(**widths)
+    result = check_inception_module(quirky, **INCEPTION_3A)
+    assert not result.correct
+    assert "3x3" in result.message and "kernel_size=5" in result.message
+
+
+def test_missing_padding_is_named():
+    wrong = variant(__init__=_init_replacing(
+        "branch2", lambda c, a, r3, c3, r5, c5, p: nn.Sequential(conv_relu(c, r3, 1),
+                                                                conv_relu(r3, c3, 3, padding=0))))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "26x26" in result.message and "padding=1" in result.message
+
+
+def test_adding_instead_of_concatenating_is_named():
+    wrong = variant(forward=lambda self, x: sum(self.branches(x)))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "adds" in result.message and "torch.cat" in result.message
+
+
+def test_concatenating_along_the_wrong_dimension_is_named():
+    wrong = variant(forward=lambda self, x: torch.cat(self.branches(x)))  # dim 0 by default
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "dim 0" in result.message and "dim=1" in result.message
+
+
+def test_forgotten_reduction_is_named():
+    wrong = variant(__init__=_init_replacing(
+        "branch3", lambda c, a, r3, c3, r5, c5, p: conv_relu(c, c5, 5)))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "reduction to 16 channels" in result.message and "kernel_size=1" in result.message
+
+
+@pytest.mark.parametrize("pool, words", [(nn.MaxPool2d(3), "stride defaults"),
+                                         (nn.MaxPool2d(3, stride=1), "padding=1")])
+def test_pooling_that_changes_the_size_is_named(pool, words):
+    wrong = variant(__init__=_init_replacing(
+        "branch4", lambda c, a, r3, c3, r5, c5, p: nn.Sequential(pool, conv_relu(c, p, 1))))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert words in result.message and "stride=1, padding=1" in result.message
+
+
+def test_missing_pooling_branch_is_named():
+    wrong = variant(__init__=_init_replacing(
+        "branch4", lambda c, a, r3, c3, r5, c5, p: conv_relu(c, p, 1)))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "no pooling" in result.message and "MaxPool2d" in result.message
+
+
+def test_missing_relu_is_named():
+    wrong = variant(__init__=_init_replacing(
+        "branch1", lambda c, a, r3, c3, r5, c5, p: nn.Conv2d(c, a, 1)))
+    result = check_inception_module(wrong, **INCEPTION_3A)
+    assert not result.correct
+    assert "ReLU 5 time(s)" in result.message and "nn.ReLU" in result.message
+
+
+def test_hard_coded_widths_are_caught_by_the_second_configuration():
+    def fixed(**widths):
+        return PaperInception(**INCEPTION_3A)
+    result = check_inception_module(fixed, **INCEPTION_3A)
+    assert not result.correct
+    assert "uses its arguments" in result.message
+
+
+def test_an_instance_is_refused_with_the_fix():
+    result = check_inception_module(PaperInception(**INCEPTION_3A), **INCEPTION_3A)
+    assert not result.correct
+    assert "class itself" in result.message
+
+
+def test_the_checker_leaves_the_random_stream_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    check_inception_module(PaperInception, **INCEPTION_3A)
+    assert torch.equal(torch.rand(3), expected)

@@ -1,0 +1,69 @@
+"""What every lesson notebook promises, checked across all of them: a quiz bank of at least
+six explained questions, an exercise graded by a registered checker, the solution between
+nbgrader-style markers, and the quiz loaded by the notebook itself."""
+
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import NOTEBOOKS, ROOT
+from labkit.quiz import load_bank
+from labkit.quiz.checkers import registered_checkers
+
+LESSONS = [path for path in NOTEBOOKS if re.match(r"0[1-9]_", path.name)]
+QUIZZES = ROOT / "notebooks" / "quizzes"
+
+
+def test_the_cnn_lessons_are_here():
+    names = {path.stem for path in LESSONS}
+    assert {"01_transfer_learning", "02_vgg", "03_resnet", "04_inception"} <= names, names
+
+
+@pytest.fixture(params=LESSONS, ids=lambda p: p.name)
+def lesson(request):
+    return request.param
+
+
+def test_lesson_has_a_quiz_of_six_explained_questions_and_a_code_exercise(lesson):
+    bank_path = QUIZZES / f"{lesson.stem}.yaml"
+    assert bank_path.exists(), f"{lesson.name} has no quiz bank {bank_path.name}"
+    bank = load_bank(bank_path)  # raises, naming every problem, if the bank is malformed
+    assert bank.id == lesson.stem
+    raw = yaml.safe_load(bank_path.read_text(encoding="utf-8"))["questions"]
+    assert len(raw) >= 6, f"{bank_path.name} has {len(raw)} questions; a lesson needs at least 6"
+    unexplained = [q["id"] for q in raw if not str(q.get("explanation", "")).strip()]
+    assert not unexplained, f"{bank_path.name}: questions without an explanation: {unexplained}"
+    code = [q for q in raw if q["type"] == "code"]
+    assert code, f"{bank_path.name} has no code exercise (type: code)"
+    for question in code:
+        assert question["checker"] in registered_checkers()
+
+
+def test_lesson_loads_its_quiz_and_hands_the_exercise_to_the_checker(lesson):
+    source = "\n".join(cell.source for cell in nbformat.read(lesson, as_version=4).cells
+                       if cell.cell_type == "code")
+    assert f'Quiz.from_file("quizzes/{lesson.stem}.yaml")' in source
+    raw = yaml.safe_load((QUIZZES / f"{lesson.stem}.yaml").read_text(encoding="utf-8"))
+    for question in (q for q in raw["questions"] if q["type"] == "code"):
+        assert f'quiz.answer("{question["id"]}"' in source, \
+            f"{lesson.name} never answers its exercise {question['id']!r}"
+
+
+def test_lesson_solutions_sit_between_markers(lesson):
+    cells = [cell.source for cell in nbformat.read(lesson, as_version=4).cells
+             if cell.cell_type == "code"]
+    begins = sum(source.count("### BEGIN SOLUTION") for source in cells)
+    ends = sum(source.count("### END SOLUTION") for source in cells)
+    assert begins >= 1 and begins == ends, f"{lesson.name}: {begins} BEGIN and {ends} END markers"
+    for source in cells:
+        if "### BEGIN SOLUTION" in source:
+            assert source.index("### BEGIN SOLUTION") < source.index("### END SOLUTION")
+
+
+def test_lesson_states_its_seed(lesson):
+    cells = nbformat.read(lesson, as_version=4).cells
+    parameters = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+    assert re.search(r"^SEED = \d+", parameters, re.M), f"{lesson.name}: no SEED in parameters"
+    assert any("seed_everything(SEED)" in c.source for c in cells if c.cell_type == "code")
