@@ -1,6 +1,7 @@
 """What every lesson notebook promises, checked across all of them: a quiz bank of at least
 six explained questions, an exercise graded by a registered checker, the solution between
-nbgrader-style markers, and the quiz loaded by the notebook itself."""
+nbgrader-style markers, the quiz loaded by the notebook itself, a stated seed and a report of
+the lesson's wall time. (test_notebooks.py runs them and checks what they print.)"""
 
 import re
 
@@ -67,3 +68,12 @@ def test_lesson_states_its_seed(lesson):
     parameters = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
     assert re.search(r"^SEED = \d+", parameters, re.M), f"{lesson.name}: no SEED in parameters"
     assert any("seed_everything(SEED)" in c.source for c in cells if c.cell_type == "code")
+
+
+def test_lesson_times_itself_from_the_set_up_cell_to_the_last(lesson):
+    cells = [c for c in nbformat.read(lesson, as_version=4).cells if c.cell_type == "code"]
+    parameters = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    assert "lesson_started = time.perf_counter()" in cells[parameters + 1].source, \
+        f"{lesson.name}: the cell after the parameters should start the lesson's clock"
+    assert "time.perf_counter() - lesson_started" in cells[-1].source, \
+        f"{lesson.name}: the last code cell should print the lesson's wall time"

@@ -4,6 +4,8 @@ nbval executes the notebooks a second time, cell by cell (see the pytest options
 pyproject.toml); the executed copies made here are kept in test-artifacts/notebooks/.
 """
 
+import re
+
 import nbformat
 import papermill
 import pytest
@@ -11,6 +13,10 @@ import pytest
 from conftest import ARTIFACTS, NOTEBOOKS
 
 pytestmark = pytest.mark.notebook
+
+
+def output_text(cell):
+    return "".join(out.get("text", "") for out in cell.outputs)
 
 
 def code_cells(nb):
@@ -37,6 +43,22 @@ def test_notebook_has_one_parameters_cell_near_the_top(notebook_path):
     assert "SMOKE_TEST =" in cells[tagged[0]].source
 
 
+def warnings_shown(cells):
+    """The warnings a learner would see in the outputs (Python prints them on stderr)."""
+    return [out.text for cell in cells for out in cell.outputs
+            if out.output_type == "stream" and out.name == "stderr" and "Warning" in out.text]
+
+
+def test_warnings_shown_finds_a_deprecation_warning():
+    cell = nbformat.v4.new_code_cell("import warnings")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "<ipython-input-1>:1: DeprecationWarning: old\n  warnings.warn('old')\n"))]
+    clean = nbformat.v4.new_code_cell("print(1)")
+    clean.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    assert len(warnings_shown([cell, clean])) == 1
+    assert warnings_shown([clean]) == []
+
+
 def test_notebook_runs_in_order_on_a_fresh_kernel(notebook_path, record_property):
     output = ARTIFACTS / "notebooks" / notebook_path.name
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -54,4 +76,9 @@ def test_notebook_runs_in_order_on_a_fresh_kernel(notebook_path, record_property
     assert counts == list(range(1, len(cells) + 1)), counts
     errors = [out for cell in cells for out in cell.outputs if out.output_type == "error"]
     assert not errors, errors
+    shown = warnings_shown(cells)
+    assert not shown, f"{notebook_path.name} shows warnings a learner would see: {shown}"
+    if notebook_path.name[:2] != "00":  # a lesson ends by printing its wall time
+        assert re.search(r"Wall time of this lesson.*: \d+ s", output_text(cells[-1])), \
+            f"{notebook_path.name}: the last cell did not report the wall time"
     record_property("executed_cells", len(cells))

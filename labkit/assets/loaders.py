@@ -25,12 +25,21 @@ class AssetMissing(RuntimeError):
     """An asset is neither in the cache nor downloadable now; the message says how to fix it."""
 
 
-def ensure(asset: Asset, *, progress: bool = True) -> Path:
-    """The cache, then a download, then AssetMissing naming the asset and the fix."""
+def _offline(offline: bool | None) -> bool:
+    return env_flag(OFFLINE_ENV) if offline is None else offline
+
+
+def ensure(asset: Asset, *, progress: bool = True, offline: bool | None = None) -> Path:
+    """The cache, then a download, then AssetMissing naming the asset and the fix.
+
+    ``offline=True`` never downloads (a lesson's ``OFFLINE`` parameter); ``None`` reads
+    ``LABKIT_OFFLINE``.
+    """
     if store.status(asset) == "present":
         return store.location(asset)
-    if env_flag(OFFLINE_ENV):
-        reason = f"offline mode is on ({OFFLINE_ENV}=1), so nothing is downloaded"
+    if _offline(offline):
+        reason = (f"offline mode is on (OFFLINE = True, or {OFFLINE_ENV}=1), "
+                  "so nothing is downloaded")
     else:
         try:
             return store.fetch(asset, progress=progress)
@@ -64,12 +73,14 @@ def _standin_vision(asset: VisionWeights, weights, kwargs: dict):
     return getattr(torchvision.models, asset.builder)(weights=None, **(arch | kwargs))
 
 
-def load_vision_model(name: str, *, standin: bool | None = None, progress: bool = True, **kwargs):
+def load_vision_model(name: str, *, standin: bool | None = None, offline: bool | None = None,
+                      progress: bool = True, **kwargs):
     """Return ``(model, weights)``: a torchvision model with its pinned ImageNet weights.
 
     ``weights`` is the enum member: ``weights.transforms()`` is the preprocessing the model
     was trained with and ``weights.meta["categories"]`` its class names, in both modes.
-    Extra keyword arguments go to the torchvision builder (for example ``aux_logits=False``).
+    ``standin`` and ``offline`` default to ``LABKIT_STANDIN`` and ``LABKIT_OFFLINE``. Extra
+    keyword arguments go to the torchvision builder (for example ``aux_logits=False``).
     """
     import torchvision.models
 
@@ -79,7 +90,7 @@ def load_vision_model(name: str, *, standin: bool | None = None, progress: bool 
         model = _standin_vision(asset, weights, kwargs)
         show_banner(f"{name} ({asset.weights})")
         return model, weights
-    ensure(asset, progress=progress)
+    ensure(asset, progress=progress, offline=offline)
     # The real torchvision path; it finds the verified file in $TORCH_HOME and loads it.
     return getattr(torchvision.models, asset.builder)(weights=weights, progress=False, **kwargs), weights
 
@@ -89,7 +100,7 @@ TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
 
 
 def load_text_model(name: str, *, task: str = "base", standin: bool | None = None,
-                    progress: bool = True, **kwargs):
+                    offline: bool | None = None, progress: bool = True, **kwargs):
     """Return ``(model, tokenizer)`` for a pinned Hugging Face checkpoint.
 
     ``task`` picks the head: "base" (the encoder alone), "masked-lm" or
@@ -108,13 +119,13 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
         show_banner(f"{name} ({asset.repo_id})", "Its tokenizer is the course's own small "
                     "WordPiece vocabulary, not the checkpoint's. ")
         return model, standin_tokenizer()
-    ensure(asset, progress=progress)
+    ensure(asset, progress=progress, offline=offline)
     where = {"revision": asset.revision, "cache_dir": hf_hub_dir(), "local_files_only": True}
     tokenizer = transformers.AutoTokenizer.from_pretrained(asset.repo_id, **where)
     model = model_class.from_pretrained(asset.repo_id, **where, **kwargs)
     return model, tokenizer
 
 
-def dataset_path(name: str, *, progress: bool = True) -> Path:
+def dataset_path(name: str, *, progress: bool = True, offline: bool | None = None) -> Path:
     """The folder of a downloaded dataset (fetched and verified first if needed)."""
-    return ensure(_kind(name, Dataset), progress=progress)
+    return ensure(_kind(name, Dataset), progress=progress, offline=offline)
