@@ -4,6 +4,8 @@
   offline and smoke-size stand-in for SST-2 in the BERT lessons.
 - ``sample_photo``: public-domain and CC0 photographs that scikit-image installs with itself
   (a cat, a coffee cup, an astronaut, a rocket), loaded from that package, not copied here.
+- ``hymenoptera_folders``: the ants-vs-bees photos of the labs (downloaded and verified by
+  ``labkit.assets``), or in stand-in mode a procedural set in the same layout, said loudly.
 
 Procedural images for the transfer demonstration are in ``labkit.synthetic``.
 """
@@ -11,12 +13,17 @@ Procedural images for the transfer demonstration are in ``labkit.synthetic``.
 from __future__ import annotations
 
 import csv
+import json
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from labkit.config import shipped_data_dir
+from labkit.config import course_data_dir, shipped_data_dir
 
 __all__ = ["SENTIMENT_LABELS", "SentimentSplit", "load_sentiment", "SAMPLE_PHOTOS",
-           "sample_photo"]
+           "sample_photo", "HYMENOPTERA_COUNTS", "HYMENOPTERA_STANDIN_SHAPES",
+           "hymenoptera_folders"]
 
 SENTIMENT_LABELS = ("negative", "positive")  # label ids 0 and 1, as in SST-2
 
@@ -68,3 +75,62 @@ def sample_photo(name: str):
         raise KeyError(f"No sample photo {name!r}. Fix: use one of {sorted(SAMPLE_PHOTOS)}.")
     pixels = getattr(skimage.data, SAMPLE_PHOTOS[name][0])()  # (H, W, 3) uint8
     return Image.fromarray(pixels).convert("RGB")
+
+
+# Images per split and class in the real hymenoptera_data folder: 244 for training and 153 for
+# validation, the sizes the PyTorch transfer-learning tutorial reports for it.
+HYMENOPTERA_COUNTS = {"train": {"ants": 123, "bees": 121}, "val": {"ants": 70, "bees": 83}}
+# The stand-in draws each class as one procedural shape (labkit.synthetic) on clutter.
+HYMENOPTERA_STANDIN_SHAPES = {"ants": "arrow", "bees": "hexagon"}
+_STANDIN_FORMAT = 1
+
+
+def _write_standin_hymenoptera(root: Path, size: int, seed: int) -> None:
+    from labkit.synthetic import write_image_folder
+
+    staging = Path(tempfile.mkdtemp(prefix=".hymenoptera-standin-", dir=root.parent))
+    try:
+        for offset, (split, counts) in enumerate(HYMENOPTERA_COUNTS.items()):
+            for index, (name, count) in enumerate(counts.items()):
+                shape = HYMENOPTERA_STANDIN_SHAPES[name]
+                made = write_image_folder(staging / "tmp", [shape], count, size=size,
+                                          seed=seed + 10 * offset + index)
+                (staging / split).mkdir(exist_ok=True)
+                (made / shape).rename(staging / split / name)
+        shutil.rmtree(staging / "tmp")
+        (staging / "standin.json").write_text(json.dumps(
+            {"format": _STANDIN_FORMAT, "size": size, "seed": seed,
+             "shapes": HYMENOPTERA_STANDIN_SHAPES, "counts": HYMENOPTERA_COUNTS}))
+        shutil.rmtree(root, ignore_errors=True)
+        staging.rename(root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = None,
+                        size: int = 128, seed: int = 0) -> dict[str, Path]:
+    """``{"train": Path, "val": Path}``: ImageFolder roots, each with ``ants/`` and ``bees/``.
+
+    Normally the real photos, fetched and checked by ``labkit.assets`` (or an error that says
+    how to get them). In stand-in mode (``standin=True`` or ``LABKIT_STANDIN=1``), a
+    procedural set with the same layout, class names and image counts, written once under
+    ``$LABKIT_DATA/standin``: an arrow on clutter is an "ant", a hexagon a "bee". A banner
+    says so, since accuracies on it say nothing about the photos.
+    """
+    from labkit.assets import dataset_path
+    from labkit.assets.standin import display_banner, standin_mode
+
+    if not standin_mode(standin):
+        root = dataset_path("hymenoptera", offline=offline)
+        return {split: root / split for split in HYMENOPTERA_COUNTS}
+    root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
+    stamp = root / "standin.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()).get("format") == _STANDIN_FORMAT):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _write_standin_hymenoptera(root, size, seed)
+    display_banner(
+        "STAND-IN MODE: these are not the ants-vs-bees photos but procedural images in the "
+        "same folders and numbers (an arrow on clutter is an 'ant', a hexagon a 'bee'), so "
+        "the code path is real and the accuracies say nothing about the photos. To use the "
+        "photos: python -m labkit assets fetch hymenoptera, then set LABKIT_STANDIN=0.")
+    return {split: root / split for split in HYMENOPTERA_COUNTS}

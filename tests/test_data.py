@@ -129,3 +129,30 @@ def test_data_readme_sizes_and_checksums_match_the_registry():
             assert asset.revision[:8] in row and describe_size(asset.size) in row
         else:
             assert asset.weights.split(".")[1] in row and describe_size(asset.size) in row
+
+
+def test_hymenoptera_standin_has_the_real_layout_and_counts(tmp_path, monkeypatch, capsys):
+    from torchvision.datasets import ImageFolder
+
+    from labkit.data import HYMENOPTERA_COUNTS, hymenoptera_folders
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    folders = hymenoptera_folders(standin=True, size=48)
+    assert "STAND-IN MODE" in capsys.readouterr().out
+    assert sum(HYMENOPTERA_COUNTS["train"].values()) == 244
+    assert sum(HYMENOPTERA_COUNTS["val"].values()) == 153
+    for split, counts in HYMENOPTERA_COUNTS.items():
+        data = ImageFolder(folders[split])
+        assert data.classes == ["ants", "bees"]
+        assert [data.targets.count(i) for i in range(2)] == list(counts.values())
+        assert data[0][0].size == (48, 48)
+    first = (folders["train"] / "ants").stat().st_mtime_ns
+    assert hymenoptera_folders(standin=True, size=48) == folders  # made once, then reused
+    assert (folders["train"] / "ants").stat().st_mtime_ns == first
+
+
+def test_hymenoptera_without_standin_needs_the_real_photos(tmp_path, monkeypatch):
+    from labkit.assets import AssetMissing
+    from labkit.data import hymenoptera_folders
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    with pytest.raises(AssetMissing, match="assets fetch hymenoptera"):
+        hymenoptera_folders(standin=False, offline=True)

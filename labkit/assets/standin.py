@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labkit.config import STANDIN_ENV, env_flag, shipped_data_dir
 
-__all__ = ["standin_mode", "show_banner", "banner_text", "standin_tokenizer"]
+__all__ = ["standin_mode", "show_banner", "display_banner", "banner_text", "standin_tokenizer"]
 
 
 def standin_mode(standin: bool | None = None) -> bool:
@@ -32,8 +32,12 @@ def banner_text(what: str, extra: str = "") -> str:
 
 
 def show_banner(what: str, extra: str = "") -> None:
+    """The stand-in warning for a model: see ``display_banner``."""
+    display_banner(banner_text(what, extra))
+
+
+def display_banner(text: str) -> None:
     """A red box in a notebook (with the same words as plain text), a printed line elsewhere."""
-    text = banner_text(what, extra)
     try:
         from IPython import get_ipython
         from IPython.display import display
