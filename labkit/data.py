@@ -85,6 +85,11 @@ HYMENOPTERA_STANDIN_SHAPES = {"ants": "arrow", "bees": "hexagon"}
 _STANDIN_FORMAT = 1
 
 
+def _standin_ready(root: Path) -> bool:
+    stamp = root / "standin.json"
+    return stamp.is_file() and json.loads(stamp.read_text()).get("format") == _STANDIN_FORMAT
+
+
 def _write_standin_hymenoptera(root: Path, size: int, seed: int) -> None:
     from labkit.synthetic import write_image_folder
 
@@ -101,8 +106,13 @@ def _write_standin_hymenoptera(root: Path, size: int, seed: int) -> None:
         (staging / "standin.json").write_text(json.dumps(
             {"format": _STANDIN_FORMAT, "size": size, "seed": seed,
              "shapes": HYMENOPTERA_STANDIN_SHAPES, "counts": HYMENOPTERA_COUNTS}))
-        shutil.rmtree(root, ignore_errors=True)
-        staging.rename(root)
+        if root.exists() and not _standin_ready(root):
+            shutil.rmtree(root)  # an older format or an interrupted copy, never a complete set
+        try:
+            staging.rename(root)  # atomic: readers see no set or a complete one
+        except OSError:
+            if not _standin_ready(root):  # another process finished the same set first
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -124,8 +134,7 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
         root = dataset_path("hymenoptera", offline=offline)
         return {split: root / split for split in HYMENOPTERA_COUNTS}
     root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
-    stamp = root / "standin.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()).get("format") == _STANDIN_FORMAT):
+    if not _standin_ready(root):
         root.parent.mkdir(parents=True, exist_ok=True)
         _write_standin_hymenoptera(root, size, seed)
     display_banner(

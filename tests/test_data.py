@@ -2,6 +2,7 @@
 shapes, and data/README.md listing every shipped file."""
 
 import csv
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -156,3 +157,18 @@ def test_hymenoptera_without_standin_needs_the_real_photos(tmp_path, monkeypatch
     monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
     with pytest.raises(AssetMissing, match="assets fetch hymenoptera"):
         hymenoptera_folders(standin=False, offline=True)
+
+
+def test_hymenoptera_standin_written_by_two_processes_at_once(tmp_path):
+    # Two notebooks (the labs) may make the set at the same moment under pytest-xdist.
+    import subprocess
+    import sys
+    code = ("from labkit.data import hymenoptera_folders as f; from torchvision.datasets import "
+            "ImageFolder; print(len(ImageFolder(f(standin=True, size=32)['train'])))")
+    env = {**os.environ, "LABKIT_DATA": str(tmp_path)}
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in results]
+    assert [out.strip().splitlines()[-1] for out, _ in results] == ["244", "244"]
+    assert [p.name for p in (tmp_path / "standin").iterdir()] == ["hymenoptera-32px-seed0"]
