@@ -5,6 +5,7 @@ import textwrap
 import unicodedata
 
 import pytest
+import torch
 
 from labkit.quiz.bank import BankError, load_bank
 from labkit.quiz.grading import (CORRECT, INVALID, WRONG, CheckResult, Choice, CodeExercise,
@@ -205,6 +206,17 @@ def test_code_exercise_passes_options_and_returns_the_checkers_feedback():
     assert code_question(check).grade(2).status == CORRECT
     wrong = code_question(check).grade(5)
     assert wrong.status == WRONG and wrong.message == "5 vs 3" and wrong.record == "5"
+
+
+def test_grading_a_code_exercise_keeps_the_learners_random_stream():
+    def check(value, *, limit):
+        torch.manual_seed(99)  # checkers build models and draw inputs
+        return CheckResult(torch.rand(1).item() >= 0 and value <= limit, "ok")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert code_question(check).grade(1).status == CORRECT
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_code_exercise_checker_errors_are_invalid_not_crashes():

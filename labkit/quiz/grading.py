@@ -330,6 +330,15 @@ def _describe(answer: Any) -> str:
     return text if text is not None and len(text) <= 80 else f"<{type(answer).__name__}>"
 
 
+def _keeping_random_state(check, answer, options):
+    """Run a checker without moving torch's random stream: checkers build models and draw
+    inputs, and grading an answer must not change what the learner's next cells compute."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        return check(answer, **options)
+
+
 @dataclass(frozen=True, kw_only=True)
 class CodeExercise(Question):
     """The learner hands over an object (a model, a tensor); a checker in Python grades it.
@@ -352,7 +361,7 @@ class CodeExercise(Question):
         else:
             check = self.lookup(self.checker)
         try:
-            result = check(answer, **self.options)
+            result = _keeping_random_state(check, answer, self.options)
         except Exception as error:  # the learner's object surprised the checker
             return Grade(INVALID, f"The checker could not inspect your answer: "
                                   f"{type(error).__name__}: {error}")
