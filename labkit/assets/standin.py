@@ -12,7 +12,6 @@ import functools
 import html
 import string
 import tempfile
-from pathlib import Path
 
 from labkit.config import STANDIN_ENV, env_flag, shipped_data_dir
 
@@ -77,6 +76,6 @@ def standin_tokenizer(vocab_size: int = 4000):
                                 initial_alphabet=list(string.ascii_lowercase + string.digits
                                                       + string.punctuation))
     with tempfile.TemporaryDirectory() as folder:
-        trainer.save_model(folder)
-        return BertTokenizerFast(vocab_file=str(Path(folder) / "vocab.txt"), do_lower_case=True,
-                                 model_max_length=512)
+        trainer.save_model(folder)  # vocab.txt; from_pretrained reads it in every transformers
+        # version (transformers 5 ignores a vocab_file= keyword and would keep only [UNK] & co.)
+        return BertTokenizerFast.from_pretrained(folder, do_lower_case=True, model_max_length=512)
