@@ -4,6 +4,10 @@ Start tiny, multiply the learning rate by a constant after every batch, and reco
 (smoothed) loss. Too low a rate barely moves the loss; too high a rate makes it explode.
 The suggestion is the rate where the loss falls most steeply, a good starting point.
 The model and optimizer are put back exactly as they were afterwards.
+
+With discriminative learning rates (``labkit.transfer.param_groups``) pass
+``keep_ratios=True``: the sweep then sets the largest rate (the head's) and every other
+group keeps its own fraction of it, exactly as in the training that follows.
 """
 
 from __future__ import annotations
@@ -43,9 +47,16 @@ def _steepest(lrs: list[float], losses: list[float]) -> float | None:
 
 def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=None,
             start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
-            smoothing: float = 0.05, diverge: float = 4.0) -> LRFinderResult:
+            smoothing: float = 0.05, diverge: float = 4.0,
+            keep_ratios: bool = False) -> LRFinderResult:
     """Sweep the learning rate from start_lr to end_lr over num_steps batches (fewer if the
-    loss explodes past ``diverge`` times its best value)."""
+    loss explodes past ``diverge`` times its best value).
+
+    Every parameter group gets the swept rate, unless ``keep_ratios``: then the group with
+    the largest rate gets it and each other group the same fraction of it as it has in the
+    optimizer now (a group at a tenth of the head's rate stays at a tenth). The recorded
+    rates and the suggestion are then the largest group's.
+    """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
     device = torch.device(device)
@@ -55,6 +66,13 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
     factor = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
+    top = max(group["lr"] for group in optimizer.param_groups)
+    if keep_ratios and not top > 0:
+        raise ValueError("keep_ratios=True needs the optimizer's groups to have positive "
+                         "learning rates to take the ratios from. Fix: build the optimizer "
+                         "with its rates, e.g. AdamW(param_groups(model, lr=1e-3)).")
+    # Each group's share of the largest rate: all 1 unless keep_ratios.
+    ratios = [group["lr"] / top if keep_ratios else 1.0 for group in optimizer.param_groups]
     lrs, losses, smooth, best = [], [], None, math.inf
     train_mode(model)
     try:
@@ -66,8 +84,8 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
                 batches = iter(train_loader)
                 batch = next(batches)
             lr = start_lr * factor**step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            for group, ratio in zip(optimizer.param_groups, ratios):
+                group["lr"] = lr * ratio
             inputs, targets = split_batch(batch)
             loss, _ = aux_loss(run_model(model, to_device(inputs, device)), targets.to(device), loss_fn)
             optimizer.zero_grad(set_to_none=True)

@@ -1,5 +1,6 @@
 """Figures the lessons show: training curves, the learning-rate finder, the confusion matrix,
-top-k predictions next to a photo, convolution filters and feature maps."""
+top-k predictions next to a photo, convolution filters, feature maps and features projected
+to two dimensions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 
 __all__ = ["plot_history", "plot_lr_finder", "plot_confusion_matrix", "plot_predictions",
-           "plot_filters", "plot_feature_maps", "plot_label_efficiency", "LivePlot"]
+           "plot_filters", "plot_feature_maps", "plot_label_efficiency", "plot_projection",
+           "LivePlot"]
 
 
 def plot_history(history, *, fig=None):
@@ -152,6 +154,26 @@ def plot_label_efficiency(summary, *, ax=None):
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.legend()
+    return ax
+
+
+def plot_projection(points, labels, class_names: Sequence[str], *, ax=None, title=None):
+    """A scatter plot of 2-D points (N, 2), one colour per class, e.g. features after PCA."""
+    points, labels = points.detach().float().cpu(), labels.cpu()
+    if points.ndim != 2 or points.shape[1] != 2 or labels.shape != points.shape[:1]:
+        raise ValueError(f"plot_projection draws (N, 2) points with (N,) labels, got "
+                         f"{tuple(points.shape)} and {tuple(labels.shape)}. Fix: project the "
+                         f"features to two dimensions first, e.g. with PCA.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.6))
+    for index, name in enumerate(class_names):
+        chosen = labels == index
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     return ax
 
 
