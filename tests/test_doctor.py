@@ -206,7 +206,10 @@ def test_cli_doctor_without_network_finishes_fast_and_names_the_fix(silent_port)
     done, seconds = run_cli("doctor", env_extra={"HTTPS_PROXY": proxy, "https_proxy": proxy,
                                                  "HTTP_PROXY": proxy, "http_proxy": proxy,
                                                  "LABKIT_OFFLINE": "0"})
-    assert seconds < 10, f"doctor took {seconds:.1f} s"
+    # The same report without the hub checks, under the same load, is the baseline: what the
+    # network may add is its 3-second timeout (the hubs are probed in parallel), plus slack.
+    _, baseline = run_cli("doctor", env_extra={"LABKIT_OFFLINE": "1"})
+    assert seconds - baseline < 6, f"doctor took {seconds:.1f} s, {baseline:.1f} s offline"
     assert done.returncode == 0, done.stdout + done.stderr  # unreachable hubs are a warning
     assert "https://huggingface.co is unreachable" in done.stdout
     assert "fix: connect to the internet" in done.stdout
