@@ -8,7 +8,8 @@ features every epoch, so the course computes them once and saves them::
     train_loader = FeatureLoader(train_features.to(device), train_labels.to(device),
                                  batch_size=256, shuffle=True)
 
-``swap_head(model, nn.Identity())`` turns a torchvision classifier into such a backbone.
+``labkit.transfer.swap_head(model, nn.Identity())`` turns a torchvision classifier into such a
+backbone.
 
 The saved file is found again under a key made of everything that decides the features:
 the backbone's class and weights, the dataset's transform, which samples a Subset picks,
@@ -34,7 +35,7 @@ from labkit.batches import run_model, split_batch, to_device
 from labkit.checkpoint import atomic_save
 from labkit.config import cache_dirs
 
-__all__ = ["extract_features", "feature_cache_key", "FeatureLoader", "swap_head"]
+__all__ = ["extract_features", "feature_cache_key", "FeatureLoader"]
 
 CACHE_FORMAT = 1
 
@@ -252,25 +253,3 @@ class FeatureLoader:
             rows = order[start:end] if self.shuffle else slice(start, end)  # a slice copies nothing
             yield self.features[rows], self.labels[rows]
 
-
-# --- the model without its head -------------------------------------------------------------
-
-
-def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
-    """Put ``new`` where the model's main head is, in place, and return the layer it replaced.
-
-    ``head = swap_head(model, nn.Identity())`` turns a classifier into its backbone: it then
-    returns the (B, D) features its head used to read, ready for ``extract_features``.
-    ``swap_head(model, head)`` puts a head back. The head is found as in
-    ``labkit.transfer.head_modules`` (``fc``, ``classifier.6``, ...); auxiliary heads stay.
-    """
-    from labkit.transfer import head_modules  # late: labkit.transfer imports torchvision
-
-    if not isinstance(new, nn.Module):
-        raise TypeError(f"swap_head puts a module in the head's place, got a "
-                        f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity() to "
-                        f"get features, or nn.Linear(in_features, num_classes).")
-    name, old = next(iter(head_modules(model).items()))
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, new)  # "6" works for nn.Sequential too
-    return old

@@ -31,7 +31,7 @@ from torchvision import models
 from torchvision.models.googlenet import GoogLeNetOutputs
 from torchvision.models.inception import InceptionOutputs
 
-__all__ = ["replace_head", "head_modules", "freeze_backbone", "train_mode", "unfreeze",
+__all__ = ["replace_head", "swap_head", "head_modules", "freeze_backbone", "train_mode", "unfreeze",
            "ParameterTable", "parameter_table", "param_groups", "aux_loss"]
 
 SUPPORTED = ("torchvision VGG, ResNet (also ResNeXt and Wide ResNet), GoogLeNet, Inception v3, "
@@ -99,6 +99,22 @@ def head_modules(model: nn.Module) -> dict[str, nn.Module]:
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, module)  # "3" works for nn.Sequential too
+
+
+def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
+    """Put ``new`` where the model's main head is, in place, and return the layer it replaced.
+
+    ``head = swap_head(model, nn.Identity())`` turns a classifier into its backbone: it then
+    returns the (B, D) features its head used to read, ready for ``extract_features``.
+    ``swap_head(model, head)`` puts a head back. Auxiliary heads stay.
+    """
+    if not isinstance(new, nn.Module):
+        raise TypeError(f"swap_head puts a module in the head's place, got a "
+                        f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity() to "
+                        f"get features, or nn.Linear(in_features, num_classes).")
+    name, old = next(iter(head_modules(model).items()))
+    _set_submodule(model, name, new)
+    return old
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:

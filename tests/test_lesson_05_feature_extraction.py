@@ -30,10 +30,10 @@ from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY
 from labkit.data import HYMENOPTERA_COUNTS, hymenoptera_folders
 from labkit.exercises.feature_extraction import check_feature_extractor
-from labkit.features import FeatureLoader, extract_features, swap_head
+from labkit.features import FeatureLoader, extract_features
 from labkit.quiz import load_bank
 from labkit.train import evaluate, fit
-from labkit.transfer import freeze_backbone, parameter_table, replace_head
+from labkit.transfer import freeze_backbone, parameter_table, replace_head, swap_head
 from labkit.vision import count_parameters, weights_summary
 from labkit.viz import plot_projection
 
