@@ -1,9 +1,60 @@
-"""Command line: ``python -m labkit doctor | assets ...``."""
+"""Command line: ``python -m labkit doctor | assets | quiz | course ...``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+
+def add_course_parser(commands) -> None:
+    course = commands.add_parser(
+        "course", help="for instructors: make student versions, check-run every notebook")
+    actions = course.add_subparsers(dest="course_command", required=True)
+    student = actions.add_parser(
+        "student", help="write student versions: solutions replaced by 'your code here'")
+    student.add_argument("sources", nargs="*", type=Path,
+                         help="notebooks or folders (default: the course's notebooks/)")
+    student.add_argument("-o", "--output", type=Path, default=Path("student-notebooks"),
+                         help="folder to write them to (default: ./student-notebooks)")
+    run = actions.add_parser(
+        "run", help="execute every notebook with papermill and report status, time and memory")
+    run.add_argument("sources", nargs="*", type=Path,
+                     help="notebooks or folders (default: the course's notebooks/)")
+    run.add_argument("--full", action="store_true",
+                     help="full size, as a learner runs it (default: smoke size, seconds each)")
+    run.add_argument("--standin", action="store_true",
+                     help="random weights and generated data instead of the prefetched assets")
+    run.add_argument("--offline", action="store_true",
+                     help="never download (what a room without network sees)")
+    run.add_argument("-o", "--output", type=Path, default=Path("course-run"),
+                     help="folder for the executed copies (default: ./course-run)")
+    run.add_argument("--report", type=Path, default=None,
+                     help="report file, .md or .html (default: OUTPUT/report.md)")
+    run.add_argument("--timeout", type=float, default=600,
+                     help="seconds any one cell may take (default: 600)")
+
+
+def run_course_command(args) -> int:
+    from labkit import course
+
+    try:
+        if args.course_command == "student":
+            written = course.write_student_versions(args.sources or None, args.output)
+            print(f"Wrote {len(written)} student notebooks and their quizzes to {args.output}")
+            return 0
+        report = args.report or args.output / "report.md"
+        if report.suffix.lower() not in (".md", ".html", ".htm"):
+            raise ValueError(f"{report}: a report is Markdown (.md) or HTML (.html). "
+                             "Fix: name the report file with one of these suffixes.")
+        result = course.run_course(args.sources or None, output=args.output, smoke=not args.full,
+                                   standin=args.standin, offline=args.offline,
+                                   timeout=args.timeout)
+    except (course.StudentVersionError, FileNotFoundError, ValueError) as error:
+        print(f"course {args.course_command}: {error}", file=sys.stderr)
+        return 1
+    print(f"{result.summary()}. Report: {result.write_report(report)}")
+    return 0 if result.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from labkit.quiz.cli import add_quiz_parser, run_quiz_command
 
     add_quiz_parser(commands)
+    add_course_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -31,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return assets_cli.run(args)
     if args.command == "quiz":
         return run_quiz_command(args)
+    if args.command == "course":
+        return run_course_command(args)
     return 2
 
 

@@ -1,0 +1,230 @@
+"""The instructor kit: student versions of the lessons, and ``python -m labkit course run``."""
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from conftest import NOTEBOOKS, ROOT
+from labkit.course import (PLACEHOLDER, StudentVersionError, strip_solutions, student_version,
+                           write_student_versions)
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "labkit", "course", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+# --- taking the solutions out -------------------------------------------------------------------
+
+def test_a_solution_becomes_a_placeholder_at_its_own_indentation():
+    source = "def f(x):\n    '''Double x.'''\n    ### BEGIN SOLUTION\n    return 2 * x\n" \
+             "    ### END SOLUTION\n\nprint(f(2))"
+    student = strip_solutions(source)
+    assert "return 2 * x" not in student and "SOLUTION" not in student
+    assert student.splitlines() == ["def f(x):", "    '''Double x.'''", "    # YOUR CODE HERE",
+                                    f"    {PLACEHOLDER}", "", "print(f(2))"]
+    namespace = {}
+    exec(student.replace("print(f(2))", ""), namespace)  # noqa: S102 - the test's own code
+    with pytest.raises(NotImplementedError, match="Your code here"):
+        namespace["f"](2)
+
+
+def test_hidden_checks_go_and_markdown_answers_become_a_prompt():
+    code = "answer = 42\n### BEGIN HIDDEN TESTS\nassert answer == 42\n### END HIDDEN TESTS\nprint(1)"
+    assert strip_solutions(code) == "answer = 42\nprint(1)"
+    markdown = "Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"
+    assert strip_solutions(markdown, cell_type="markdown") == "Why?\n\nYOUR ANSWER HERE"
+
+
+@pytest.mark.parametrize("source, problem", [
+    (f"{BEGIN}\nx = 1", "never closed"),
+    (f"x = 1\n{END}", "without a matching"),
+    (f"{BEGIN}\n{BEGIN}\nx = 1\n{END}\n{END}", "inside an open"),
+    (f"{BEGIN}\nx = 1\n### END HIDDEN TESTS", "without a matching"),
+])
+def test_markers_that_do_not_pair_up_are_named_with_their_cell(source, problem):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"),
+                                         nbformat.v4.new_code_cell(source)])
+    with pytest.raises(StudentVersionError, match=problem) as error:
+        student_version(nb, name="lesson.ipynb")
+    assert "lesson.ipynb, cell 1" in str(error.value) and "Fix:" in str(error.value)
+
+
+def test_a_cell_that_was_only_a_hidden_check_is_dropped_and_outputs_are_cleared():
+    ran = nbformat.v4.new_code_cell("x = 1", execution_count=1,
+                                    outputs=[nbformat.v4.new_output("stream", text="hi\n")])
+    hidden = nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS")
+    nb = nbformat.v4.new_notebook(cells=[ran, hidden], metadata={"widgets": {"state": {}}})
+    student = student_version(nb, name="t.ipynb")
+    assert [c.source for c in student.cells] == ["x = 1"]
+    assert student.cells[0].outputs == [] and student.cells[0].execution_count is None
+    assert "widgets" not in student.metadata
+    assert nb.cells[0].outputs, "the source notebook must not change"
+
+
+def test_student_versions_refuse_to_overwrite_the_sources(tmp_path):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]),
+                   tmp_path / "a.ipynb")
+    with pytest.raises(ValueError, match="overwrite the solutions"):
+        write_student_versions([tmp_path], tmp_path)
+
+
+# --- the course's student versions --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def student_folder(tmp_path_factory):
+    """The student versions, made the way the instructor guide says: with the command line."""
+    folder = tmp_path_factory.mktemp("class") / "student-notebooks"
+    done = run_cli("student", "-o", folder, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert f"Wrote {len(NOTEBOOKS)} student notebooks" in done.stdout
+    return folder
+
+
+def solution_only_lines(nb):
+    """Lines inside solution blocks that appear nowhere else in the notebook."""
+    inside, outside = set(), set()
+    for cell in nb.cells:
+        in_block = False
+        for line in cell.source.splitlines():
+            if line.strip() in (BEGIN, END):
+                in_block = line.strip() == BEGIN
+            elif line.strip() and not line.strip().startswith("#"):
+                (inside if in_block else outside).add(line.strip())
+    return inside - outside
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_version_has_no_solution_code_left(student_folder, source):
+    original = nbformat.read(source, as_version=4)
+    student = nbformat.read(student_folder / source.name, as_version=4)
+    nbformat.validate(student)
+    text = "\n".join(cell.source for cell in student.cells)
+    assert "SOLUTION" not in text and "HIDDEN TESTS" not in text
+    hidden = solution_only_lines(original)
+    assert not [line for line in text.splitlines() if line.strip() in hidden]
+    blocks = sum(c.source.count(BEGIN) for c in original.cells if c.cell_type == "code")
+    assert text.count(PLACEHOLDER) == blocks
+    if source.name[:2] != "00":
+        assert blocks >= 1 and hidden, f"{source.name} has no exercise to take out"
+    assert all(not c.get("outputs") for c in student.cells)
+    # Everything else is the lesson as written.
+    assert len(student.cells) == len(original.cells)
+    for before, after in zip(original.cells, student.cells):
+        if BEGIN not in before.source:
+            assert after.source == before.source
+
+
+def test_student_versions_bring_their_quiz_banks(student_folder):
+    banks = {path.name for path in (ROOT / "notebooks" / "quizzes").glob("*.yaml")}
+    assert banks and banks == {path.name for path in (student_folder / "quizzes").glob("*.yaml")}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_notebook_runs_until_its_first_exercise(student_folder, source, tmp_path):
+    """Every cell before the first exercise runs; the exercise stops with 'your code here'."""
+    notebook = student_folder / source.name
+    executed = tmp_path / source.name
+    first = next((i for i, cell in enumerate(nbformat.read(notebook, as_version=4).cells)
+                  if PLACEHOLDER in cell.source), None)
+    run = lambda: papermill.execute_notebook(  # noqa: E731
+        str(notebook), str(executed), parameters={"SMOKE_TEST": True}, kernel_name="python3",
+        cwd=str(student_folder), execution_timeout=600, progress_bar=False)
+    if first is None:  # no exercise: the whole notebook runs
+        run()
+        return
+    with pytest.raises(PapermillExecutionError) as stopped:
+        run()
+    assert stopped.value.ename == "NotImplementedError"
+    assert "Your code here" in stopped.value.evalue
+    cells = nbformat.read(executed, as_version=4).cells
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    # It stops in the exercise's cell, or (where that cell only defines a function) in the
+    # first cell that calls it; either way the error is the placeholder's.
+    assert stopped.value.cell_index >= first + len(injected), "it stopped before the exercise"
+    before = [c for c in cells[:stopped.value.cell_index] if c.cell_type == "code"]
+    assert before and all(c.execution_count for c in before)
+    assert not [o for c in before for o in c.outputs if o.output_type == "error"]
+
+
+# --- python -m labkit course run ----------------------------------------------------------------
+
+def write_notebook(path, *sources, parameters="SMOKE_TEST = False"):
+    cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
+    if parameters:
+        cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    cells += [nbformat.v4.new_code_cell(source) for source in sources]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def course_run(tmp_path_factory):
+    """Two small notebooks, one of which fails in its fourth cell, run by the command."""
+    folder = tmp_path_factory.mktemp("room")
+    write_notebook(folder / "a_big.ipynb",
+                   "import numpy as np\nblock = np.ones(400 * 2**20 // 8)  # 400 MB, touched",
+                   "print('smoke' if SMOKE_TEST else 'full', block.sum())")
+    write_notebook(folder / "b_broken.ipynb", "x = 1", "y = x / 0  # the broken cell", "z = 2")
+    done = run_cli("run", "a_big.ipynb", "b_broken.ipynb", "-o", "out",
+                   "--report", "out/report.md", cwd=folder)
+    return folder, done
+
+
+def test_course_run_reports_the_failure_with_its_cell(course_run):
+    folder, done = course_run
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 of 2 notebooks ran (smoke size); failed: b_broken.ipynb" in done.stdout
+    report = (folder / "out" / "report.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in report.splitlines()
+            if line.startswith("| ") and ".ipynb" in line}
+    assert re.search(r"\| passed \| \d+ s \| [\d,]+ MB \|", rows["a_big.ipynb"])
+    assert "| failed |" in rows["b_broken.ipynb"]
+    # The markdown title is cell 1, the parameters cell 2: the division is cell 4.
+    assert "cell 4 (In [" in rows["b_broken.ipynb"]
+    assert "ZeroDivisionError: division by zero (cell 4" in report
+    assert "y = x / 0  # the broken cell" in report
+    executed = nbformat.read(folder / "out" / "b_broken.ipynb", as_version=4)
+    assert any(o.output_type == "error" for c in executed.cells if c.cell_type == "code"
+               for o in c.outputs)
+
+
+def test_course_run_measures_wall_time_and_peak_memory(course_run):
+    folder, _ = course_run
+    report = (folder / "out" / "report.md").read_text()
+    memory = {name: int(mb.replace(",", "")) for name, mb in
+              re.findall(r"\| (\w+)\.ipynb \| \w+ \| \d+ s \| ([\d,]+) MB", report)}
+    assert memory["a_big"] >= 400, memory   # the 400 MB array is in the kernel's peak
+    assert memory["b_broken"] < 300, memory  # and does not leak into the next notebook's
+    executed = nbformat.read(folder / "out" / "a_big.ipynb", as_version=4)
+    assert "smoke" in executed.cells[-1].outputs[0]["text"]  # run in smoke size by default
+    assert "- size: smoke" in report and "CPU cores" in report
+
+
+def test_course_run_html_report_and_a_cell_that_hangs(tmp_path):
+    write_notebook(tmp_path / "slow.ipynb", "import time", "time.sleep(60)", parameters=None)
+    done = run_cli("run", "slow.ipynb", "--timeout", "3", "--report", "r.html", cwd=tmp_path)
+    assert done.returncode == 1
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<tr class='failed'>" in page
+    assert "cell 3" in page and "time.sleep(60)" in page  # the markdown title is cell 1
+    assert "Timeout" in page or "timed out" in page
+
+
+def test_course_run_rejects_an_unknown_report_format_before_running(tmp_path):
+    write_notebook(tmp_path / "a.ipynb", "x = 1")
+    done = run_cli("run", "a.ipynb", "--report", "report.pdf", cwd=tmp_path)
+    assert done.returncode == 1 and "Markdown (.md) or HTML (.html)" in done.stderr
+    assert not (tmp_path / "course-run").exists()
+    missing = run_cli("run", "nothing.ipynb", cwd=tmp_path)
+    assert missing.returncode == 1 and "nothing.ipynb: no such notebook" in missing.stderr
