@@ -122,6 +122,18 @@ def test_student_version_has_no_solution_code_left(student_folder, source):
             assert after.source == before.source
 
 
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.name)
+def test_solution_cells_carry_nbgraders_metadata(source):
+    """So `nbgrader generate_assignment` takes the lessons as they are (it refuses markers in
+    cells not marked as solution cells)."""
+    cells = [c for c in nbformat.read(source, as_version=4).cells if BEGIN in c.source]
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in cells]
+    for cell in cells:
+        meta = cell.metadata.get("nbgrader")
+        assert meta and meta["solution"] is True and meta["schema_version"] == 3, source.name
+    assert len(set(ids)) == len(ids), f"{source.name}: grade_ids repeat: {ids}"
+
+
 def test_student_versions_bring_their_quiz_banks(student_folder):
     banks = {path.name for path in (ROOT / "notebooks" / "quizzes").glob("*.yaml")}
     assert banks and banks == {path.name for path in (student_folder / "quizzes").glob("*.yaml")}
