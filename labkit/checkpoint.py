@@ -13,30 +13,48 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "atomic_save"]
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "atomic_save",
+           "load_error_reason"]
 
 FORMAT = 1
 
 
 def atomic_save(obj, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same folder, then rename it into place."""
+    """torch.save to a temporary file in the same folder, then rename it into place.
+
+    A process killed at any moment leaves the old file or the new one under ``path``, never
+    half of one (at worst a stray ``.NAME.*.tmp`` beside it, which nothing reads).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot swap in half
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def load_error_reason(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one line. torch's own message for a
+    file with Python objects in it suggests ``weights_only=False``: the one thing not to do."""
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if unsafe:
+        return (f"it holds a Python object ({unsafe.group(1)}) that could run code when loaded, "
+                "so it was refused")
+    return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
 
 
 def _loader_generators(loader) -> dict[str, torch.Generator]:
@@ -121,8 +139,13 @@ def load_checkpoint(path, *, model, optimizer, scheduler, scaler, loader=None) -
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path} is not a readable labkit checkpoint ({type(exc).__name__}: {exc}). "
-                         "Fix: resume from another checkpoint, or train without resume=.") from exc
+        reason = load_error_reason(exc)
+        if reason.startswith("it holds"):
+            raise ValueError(f"{path} was refused: {reason}. Nothing was loaded. Fix: resume from a "
+                             "checkpoint written by fit(..., checkpoint=...), yours or from someone "
+                             "you trust, or train without resume=.") from None
+        raise ValueError(f"{path} is not a readable labkit checkpoint ({reason}). Fix: resume "
+                         "from another checkpoint, or train without resume=.") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a labkit checkpoint (format {FORMAT}). "
                          "Fix: resume from a file written by fit(..., checkpoint=...).")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import Subset, TensorDataset
 
 from labkit.batches import run_model, split_batch, to_device
-from labkit.checkpoint import atomic_save
+from labkit.checkpoint import atomic_save, load_error_reason
 from labkit.config import cache_dirs
 
 __all__ = ["extract_features", "feature_cache_key", "FeatureLoader"]
@@ -103,16 +103,19 @@ def _update_contents(digest, dataset, positions: list[int] | None) -> None:
 def feature_cache_key(backbone: nn.Module, dataset, cache_key: str | None = None) -> str:
     """The sha256 (hex) that names the saved features of ``backbone`` over ``dataset``.
 
-    It covers the backbone's class and state_dict, the dataset's transform (its repr), the
-    indices of any Subset, and the data; an explicit ``cache_key`` replaces the data part.
+    It covers the backbone's class and state_dict, the dataset's transform (its repr) and
+    image loader, the indices of any Subset, and the data; an explicit ``cache_key`` replaces
+    the data part.
     """
     digest = hashlib.sha256()
     _update(digest, f"labkit features v{CACHE_FORMAT}", type(backbone).__name__)
     for name, tensor in backbone.state_dict().items():
         _update_tensor(digest, name, tensor)
     base, positions = _unwrap_subsets(dataset)
+    loader = getattr(base, "loader", None)  # how files become images (labkit.images converts)
     _update(digest, "transform", repr(getattr(base, "transform", None)),
-            "target_transform", repr(getattr(base, "target_transform", None)))
+            "target_transform", repr(getattr(base, "target_transform", None)),
+            "loader", f"{getattr(loader, '__module__', '')}.{getattr(loader, '__qualname__', '')}")
     if positions is not None:
         _update_tensor(digest, "subset indices", torch.tensor(positions, dtype=torch.int64))
     if cache_key is not None:
@@ -140,8 +143,8 @@ def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
     except Exception as exc:  # a half-written or foreign file fails in many different ways
         corrupt = path.with_name(path.name + ".corrupt")
         os.replace(path, corrupt)
-        warnings.warn(f"The feature cache {path} is corrupt or unreadable ({type(exc).__name__}: "
-                      f"{exc}); it was moved to {corrupt} and the features are extracted again. "
+        warnings.warn(f"The feature cache {path} is corrupt or unreadable ({load_error_reason(exc)}"
+                      f"); it was moved to {corrupt} and the features are extracted again. "
                       f"Fix: nothing to do; delete {corrupt} when you no longer need it.",
                       stacklevel=3)
         return None

@@ -5,6 +5,8 @@ the same names in the same order, so ``fit??`` reads like the lesson. What ``fit
 is visible in its body: mixed precision on CUDA, gradient accumulation and clipping, a
 learning-rate scheduler, early stopping with the best weights restored, checkpoints that
 ``fit(..., resume=path)`` continues from, and a clean stop when you interrupt the kernel.
+Mistakes stop it early with the fix named: a head whose size does not match the data's
+classes, a loss that becomes NaN, batches too big for the GPU's memory.
 
 Speed: the loop never calls ``.item()`` per batch (that would make the CPU wait for the
 GPU every step); losses are summed on the device and read only when the progress bar
@@ -110,7 +112,17 @@ def mixed_precision(device: torch.device, amp: bool = True):
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
-def _check_first_batch(logits: torch.Tensor, targets: torch.Tensor) -> None:
+def _declared_classes(loader) -> list | None:
+    """The class names the loader's dataset declares (``.classes``, as ImageFolder has), under
+    any Subset; None when it declares none (a TensorDataset)."""
+    dataset = getattr(loader, "dataset", None)
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    classes = getattr(dataset, "classes", None)
+    return list(classes) if isinstance(classes, (list, tuple)) and classes else None
+
+
+def _check_first_batch(logits: torch.Tensor, targets: torch.Tensor, classes=None) -> None:
     """Shape mistakes caught on the first batch, with the shapes named (one sync, once)."""
     if logits.ndim != 2 or targets.ndim != 1 or logits.shape[0] != targets.shape[0]:
         raise ValueError(
@@ -124,6 +136,11 @@ def _check_first_batch(logits: torch.Tensor, targets: torch.Tensor) -> None:
     if top >= logits.shape[1] or int(targets.min()) < 0:
         raise ValueError(f"A target is class {top}, but the model has {logits.shape[1]} outputs. "
                          f"Fix: replace_head(model, num_classes={top + 1}) or check the labels.")
+    if classes is not None and len(classes) != logits.shape[1]:
+        shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
+        raise ValueError(f"The data has {len(classes)} classes ({shown}) but the model has "
+                         f"{logits.shape[1]} outputs. Fix: replace_head(model, "
+                         f"num_classes={len(classes)}), or train on the data the head was made for.")
 
 
 def _optimizer_step(model, optimizer, scaler, max_grad_norm) -> None:
@@ -155,7 +172,7 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
                     on_batch_end: Callable | None = None) -> dict:
     """Train for one pass over train_loader; returns {"loss", "accuracy", "batches"}."""
     train_mode(model)  # model.train(), but frozen BatchNorm layers keep their statistics
-    num_batches = len(train_loader)
+    num_batches, classes = len(train_loader), _declared_classes(train_loader)
     loss_sum = torch.zeros((), device=device)                 # summed on the device: no sync
     correct = torch.zeros((), device=device, dtype=torch.long)
     bad_step = torch.full((), -1, device=device, dtype=torch.long)
@@ -167,7 +184,7 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             outputs = run_model(model, inputs)
             if step == 0:  # before the loss, whose own message would not name the fix
-                _check_first_batch(getattr(outputs, "logits", outputs), targets)
+                _check_first_batch(getattr(outputs, "logits", outputs), targets, classes)
             loss, logits = aux_loss(outputs, targets, loss_fn)
         scaled = loss / accumulate
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -246,6 +263,34 @@ def predict(model, loader, device, *, amp: bool = True) -> Predictions:
              _run_eval(model, loader, torch.device(device), amp)]
     logits = torch.cat([p[0] for p in pairs])
     return Predictions(logits, logits.argmax(dim=1), torch.cat([p[1] for p in pairs]))
+
+
+# --- running out of device memory --------------------------------------------------------------
+
+
+@contextmanager
+def _name_a_smaller_batch(loader, accumulate: int | None = None):
+    """Turns running out of GPU (or MPS) memory into an error that names a batch size to try.
+    ``accumulate`` is fit's, when ``loader`` is the training loader."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one; MPS raises a plain RuntimeError
+        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give back what the failed batch held
+        batch_size = getattr(loader, "batch_size", None)
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if batch_size and batch_size > 1:
+            fix = f"Fix: make the batches smaller, e.g. DataLoader(..., batch_size={batch_size // 2})"
+            fix += "." if accumulate is None else (
+                f"; to keep the effective batch of {batch_size * accumulate}, also pass "
+                f"accumulate={2 * accumulate} to fit.")
+        else:
+            fix = ("Fix: batches of one already; use smaller images, a smaller model, or freeze "
+                   "more of the backbone (frozen layers store nothing for the backward pass).")
+        raise torch.OutOfMemoryError(f"The device ran out of memory with batches of "
+                                     f"{batch_size} ({first_line}). {fix}") from None
 
 
 # --- stopping cleanly on an interrupt ---------------------------------------------------------
@@ -353,17 +398,19 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
                 if stop:
                     break
                 epoch_start, lr_used = time.perf_counter(), optimizer.param_groups[0]["lr"]
-                train_metrics = train_one_epoch(
-                    model, train_loader, optimizer, loss_fn, device, epoch=epoch,
-                    amp_dtype=amp_dtype, scaler=scaler, accumulate=accumulate,
-                    max_grad_norm=max_grad_norm,
-                    batch_scheduler=scheduler if scheduler_step == "batch" else None,
-                    bar=bar, stop=interrupted, on_batch_end=on_batch_end)
+                with _name_a_smaller_batch(train_loader, accumulate):
+                    train_metrics = train_one_epoch(
+                        model, train_loader, optimizer, loss_fn, device, epoch=epoch,
+                        amp_dtype=amp_dtype, scaler=scaler, accumulate=accumulate,
+                        max_grad_norm=max_grad_norm,
+                        batch_scheduler=scheduler if scheduler_step == "batch" else None,
+                        bar=bar, stop=interrupted, on_batch_end=on_batch_end)
                 if interrupted() or train_metrics["batches"] < len(train_loader):
                     stop = True  # a partial epoch is not recorded; the last checkpoint stays whole
                     break
-                val_metrics = evaluate(model, val_loader, device, loss_fn=loss_fn, amp=amp) \
-                    if val_loader is not None else {}
+                with _name_a_smaller_batch(val_loader):
+                    val_metrics = evaluate(model, val_loader, device, loss_fn=loss_fn, amp=amp) \
+                        if val_loader is not None else {}
                 row = {"epoch": epoch, "train_loss": train_metrics["loss"],
                        "train_accuracy": train_metrics["accuracy"],
                        "val_loss": val_metrics.get("loss"), "val_accuracy": val_metrics.get("accuracy"),
@@ -393,9 +440,9 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
                     history.stopped_early = True
                     break
             history.interrupted = interrupted()
-    except NonFiniteLoss as exc:
+    except (NonFiniteLoss, torch.OutOfMemoryError) as exc:
         restored = _restore_best(model, best_state, history, restore_best)
-        raise NonFiniteLoss(f"{exc} {restored}") from None
+        raise type(exc)(f"{exc} {restored}") from None
     finally:
         bar.close()
     message = _restore_best(model, best_state, history, restore_best)

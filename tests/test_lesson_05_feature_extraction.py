@@ -23,7 +23,6 @@ import torchvision
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
-from torchvision import datasets
 
 from conftest import ROOT
 from labkit.assets import load_vision_model
@@ -31,6 +30,7 @@ from labkit.assets.registry import REGISTRY
 from labkit.data import HYMENOPTERA_COUNTS, hymenoptera_folders
 from labkit.exercises.feature_extraction import check_feature_extractor
 from labkit.features import FeatureLoader, extract_features
+from labkit.images import ImageFolder
 from labkit.quiz import load_bank
 from labkit.train import evaluate, fit
 from labkit.transfer import freeze_backbone, parameter_table, replace_head, swap_head
@@ -182,8 +182,7 @@ def lesson_run(tmp_path_factory):
     folders = hymenoptera_folders(standin=True)
     model, weights = load_vision_model("resnet18", standin=True)
     freeze_backbone(replace_head(model, num_classes=2))
-    train_images, val_images = (per_class(datasets.ImageFolder(folders[split],
-                                                               transform=weights.transforms()),
+    train_images, val_images = (per_class(ImageFolder(folders[split], transform=weights.transforms()),
                                           PER_CLASS) for split in ("train", "val"))
     backbone = copy.deepcopy(model)
     swap_head(backbone, nn.Identity())

@@ -1,8 +1,10 @@
 """labkit.text on a tiny BERT (hidden size 32, two layers) and a small hand-made vocabulary:
 dynamic padding, pooling, masked-word guesses and word vectors, in seconds on a CPU."""
 
+import re
 import string
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -11,7 +13,7 @@ from transformers import (BertConfig, BertForMaskedLM, BertTokenizerFast, Distil
 
 from labkit.data import load_sentiment
 from labkit.text import (DynamicPadding, SentenceEncoder, TextClassificationDataset, cls_pool,
-                         fill_mask, input_names, load_sst2, mean_pool, word_vector)
+                         fill_mask, input_names, load_sst2, load_text_csv, mean_pool, word_vector)
 
 WORDS = ["the", "a", "bank", "river", "money", "film", "was", "good", "bad", "we", "sat", "by",
          "paid", "into", "account", "and", ".", ","]
@@ -44,9 +46,96 @@ def test_dataset_keeps_sentences_unpadded_and_the_labels(tokenizer):
         TextClassificationDataset(["a"], [0, 1], tokenizer)
 
 
-def test_dataset_truncates_to_max_length(tokenizer):
-    data = TextClassificationDataset(["the film " * 50], [1], tokenizer, max_length=16)
-    assert len(data[0]["input_ids"]) == 16 and data[0]["input_ids"][-1] == tokenizer.sep_token_id
+def test_dataset_truncates_long_texts_to_max_length_with_a_warning(tokenizer):
+    texts = ["bad", "the film " * 50, "the film was good", "the film " * 7]  # 16 tokens: not cut
+    with pytest.warns(UserWarning, match=r"1 of 4 texts are longer than max_length=16 tokens and "
+                                         r"were cut.*text 1.*Fix: .*larger max_length"):
+        data = TextClassificationDataset(texts, [0, 1, 1, 0], tokenizer, max_length=16)
+    assert len(data[1]["input_ids"]) == 16 and data[1]["input_ids"][-1] == tokenizer.sep_token_id
+    assert len(data[3]["input_ids"]) == 16 and data.truncated == [1]
+
+
+def test_dataset_of_short_texts_warns_nothing(tokenizer, recwarn):
+    data = TextClassificationDataset(["the film " * 7], [0], tokenizer, max_length=16)
+    assert data.truncated == [] and not recwarn.list
+
+
+@pytest.mark.parametrize("texts, shown", [
+    (["good", "", "bad"], "text 1 (empty)"), (["good", "   \n", "bad"], "text 1 (empty)"),
+    (["good", float("nan"), "bad"], "text 1 (float nan)"), (["good", None, "bad"], "text 1 (NoneType")])
+def test_dataset_refuses_empty_and_non_string_texts_naming_them(tokenizer, texts, shown):
+    with pytest.raises(ValueError, match=rf"1 of 3 texts are empty or not strings: {re.escape(shown)}"
+                                         r".*Fix: drop them"):
+        TextClassificationDataset(texts, [0, 1, 0], tokenizer)
+
+
+@pytest.mark.parametrize("label", ["positive", 1.0, -1, True, None])
+def test_dataset_refuses_labels_that_are_not_class_indices(tokenizer, label):
+    with pytest.raises(ValueError, match=r"label 1 is .*not a class index.*Fix:"):
+        TextClassificationDataset(["good", "bad"], [0, label], tokenizer)
+    data = TextClassificationDataset(["good", "bad"], [np.int64(0), torch.tensor(1)], tokenizer)
+    assert data.labels == [0, 1]
+
+
+# --- a learner's own CSV ------------------------------------------------------------------------
+
+def write_csv(tmp_path, text, name="reviews.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_load_text_csv_reads_label_names_and_numbers(tmp_path):
+    path = write_csv(tmp_path, 'text,label\n"Great, really",positive\nDull.,negative\nOk,positive\n')
+    assert load_text_csv(path) == (["Great, really", "Dull.", "Ok"], [1, 0, 1],
+                                   ["negative", "positive"])
+    texts, labels, names = load_text_csv(path, label_names=["positive", "negative"])
+    assert labels == [0, 1, 0] and names == ["positive", "negative"]
+    numbers = write_csv(tmp_path, "review\tstars\na\t10\nb\t2\nc\t2\n", "stars.tsv")
+    assert load_text_csv(numbers, text_column="review", label_column="stars", delimiter="\t") == (
+        ["a", "b", "c"], [1, 0, 0], ["2", "10"])  # numbers sort as numbers
+
+
+def test_load_text_csv_from_excel_with_a_byte_order_mark(tmp_path):
+    path = write_csv(tmp_path, "text,label\nCaf\u00e9 au lait,pos\nTea,neg\n", encoding="utf-8-sig")
+    assert load_text_csv(path)[0] == ["Caf\u00e9 au lait", "Tea"]
+
+
+def test_non_utf8_file_names_the_line_and_the_fix(tmp_path):
+    path = write_csv(tmp_path, "text,label\nGood,pos\nCaf\u00e9 au lait,pos\nBad,neg\n",
+                     encoding="cp1252")
+    with pytest.raises(ValueError, match=r"reviews.csv is not utf-8 text: byte 0xe9 on line 3.*"
+                                         r"Fix: save it again as UTF-8.*encoding=\"cp1252\""):
+        load_text_csv(path)
+    assert load_text_csv(path, encoding="cp1252")[0][1] == "Caf\u00e9 au lait"
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    (folder / "dev.tsv").write_bytes("sentence\tlabel\nna\u00efve\t1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"dev.tsv is not utf-8 text: byte 0xef on line 2"):
+        load_sst2(tmp_path, "dev")
+
+
+def test_missing_label_column_lists_the_columns_and_a_close_match(tmp_path):
+    path = write_csv(tmp_path, "text,labels\na,x\nb,y\n")
+    with pytest.raises(ValueError, match=r"no column 'label'; its columns are \['text', 'labels'\]"
+                                         r"\. Did you mean 'labels'\?.*Fix: pass label_column="):
+        load_text_csv(path)
+    semicolons = write_csv(tmp_path, "text;label\na;x\nb;y\n", "excel.csv")
+    with pytest.raises(ValueError, match=r"separated by ';': pass delimiter=';'"):
+        load_text_csv(semicolons)
+
+
+def test_unexpected_labels_empty_texts_and_a_single_label_name_the_lines(tmp_path):
+    path = write_csv(tmp_path, "text,label\na,positive\nb,Positive\nc,negative\nd,\ne,Positive\n")
+    with pytest.raises(ValueError, match=r"values that are not in label_names \['negative', "
+                                         r"'positive'\]: 'Positive' on lines 3, 6; '' on lines 5\."):
+        load_text_csv(path, label_names=["negative", "positive"])
+    empty = write_csv(tmp_path, "text,label\na,x\n,y\n  ,x\n", "empty.csv")
+    with pytest.raises(ValueError, match=r"2 rows have an empty 'text': lines 3, 4\. Fix:"):
+        load_text_csv(empty)
+    single = write_csv(tmp_path, "text,label\na,x\nb,x\n", "single.csv")
+    with pytest.raises(ValueError, match=r"every row has the label 'x'.*at least two"):
+        load_text_csv(single)
 
 
 def test_dynamic_padding_pads_to_the_longest_sentence_of_each_batch(tokenizer):

@@ -367,8 +367,9 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "") 
     return Bank(bank_id, title, tuple(questions), Path(path), description)
 
 
-def read_data_file(path: Path | str) -> Any:
-    """The parsed content of a YAML or JSON data file; syntax errors become ``BankError``."""
+def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
+    """The parsed content of a YAML or JSON data file; syntax errors become ``BankError``
+    (``what`` names the kind of file in the message: quiz bank, glossary, deck)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -376,18 +377,25 @@ def read_data_file(path: Path | str) -> Any:
         raise FileNotFoundError(
             f"no quiz data file at {path} (looked from {Path.cwd()}). Fix: check the name, or "
             f"give the path from the notebook's folder, e.g. quizzes/{path.name}.") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise BankError(path, [Problem("", "(file)", f"is not UTF-8 text: byte "
+                                       f"{error.object[error.start]:#04x} on line {line}. Fix: "
+                                       "save the file again with the encoding UTF-8.")],
+                        what) from None
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.safe_load(text)  # safe_load: plain data only, never Python objects
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
-        raise BankError(path, [Problem("", "(file)", f"is not valid JSON: {error.msg} at {where}.")])
+        raise BankError(path, [Problem("", "(file)", f"is not valid JSON: {error.msg} at {where}.")],
+                        what)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(error, "problem", None) or str(error)
-        raise BankError(path, [Problem("", "(file)", f"is not valid YAML: {reason}{where}.")])
+        raise BankError(path, [Problem("", "(file)", f"is not valid YAML: {reason}{where}.")], what)
 
 
 def load_bank(path: Path | str) -> Bank:

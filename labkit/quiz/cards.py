@@ -88,7 +88,7 @@ def _problems_in(items, field_name: str, item: str,
 
 def load_glossary(path: Path | str) -> list[Entry]:
     path = Path(path)
-    data = read_data_file(path)
+    data = read_data_file(path, "glossary")
     if not isinstance(data, dict):
         raise BankError(path, [Problem("", "(file)", "must hold a mapping with terms.")],
                         "glossary")
@@ -115,7 +115,7 @@ def load_glossary(path: Path | str) -> list[Entry]:
 def load_deck(path: Path | str) -> tuple[str, list[Card]]:
     """(title, cards) of a flashcard deck file."""
     path = Path(path)
-    data = read_data_file(path)
+    data = read_data_file(path, "deck")
     if not isinstance(data, dict):
         raise BankError(path, [Problem("", "(file)", "must hold a mapping with cards.")], "deck")
     raws, problems = _problems_in(data.get("cards"), "cards", "card",
