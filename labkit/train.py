@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from labkit.batches import run_model, split_batch, to_device
+from labkit import distributed
 from labkit.checkpoint import load_checkpoint, save_checkpoint
 from labkit.transfer import aux_loss, train_mode
 from labkit.viz import LivePlot
@@ -201,7 +202,8 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
         if bar is not None:
             bar.update(1)
         if time.monotonic() - last_refresh > REFRESH_SECONDS:  # the only syncs in the loop
-            _raise_if_nonfinite(bad_step, epoch, optimizer)
+            if not distributed.is_distributed():  # under torchrun every process checks at the end
+                _raise_if_nonfinite(bad_step, epoch, optimizer)
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / seen:.4f}", refresh=False)
             last_refresh = time.monotonic()
@@ -209,10 +211,18 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
             break
         if stop():
             break
+    batches = step + 1 if seen else 0
+    if distributed.is_distributed():  # every process's sums, and the first bad batch of any
+        bad_any = torch.where(bad_step < 0, torch.iinfo(torch.long).max, bad_step)
+        seen_all = torch.tensor(seen, device=device, dtype=torch.long)
+        distributed.all_reduce_sum(loss_sum, correct, seen_all)
+        torch.distributed.all_reduce(bad_any, op=torch.distributed.ReduceOp.MIN)
+        bad_step = torch.where(bad_any == torch.iinfo(torch.long).max, -1, bad_any)
+        seen = int(seen_all)
     _raise_if_nonfinite(bad_step, epoch, optimizer)
     return {"loss": loss_sum.item() / max(seen, 1),
             "accuracy": correct.item() / max(seen, 1),
-            "batches": step + 1 if seen else 0}
+            "batches": batches}
 
 
 def _raise_if_nonfinite(bad_step: torch.Tensor, epoch: int, optimizer) -> None:
@@ -252,6 +262,10 @@ def evaluate(model, loader, device, *, loss_fn=None, amp: bool = True) -> dict:
         loss_sum += loss_fn(logits, targets).float() * targets.shape[0]
         correct += (logits.argmax(dim=1) == targets).sum()
         seen += targets.shape[0]
+    if distributed.is_distributed():  # each process saw its shard: add them up
+        seen_all = torch.tensor(seen, device=device, dtype=torch.long)
+        distributed.all_reduce_sum(loss_sum, correct, seen_all)
+        seen = int(seen_all)
     if seen == 0:
         raise ValueError("The evaluation loader yielded no batches. Fix: check the dataset is not empty.")
     return {"loss": loss_sum.item() / seen, "accuracy": correct.item() / seen}
@@ -297,11 +311,13 @@ def _name_a_smaller_batch(loader, accumulate: int | None = None):
 
 
 @contextmanager
-def _stop_on_interrupt():
+def _stop_on_interrupt(enabled: bool = True):
     """The first Ctrl-C / Jupyter stop asks the loop to stop after the current batch;
-    a second one interrupts at once."""
+    a second one interrupts at once. Under torchrun (``enabled=False``) an interrupt stops
+    every process at once, as torchrun does, since one process stopping alone would leave the
+    others waiting for it; resume from the last checkpoint."""
     requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield requested.is_set  # signals only reach the main thread
         return
 
@@ -364,6 +380,11 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
     without improvement. ``checkpoint`` is a file written after every epoch, and
     ``resume`` a file to continue from. ``callbacks`` maps events in EVENTS to functions
     that receive a read-only state and may return True to stop.
+
+    Under ``torchrun`` (after ``labkit.distributed.setup()``) the same call trains on every
+    process: the model in DistributedDataParallel, each process on its share of the batches
+    (reshuffled every epoch), metrics added up over processes, and progress, printing and
+    checkpoints on rank 0 only; see ``labkit.distributed``.
     """
     device = torch.device(device)
     _check_fit_args(num_epochs, accumulate, scheduler_step, patience)
@@ -375,14 +396,24 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
     amp_dtype, scaler = mixed_precision(device, amp)
     history = History(monitor=monitor or ("val_loss" if val_loader is not None else "train_loss"))
     best_state, bad_epochs, start_epoch = None, 0, 1
-    if resume is not None:
+    main = distributed.is_main_process()
+    net = model  # what trains: the model itself, or the model in DDP under torchrun
+    if distributed.is_distributed():
+        train_loader = distributed.distributed_loader(train_loader, train=True)
+        if val_loader is not None:
+            val_loader = distributed.distributed_loader(val_loader, train=False)
+        progress, plot = progress and main, plot and main
+    if resume is not None:  # every process reads the same file
         saved = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler,
                                 scaler=scaler, loader=train_loader)
         history.rows, start_epoch, bad_epochs = list(saved["history"]), saved["epoch"] + 1, saved["bad_epochs"]
         if saved["best"] is not None:
             history.best_epoch, history.best_value = saved["best"]["epoch"], saved["best"]["value"]
             best_state = saved["best"]["state"]
-        print(f"labkit: resumed from {resume} after epoch {saved['epoch']}")
+        if main:
+            print(f"labkit: resumed from {resume} after epoch {saved['epoch']}")
+    if distributed.is_distributed():
+        net = distributed.wrap_model(model, device)  # shares model's parameters
     live_plot = LivePlot() if plot else None
     bar = tqdm(total=num_epochs * len(train_loader), initial=(start_epoch - 1) * len(train_loader),
                disable=not progress, desc="training", unit="batch")
@@ -392,15 +423,17 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
         return emit("batch_end", epoch=epoch, batch=step + 1, num_batches=num_batches, loss=loss)
 
     try:
-        with _stop_on_interrupt() as interrupted:
+        with _stop_on_interrupt(enabled=not distributed.is_distributed()) as interrupted:
             stop = emit("fit_start", num_epochs=num_epochs, start_epoch=start_epoch)
             for epoch in range(start_epoch, num_epochs + 1):
                 if stop:
                     break
                 epoch_start, lr_used = time.perf_counter(), optimizer.param_groups[0]["lr"]
+                if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                    train_loader.sampler.set_epoch(epoch)  # a new shuffle on every process
                 with _name_a_smaller_batch(train_loader, accumulate):
                     train_metrics = train_one_epoch(
-                        model, train_loader, optimizer, loss_fn, device, epoch=epoch,
+                        net, train_loader, optimizer, loss_fn, device, epoch=epoch,
                         amp_dtype=amp_dtype, scaler=scaler, accumulate=accumulate,
                         max_grad_norm=max_grad_norm,
                         batch_scheduler=scheduler if scheduler_step == "batch" else None,
@@ -409,7 +442,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
                     stop = True  # a partial epoch is not recorded; the last checkpoint stays whole
                     break
                 with _name_a_smaller_batch(val_loader):
-                    val_metrics = evaluate(model, val_loader, device, loss_fn=loss_fn, amp=amp) \
+                    val_metrics = evaluate(net, val_loader, device, loss_fn=loss_fn, amp=amp) \
                         if val_loader is not None else {}
                 row = {"epoch": epoch, "train_loss": train_metrics["loss"],
                        "train_accuracy": train_metrics["accuracy"],
@@ -430,9 +463,12 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
                 if checkpoint is not None:
                     best = None if best_state is None else {
                         "epoch": history.best_epoch, "value": history.best_value, "state": best_state}
-                    save_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler,
-                                    scaler=scaler, epoch=epoch, history_rows=history.rows, best=best,
-                                    bad_epochs=bad_epochs, loader=train_loader)
+                    if main:
+                        save_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                        scheduler=scheduler, scaler=scaler, epoch=epoch,
+                                        history_rows=history.rows, best=best,
+                                        bad_epochs=bad_epochs, loader=train_loader)
+                    distributed.barrier()  # no process goes on before the file is whole
                 if live_plot is not None:
                     live_plot.update(history)
                 stop = emit("epoch_end", epoch=epoch, history=tuple(map(MappingProxyType, history.rows)))
@@ -447,7 +483,8 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
         bar.close()
     message = _restore_best(model, best_state, history, restore_best)
     emit("fit_end", history=tuple(map(MappingProxyType, history.rows)))
-    print(_summary(history, time.perf_counter() - started, message))
+    if main:
+        print(_summary(history, time.perf_counter() - started, message))
     return history
 
 
