@@ -20,7 +20,8 @@ QUIZZES = ROOT / "notebooks" / "quizzes"
 def test_the_lessons_are_here():
     names = {path.stem for path in LESSONS}
     assert {"01_transfer_learning", "02_vgg", "03_resnet", "04_inception",
-            "05_feature_extraction", "06_fine_tuning", "07_bert", "08_fine_tuning_bert"} <= names, names
+            "05_feature_extraction", "06_fine_tuning", "07_bert", "08_fine_tuning_bert",
+            "09_capstone"} <= names, names
 
 
 @pytest.fixture(params=LESSONS, ids=lambda p: p.name)

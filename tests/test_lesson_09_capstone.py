@@ -1,0 +1,421 @@
+"""Lesson 09 (the capstone): its claims measured in smoke size, the numbers its prose and quiz
+state, the shift helpers it added (labkit.shift), and the pick_model checker.
+
+The claims run the notebook's own functions (its cells are executed here), at the notebook's
+own smoke sizes, for two seeds:
+
+- domain shift: grayscale, blur and stripes each lower a plain shape network's accuracy by at
+  least 10 percentage points, and training with grayscale and blurred copies shrinks those two
+  drops;
+- overfitting: from scratch with the fewest labels, at least 90% training accuracy and a gap of
+  at least 30 points to held-out accuracy; a frozen pre-trained backbone has a smaller gap, and
+  more labels shrink the scratch gap.
+"""
+
+import copy
+import re
+
+import nbformat
+import pytest
+import torch
+import yaml
+from PIL import Image
+from torch import nn
+from torch.utils.data import Subset, TensorDataset
+from labkit.images import ImageFolder
+from torchvision.transforms import v2
+
+from conftest import ROOT
+from labkit.assets.registry import REGISTRY, VisionWeights
+from labkit.data import HYMENOPTERA_COUNTS
+from labkit.exercises.capstone import PROBES, check_pick_model, reference_pick_model
+from labkit.features import feature_cache_key
+from labkit.quiz import Quiz, load_bank
+from labkit.shift import (RandomShifts, Stripes, accuracy_under_shifts, blur, grayscale,
+                          shift_suite)
+from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
+
+NOTEBOOK = ROOT / "notebooks" / "09_capstone.ipynb"
+BANK = ROOT / "notebooks" / "quizzes" / "09_capstone.yaml"
+SEEDS = (0, 1)
+MIN_DROP = 0.10      # "a drop of a plain model below 10 percentage points" fails
+MIN_GAP = 0.30       # "a gap of at least 30 percentage points"
+MIN_TRAIN = 0.90     # "at least 90% training accuracy with the fewest labels"
+
+
+def cells():
+    return nbformat.read(NOTEBOOK, as_version=4).cells
+
+
+def cell(cell_id):
+    return next(c.source for c in cells() if c.get("id") == cell_id)
+
+
+def markdown():
+    return "\n".join(c.source for c in cells() if c.cell_type == "markdown")
+
+
+def run_cell(cell_id, namespace=None):
+    """Execute one of the notebook's code cells (the course's own code) in ``namespace``."""
+    namespace = {} if namespace is None else namespace
+    exec(cell(cell_id), namespace)  # noqa: S102 - the course's own notebook
+    return namespace
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    """The notebook's parameters, shrunk by its own smoke block (conftest sets the flags)."""
+    namespace = run_cell("parameters")
+    assert namespace["SMOKE_TEST"] and namespace["STANDIN"]
+    exec(cell("setup").split("\n\n")[0], namespace)  # noqa: S102 - the `if SMOKE_TEST:` block
+    return namespace
+
+
+# --- the claims, in smoke size ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shift_runs(smoke):
+    train_shapes_model = run_cell("shift-functions")["train_shapes_model"]
+    assert "make_shapes(SOURCE_CLASSES, 100, seed=50_000)" in cell("shift-run")
+    test = make_shapes(SOURCE_CLASSES, 100, seed=50_000)
+    shifts = shift_suite(size=32)
+    augment = RandomShifts([shifts["grayscale"], shifts["blur"]])
+    runs = {}
+    for seed in SEEDS:
+        for variant in ("plain", "augmented"):
+            model = train_shapes_model(
+                n_per_class=smoke["SHAPES_PER_CLASS"], num_epochs=smoke["SHAPE_EPOCHS"],
+                width=smoke["SHAPE_WIDTH"], seed=seed, device="cpu",
+                augment=augment if variant == "augmented" else None)
+            runs[variant, seed] = (model, accuracy_under_shifts(model, test, shifts, device="cpu"))
+    return runs
+
+
+def drop(result, shift):
+    return result["none"] - result[shift]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_shift_lowers_the_plain_models_accuracy(shift_runs, seed):
+    _, result = shift_runs["plain", seed]
+    assert result["none"] > 0.5, result  # the network did learn the shapes
+    for shift in ("grayscale", "blur", "stripes"):
+        assert drop(result, shift) >= MIN_DROP, (seed, shift, result)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_augmentation_shrinks_the_drops_it_aims_at(shift_runs, seed):
+    _, plain = shift_runs["plain", seed]
+    _, augmented = shift_runs["augmented", seed]
+    for shift in ("grayscale", "blur"):
+        assert drop(augmented, shift) < drop(plain, shift), (seed, shift, plain, augmented)
+
+
+@pytest.fixture(scope="module")
+def few_label_runs(smoke, shift_runs):
+    few_label_run = run_cell("overfit-functions")["few_label_run"]
+    assert "make_shapes(TARGET_CLASSES, 100, seed=99_999)" in cell("overfit-run")
+    test = TensorDataset(*make_shapes(TARGET_CLASSES, 100, seed=99_999))
+    runs = {}
+    for seed in SEEDS:
+        source_model, _ = shift_runs["plain", seed]
+        for count in smoke["FEW_LABELS"]:
+            for method in ("scratch", "frozen"):
+                runs[method, count, seed] = few_label_run(
+                    method, labels_per_class=count, seed=seed, source_model=source_model,
+                    test_set=test, steps=smoke["FEW_LABEL_STEPS"], device="cpu")
+    return runs
+
+
+def gap(run):
+    train_accuracy, test_accuracy = run
+    return train_accuracy - test_accuracy
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tiny_data_overfits_and_transfer_and_more_labels_shrink_the_gap(smoke, few_label_runs,
+                                                                       seed):
+    fewest, most = min(smoke["FEW_LABELS"]), max(smoke["FEW_LABELS"])
+    scratch = few_label_runs["scratch", fewest, seed]
+    assert scratch[0] >= MIN_TRAIN and gap(scratch) >= MIN_GAP, scratch
+    assert gap(few_label_runs["frozen", fewest, seed]) < gap(scratch)
+    assert gap(few_label_runs["scratch", most, seed]) < gap(scratch)
+
+
+def test_the_source_model_is_left_as_it_was(shift_runs, few_label_runs):
+    # few_label_run copies the source model before it replaces the head and freezes it.
+    model, _ = shift_runs["plain", SEEDS[0]]
+    assert model.fc.out_features == len(SOURCE_CLASSES)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+# --- what the prose and the quiz state ---------------------------------------------------------
+
+
+def test_the_thresholds_and_counts_the_prose_states():
+    text = re.sub(r"\s+", " ", markdown())
+    assert "below 10 percentage points" in text
+    assert "at least 30 percentage points" in text and "at least 90%" in text
+    assert "the same 500 held-out images" in text
+    assert len(make_shapes(SOURCE_CLASSES, 100, seed=50_000)[1]) == 500
+    assert "on 300 held-out images" in text
+    assert len(TARGET_CLASSES) * 100 == 300
+    assert "a Gaussian blur of one pixel" in text
+    suite = shift_suite(size=32)
+    assert list(suite) == ["grayscale", "blur", "stripes"]
+    assert list(suite["blur"].sigma) == [1.0, 1.0]
+    assert "5 or 50 labelled images per class" in text
+    assert run_cell("parameters")["FEW_LABELS"] == (5, 50)
+
+
+def test_the_notebooks_split_of_the_validation_photos(tmp_path):
+    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None}
+    run_cell("data", namespace)
+    selection, test = namespace["selection_indices"], namespace["test_indices"]
+    counts = HYMENOPTERA_COUNTS["val"]
+    assert len(selection) + len(test) == sum(counts.values()) == 153
+    assert not set(selection) & set(test)
+    assert (len(selection), len(test)) == (77, 76)
+    assert len(namespace["train_indices"]) == sum(HYMENOPTERA_COUNTS["train"].values())
+    question = load_bank(BANK).question("test_photo")
+    assert question.grade(f"{100 / len(test):.2f}").correct
+    assert not question.grade("0.65").correct
+
+
+def test_model_card_words_in_code_and_prose_agree():
+    namespace = {}
+    source = cell("bias-compare")
+    exec(source.split("\n\n(man_top")[0], namespace)  # noqa: S102 - only the constant
+    card = namespace["MODEL_CARD_TOP5"]
+    prose = re.sub(r"\s+", " ", cell("bias-card"))
+    for words in card.values():
+        assert ", ".join(words[:-1]) + " and " + words[-1] in prose
+    assert "this bias will also affect all fine-tuned versions" in prose.lower()
+
+
+def test_the_candidates_and_budgets_make_a_real_choice():
+    namespace = run_cell("parameters")
+    sizes = {}
+    for name in namespace["BACKBONES"]:
+        asset = REGISTRY[name]
+        assert isinstance(asset, VisionWeights)
+        sizes[name] = asset.enum().meta["_file_size"]
+    fits = {name for name, size in sizes.items() if size <= namespace["SIZE_BUDGET_MB"]}
+    assert fits and fits != set(sizes), sizes  # the size budget rules some candidates out
+    assert "resnet50" not in fits
+
+
+def test_licence_facts_the_lesson_states():
+    assert "non-commercial" in REGISTRY["hymenoptera"].licence
+    readme = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for name in ("bert-base-uncased", "bert-tiny"):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
+        assert "Apache-2.0" in row
+    for name in run_cell("parameters")["BACKBONES"]:
+        meta = REGISTRY[name].enum().meta
+        assert list(meta["_metrics"]) == ["ImageNet-1K"] and meta["recipe"].startswith("https://")
+
+
+def test_the_notebook_keeps_the_conventions():
+    code = [c.source for c in cells() if c.cell_type == "code"]
+    source = "\n".join(code)
+    assert 'SMOKE_TEST = env_flag("LABKIT_SMOKE_TEST")' in code[0]
+    assert source.count("standin=STANDIN, offline=OFFLINE") >= 3  # photos, vision, text
+    assert 'Quiz.from_file("quizzes/09_capstone.yaml")' in source
+    assert 'quiz.answer("pick_model", pick_model)' in source
+    assert "pretrained" + "=True" not in source and "DEFAULT" not in source
+
+
+def test_bank_validates_and_covers_the_course():
+    bank = load_bank(BANK)
+    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))["questions"]
+    assert bank.id == "09_capstone" and len(bank.questions) == len(raw) == 15
+    assert all(str(q.get("explanation", "")).strip() for q in raw)
+    assert bank.question("pick_model").checker == "model_choice"
+    graded = [q for q in raw if q["type"] != "code"]
+    assert "Fourteen questions" in markdown() and len(graded) == 14
+    lessons = {lesson for q in raw for lesson in re.findall(r"Lessons? (\d\d)", q["prompt"])}
+    lessons |= {n for q in raw for n in re.findall(r"and (\d\d)\)", q["prompt"])}
+    assert {f"0{n}" for n in range(1, 10)} <= lessons, lessons
+    assert bank.question("vgg_stack").grade(str(2 * 3 * 3 * 64 * 64)).correct
+    assert not bank.question("vgg_stack").grade(str(5 * 5 * 64 * 64)).correct
+
+
+# --- labkit.shift -------------------------------------------------------------------------------
+
+
+def test_grayscale_copies_the_luminance_to_three_channels():
+    images = torch.rand(4, 3, 8, 8)
+    out = grayscale()(images)
+    assert out.shape == images.shape
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    photo = grayscale()(Image.new("RGB", (10, 6), (200, 30, 30)))
+    assert photo.mode == "RGB" and len(set(photo.getpixel((0, 0)))) == 1
+
+
+def test_blur_smooths_and_checks_its_radius():
+    torch.manual_seed(0)
+    noise = torch.rand(1, 3, 32, 32)
+    smooth = blur(1.0)(noise)
+    assert smooth.shape == noise.shape and smooth.std() < noise.std() / 2
+    assert blur(1.0).kernel_size == (7, 7) and blur(3.0).kernel_size == (19, 19)
+    with pytest.raises(ValueError, match="Fix"):
+        blur(0)
+
+
+def test_stripes_overlay_and_repr():
+    images = torch.full((2, 3, 4, 8), 0.6)
+    out = Stripes(period=4, strength=0.5)(images)
+    assert out.shape == images.shape
+    assert torch.allclose(out[0, 0, 0], torch.tensor([0.8, 0.8, 0.3, 0.3] * 2))
+    assert torch.equal(Stripes(strength=0.0)(images), images)
+    assert repr(Stripes(period=4, strength=0.5)) == "Stripes(period=4, strength=0.5)"
+    with pytest.raises(TypeError, match="Fix"):
+        Stripes()(Image.new("RGB", (4, 4)))
+    with pytest.raises(ValueError, match="Fix"):
+        Stripes(period=1)
+
+
+def test_random_shifts_change_each_image_one_way_or_not_at_all():
+    shifts = [grayscale(), Stripes()]
+    augment = RandomShifts(shifts, generator=torch.Generator().manual_seed(0))
+    images = torch.rand(60, 3, 8, 8)
+    original = images.clone()
+    out = augment(images)
+    kinds = []
+    for before, after in zip(images, out):
+        options = [before] + [shift(before[None])[0] for shift in shifts]
+        kinds.append(next(k for k, option in enumerate(options) if torch.allclose(after, option)))
+    assert set(kinds) == {0, 1, 2}  # unchanged, grayscale and stripes all occur
+    assert torch.equal(images, original)  # the input is left alone
+    batch_images, batch_labels = augment.collate([(images[i], i) for i in range(5)])
+    assert batch_images.shape == (5, 3, 8, 8) and batch_labels.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="Fix"):
+        RandomShifts([])
+
+
+class SeesColour(nn.Module):
+    """Says class 1 for a grayscale image (three equal channels), class 0 otherwise."""
+
+    def forward(self, images):
+        gray = (images.max(dim=1).values - images.min(dim=1).values).amax(dim=(1, 2)) < 1e-6
+        return torch.stack([(~gray).float(), gray.float()], dim=1)
+
+
+def test_accuracy_under_shifts_measures_each_shift_in_eval_mode():
+    images, labels = torch.rand(10, 3, 8, 8), torch.ones(10, dtype=torch.long)
+    model = SeesColour().train()
+    result = accuracy_under_shifts(model, (images, labels), {"grayscale": grayscale()},
+                                   device="cpu", batch_size=3)
+    assert result == {"none": 0.0, "grayscale": 1.0}
+    assert not model.training
+
+
+def test_shifted_photos_get_their_own_feature_cache_key():
+    from labkit.data import hymenoptera_folders
+
+    folder = hymenoptera_folders(standin=True)["val"]
+    preprocess = REGISTRY["resnet18"].enum().transforms()
+    keys = {name: feature_cache_key(nn.Flatten(), Subset(ImageFolder(folder, transform=t),
+                                                         [0, 1]))
+            for name, t in (("clean", preprocess),
+                            ("grayscale", v2.Compose([grayscale(), preprocess])),
+                            ("blur", v2.Compose([blur(3.0), preprocess])))}
+    assert len(set(keys.values())) == 3
+
+
+# --- the exercise and its checker -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def notebook_solution():
+    """The pick_model the notebook ships (its solution cell), without the call after it."""
+    source = cell("project-pick")
+    assert "### BEGIN SOLUTION" in source and "### END SOLUTION" in source
+    namespace = {}
+    exec(source.split("\n\n\nchosen =")[0], namespace)  # noqa: S102 - the course's own notebook
+    return namespace["pick_model"]
+
+
+def test_checker_accepts_the_notebooks_solution_and_the_reference(notebook_solution):
+    for function in (notebook_solution, reference_pick_model):
+        result = check_pick_model(function)
+        assert result.correct, result.message
+        assert f"all {len(PROBES)} probe tables" in result.message
+
+
+def sorted_pick(table, *, max_ms, max_mb):
+    ranked = sorted(table.items(), key=lambda item: (-item[1]["accuracy"], item[1]["file_mb"]))
+    return next((name for name, row in ranked
+                 if row["ms_per_photo"] <= max_ms and row["file_mb"] <= max_mb), None)
+
+
+def test_checker_accepts_another_correct_pick():
+    assert check_pick_model(sorted_pick).correct
+
+
+def fits(row, max_ms, max_mb):
+    return row["ms_per_photo"] <= max_ms and row["file_mb"] <= max_mb
+
+
+def best_of(names, table):
+    return max(names, key=lambda n: table[n]["accuracy"]) if names else None
+
+
+WRONG = {
+    "ignores the budgets": (lambda t, *, max_ms, max_mb: best_of(list(t), t),
+                            ["over both budgets", "Fix"]),
+    "picks the fastest": (lambda t, *, max_ms, max_mb: min(
+        [n for n in t if fits(t[n], max_ms, max_mb)] or [None],
+        key=lambda n: t[n]["ms_per_photo"] if n else 0), ["fastest", "highest accuracy"]),
+    "ignores latency": (lambda t, *, max_ms, max_mb: best_of(
+        [n for n in t if t[n]["file_mb"] <= max_mb], t), ["latency budget", "ms_per_photo"]),
+    "ignores size": (lambda t, *, max_ms, max_mb: best_of(
+        [n for n in t if t[n]["ms_per_photo"] <= max_ms], t), ["size budget", "file_mb"]),
+    "strict comparison": (lambda t, *, max_ms, max_mb: best_of(
+        [n for n in t if t[n]["ms_per_photo"] < max_ms and t[n]["file_mb"] < max_mb], t),
+        ["exactly at the budget", "<="]),
+    "first of a tie": (lambda t, *, max_ms, max_mb: best_of(
+        [n for n in t if fits(t[n], max_ms, max_mb)], t), ["larger file", "smaller file_mb"]),
+    "ranks by ImageNet top-1": (lambda t, *, max_ms, max_mb: max(
+        [n for n in t if fits(t[n], max_ms, max_mb)] or [None],
+        key=lambda n: (t[n].get("top1", t[n]["accuracy"]), -t[n]["file_mb"]) if n else 0),
+        ["'accuracy' column"]),
+    "raises when nothing fits": (lambda t, *, max_ms, max_mb: max(
+        [n for n in t if fits(t[n], max_ms, max_mb)],
+        key=lambda n: (t[n]["accuracy"], -t[n]["file_mb"])), ["no model fits", "return None"]),
+    "never returns None": (lambda t, *, max_ms, max_mb: reference_pick_model(
+        t, max_ms=max_ms, max_mb=max_mb) or next(iter(t)), ["No model fits", "return None"]),
+    "returns the row": (lambda t, *, max_ms, max_mb: t[reference_pick_model(
+        t, max_ms=max_ms, max_mb=max_mb)], ["returned a dict", "the model's name"]),
+    "changes the table": (lambda t, *, max_ms, max_mb: (t.clear(), None)[1],
+                          ["changed the table", "only read it"]),
+    "another signature": (lambda table, budget_ms, budget_mb: None,
+                          ["TypeError", "*, max_ms, max_mb"]),
+    "not a function": ("resnet18",
+                       ["Expected the function", 'quiz.answer("pick_model", pick_model)']),
+}
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_checker_names_each_mistake_and_its_fix(name):
+    answer, words = WRONG[name]
+    result = check_pick_model(answer)
+    assert not result.correct, name
+    assert "Fix" in result.message, result.message
+    for word in words:
+        assert word in result.message, (name, word, result.message)
+
+
+def test_checker_leaves_its_probes_alone():
+    before = copy.deepcopy(PROBES)
+    check_pick_model(WRONG["changes the table"][0])
+    assert PROBES == before
+
+
+def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path, notebook_solution):
+    right = Quiz.from_file(BANK, results_path=tmp_path / "right.json")
+    assert right.session.submit("pick_model", notebook_solution).status == "correct"
+    wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
+    assert wrong.session.submit("pick_model", WRONG["ignores size"][0]).status == "wrong"
