@@ -43,10 +43,7 @@ def run_course_command(args) -> int:
             written = course.write_student_versions(args.sources or None, args.output)
             print(f"Wrote {len(written)} student notebooks and their quizzes to {args.output}")
             return 0
-        report = args.report or args.output / "report.md"
-        if report.suffix.lower() not in (".md", ".html", ".htm"):
-            raise ValueError(f"{report}: a report is Markdown (.md) or HTML (.html). "
-                             "Fix: name the report file with one of these suffixes.")
+        report = course.check_report_path(args.report or args.output / "report.md")  # before running
         result = course.run_course(args.sources or None, output=args.output, smoke=not args.full,
                                    standin=args.standin, offline=args.offline,
                                    timeout=args.timeout)

@@ -41,7 +41,8 @@ import nbformat
 
 __all__ = [
     "StudentVersionError", "strip_solutions", "student_version", "write_student_versions",
-    "course_notebooks", "NotebookRun", "CourseRun", "run_notebook", "run_course",
+    "course_notebooks", "NotebookRun", "CourseRun", "check_report_path", "run_notebook",
+    "run_course",
 ]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -243,14 +244,20 @@ class CourseRun:
                 f"<th>failed at</th></tr>\n{rows}\n</table>\n{details}\n</body></html>\n")
 
     def write_report(self, path: Path | str) -> Path:
-        path = Path(path)
-        if path.suffix.lower() not in (".md", ".html", ".htm"):
-            raise ValueError(f"{path}: a report is Markdown (.md) or HTML (.html). "
-                             "Fix: name the report file with one of these suffixes.")
+        path = check_report_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.markdown() if path.suffix.lower() == ".md" else self.html(),
                         encoding="utf-8")
         return path
+
+
+def check_report_path(path: Path | str) -> Path:
+    """``path`` if it names a Markdown or HTML report, else a ValueError with the fix."""
+    path = Path(path)
+    if path.suffix.lower() not in (".md", ".html", ".htm"):
+        raise ValueError(f"{path}: a report is Markdown (.md) or HTML (.html). "
+                         "Fix: name the report file with one of these suffixes.")
+    return path
 
 
 def _memory(mb: float | None) -> str:

@@ -6,13 +6,27 @@ root. The summary at the end counts the notebook cells that were executed.
 import socket
 from pathlib import Path
 
+import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts"
 
 _executed = {"nbval": 0, "papermill": 0}
+
+
+def bank_question(bank: Path, question_id: str) -> dict:
+    """One question of a quiz bank, as the YAML file has it (answers and mistakes included)."""
+    raw = yaml.safe_load(bank.read_text(encoding="utf-8"))
+    return next(q for q in raw["questions"] if q["id"] == question_id)
+
+
+def cell_source(notebook: Path, cell_id: str) -> str:
+    """The source of the notebook's cell with this id."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
 def pytest_runtest_logreport(report):

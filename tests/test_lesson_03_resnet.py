@@ -6,7 +6,6 @@ notebooks/03_resnet.ipynb by id and executed here, so a change there is tested h
 """
 
 import math
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -16,12 +15,12 @@ import yaml
 from torch import nn
 from torchvision.models import (ResNet18_Weights, ResNet34_Weights, ResNet50_Weights)
 
+from conftest import ROOT, bank_question
 from labkit.exercises.resnet import (check_residual_block, projection_shortcut,
                                      torchvision_basic_block)
 from labkit.quiz import Quiz
 from labkit.quiz.bank import load_bank
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_resnet.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "03_resnet.yaml"
 OPTIONS = {"in_channels": 64, "out_channels": 128, "stride": 2}
@@ -29,11 +28,6 @@ OPTIONS = {"in_channels": 64, "out_channels": 128, "stride": 2}
 
 def count(module):
     return sum(p.numel() for p in module.parameters())
-
-
-def bank_question(question_id):
-    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
-    return next(q for q in raw["questions"] if q["id"] == question_id)
 
 
 # --- the numbers the lesson states -----------------------------------------------------------
@@ -62,7 +56,7 @@ def test_resnet50_v1_and_v2_share_the_architecture_but_not_the_accuracy():
     assert v1["num_params"] == v2["num_params"] and v1["_ops"] == v2["_ops"]
     gain = v2["_metrics"]["ImageNet-1K"]["acc@1"] - v1["_metrics"]["ImageNet-1K"]["acc@1"]
     assert gain > 4  # the lesson's "several percentage points"
-    question = bank_question("v2_gain")
+    question = bank_question(BANK, "v2_gain")
     assert question["answer"] == pytest.approx(gain, abs=question["tolerance"])
     assert v1["recipe"] != v2["recipe"]
 
@@ -71,7 +65,7 @@ def test_projection_cost_in_the_quiz_is_torchvisions():
     block = torchvision_basic_block(64, 128, 2)
     cost = count(block.downsample)
     assert cost == count(projection_shortcut(64, 128, 2)) == 64 * 128 + 2 * 128
-    assert bank_question("projection_params")["answer"] == cost
+    assert bank_question(BANK, "projection_params")["answer"] == cost
     assert torchvision_basic_block(64, 64, 1).downsample is None  # identity: 0 parameters
 
 

@@ -7,14 +7,13 @@ configurations, built on the meta device (no memory, no download).
 """
 
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import yaml
 from transformers import AutoConfig, AutoModel
 
+from conftest import ROOT, bank_question, cell_source
 from labkit.assets import load_text_model
 from labkit.assets.registry import get_asset
 from labkit.data import load_sentiment
@@ -24,19 +23,8 @@ from labkit.quiz.bank import load_bank
 from labkit.text import mean_pool
 from labkit.vision import count_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "07_bert.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "07_bert.yaml"
-
-
-def bank_question(question_id):
-    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
-    return next(q for q in raw["questions"] if q["id"] == question_id)
-
-
-def cell_source(cell_id):
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +125,18 @@ def test_family_parameter_counts_and_ratios_the_lesson_states():
     assert count_parameters(tiny) / total < 0.05                # "a few percent"
     table = base.get_input_embeddings().weight.numel()
     assert 0.18 < table / total < 0.24                          # "about a fifth"
-    assert table == bank_question("embedding_params")["answer"] == 30522 * 768
+    assert table == bank_question(BANK, "embedding_params")["answer"] == 30522 * 768
 
 
 def test_head_size_in_the_quiz_is_bert_bases():
     config = AutoConfig.for_model("bert", **get_asset("bert-base-uncased").config)
-    assert config.hidden_size // config.num_attention_heads == bank_question("head_size")["answer"]
+    assert config.hidden_size // config.num_attention_heads == bank_question(BANK, "head_size")["answer"]
     tiny = AutoConfig.for_model("bert", **get_asset("bert-tiny").config)
     assert tiny.hidden_size // tiny.num_attention_heads == 64  # "every model ... 64 per head"
 
 
 def test_published_sst2_figures_name_their_source():
-    source = cell_source("family")
+    source = cell_source(NOTEBOOK, "family")
     for name, figure in [("BERT-Base", "93.5"), ("DistilBERT", "91.3"), ("BERT-Medium", "89.6"),
                          ("BERT-Small", "89.7"), ("BERT-Mini", "85.9"), ("BERT-Tiny", "83.2")]:
         line = re.search(rf'"{name}": \(.*?{re.escape(figure)},\s*\n?\s*(\S.*?)\),?\n', source, re.S)

@@ -4,15 +4,14 @@ fine-tuning schedule it describes, the numbers in its quiz, and the dynamic_padd
 The lesson's model and tokenizer come from labkit.assets in stand-in mode, as in CI.
 """
 
-from pathlib import Path
 
-import nbformat
 import pytest
 import torch
 import yaml
 from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
+from conftest import ROOT, bank_question, cell_source
 from labkit.assets import load_text_model
 from labkit.data import load_sentiment
 from labkit.exercises.bert import check_dynamic_padding
@@ -22,19 +21,8 @@ from labkit.text import DynamicPadding, SentenceEncoder, TextClassificationDatas
 from labkit.transfer import replace_head
 from labkit.vision import count_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "08_fine_tuning_bert.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "08_fine_tuning_bert.yaml"
-
-
-def bank_question(question_id):
-    raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
-    return next(q for q in raw["questions"] if q["id"] == question_id)
-
-
-def cell_source(cell_id):
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +103,15 @@ def test_the_schedule_warms_up_linearly_then_decays_to_zero():
 def test_warmup_steps_in_the_quiz_follow_the_lessons_formula():
     steps_per_epoch = -(-len(load_sentiment("train")) // 32)
     total_steps = 4 * steps_per_epoch
-    assert "warmup_steps = int(WARMUP_RATIO * total_steps)" in cell_source("approach-b")
-    assert int(0.1 * total_steps) == bank_question("warmup_steps")["answer"]
+    assert "warmup_steps = int(WARMUP_RATIO * total_steps)" in cell_source(NOTEBOOK, "approach-b")
+    assert int(0.1 * total_steps) == bank_question(BANK, "warmup_steps")["answer"]
 
 
 def test_approach_a_trains_only_the_head_the_quiz_counts(lesson_model):
     model, _ = lesson_model
     head = torch.nn.Linear(model.config.hidden_size, 2)
-    assert count_parameters(head) == bank_question("head_weights")["answer"] == 258
-    assert count_parameters(model) == bank_question("head_weights")["mistakes"][1]["answer"]
+    assert count_parameters(head) == bank_question(BANK, "head_weights")["answer"] == 258
+    assert count_parameters(model) == bank_question(BANK, "head_weights")["mistakes"][1]["answer"]
 
 
 def test_sentence_encoder_features_and_a_fresh_head_per_seed(lesson_model, train_set):
@@ -140,7 +128,7 @@ def test_sentence_encoder_features_and_a_fresh_head_per_seed(lesson_model, train
 
 
 def test_published_figures_name_their_source():
-    source = cell_source("results")
+    source = cell_source(NOTEBOOK, "results")
     assert '"bert-tiny": (83.2, "GLUE test set, google-research/bert README (Turc et al. 2019)")' in source
     assert "Devlin et al. 2019" in source and "Sanh et al. 2019" in source
     assert 'data_name.startswith("SST-2") and not STANDIN' in source
