@@ -8,7 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
-PYTEST_ARGS ?= -n 2 --dist loadscope
+# load: tests go one by one to whichever worker is free; a notebook's one run is shared
+# through a file lock (tests/notebook_runs.py).
+PYTEST_ARGS ?= -n 2 --dist load
 # The browser test drives this Chromium (Playwright's own browser download is not used).
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM

@@ -1,6 +1,10 @@
 """Shared test fixtures and paths. The environment every test and notebook runs in (smoke mode,
 stand-in mode, a throwaway quiz-results file) is set by the conftest.py at the repository
-root. The summary at the end counts the notebook cells that were executed.
+root.
+
+Each course notebook is executed once per test run (tests/notebook_runs.py), whichever
+pytest-xdist worker first needs it; the summary at the end counts the executions of each
+notebook and fails the run if one was executed twice.
 """
 
 import socket
@@ -10,11 +14,14 @@ import nbformat
 import pytest
 import yaml
 
+import notebook_runs
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts"
 
 _executed = {"nbval": 0, "papermill": 0}
+collect_ignore = ["nbval"]  # tests/test_stored_outputs.py runs nbval on it, in a pytest of its own
 
 
 def bank_question(bank: Path, question_id: str) -> dict:
@@ -29,15 +36,20 @@ def cell_source(notebook: Path, cell_id: str) -> str:
     return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the main process, once per test run
+        notebook_runs.start_test_run()
+
+
 def pytest_runtest_logreport(report):
     # Runs in the main process also under pytest-xdist, so the counts cover every worker.
     if report.when != "call" or not report.passed:
         return
-    if ".ipynb::Cell" in report.nodeid:
-        _executed["nbval"] += 1
     for name, value in report.user_properties:
         if name == "executed_cells":
             _executed["papermill"] += value
+        elif name == "nbval_cells":
+            _executed["nbval"] += value
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -47,6 +59,19 @@ def pytest_terminal_summary(terminalreporter):
             f"notebook cells executed: {total} "
             f"(nbval {_executed['nbval']}, papermill {_executed['papermill']})"
         )
+    runs = notebook_runs.executions()
+    if runs:
+        twice = sorted(name for name, count in runs.items() if count > 1)
+        terminalreporter.write_line(
+            f"course notebooks executed: {sum(runs.values())} executions of {len(runs)} "
+            f"notebooks" + (f"; MORE THAN ONCE: {', '.join(twice)}" if twice else ", each once"))
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        return
+    if any(count > 1 for count in notebook_runs.executions().values()):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a notebook ran twice: too slow
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)

@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import nbformat
-import papermill
 import pytest
-from papermill.exceptions import PapermillExecutionError
 
 from conftest import NOTEBOOKS, ROOT
+from notebook_runs import executed
 from labkit.course import (PLACEHOLDER, StudentVersionError, strip_solutions, student_version,
                            write_student_versions)
 
@@ -78,7 +77,7 @@ def test_student_versions_refuse_to_overwrite_the_sources(tmp_path):
 
 # --- the course's student versions --------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker: its tests sit in each notebook's group
 def student_folder(tmp_path_factory):
     """The student versions, made the way the instructor guide says: with the command line."""
     folder = tmp_path_factory.mktemp("class") / "student-notebooks"
@@ -141,33 +140,31 @@ def test_student_versions_bring_their_quiz_banks(student_folder):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.name)
-def test_student_notebook_runs_until_its_first_exercise(student_folder, source, tmp_path):
-    """Every cell before the first exercise runs; the exercise stops with 'your code here'.
-    (papermill runs the student version in smoke size, with the test suite's stand-in switch.)"""
-    notebook = student_folder / source.name
-    executed = tmp_path / source.name
-    first = next((i for i, cell in enumerate(nbformat.read(notebook, as_version=4).cells)
-                  if PLACEHOLDER in cell.source), None)
-    run = lambda: papermill.execute_notebook(  # noqa: E731
-        str(notebook), str(executed), parameters={"SMOKE_TEST": True}, kernel_name="python3",
-        cwd=str(student_folder), execution_timeout=600, progress_bar=False)
-    if first is None:  # no exercise: the same code as the source, which test_notebooks runs
+def test_student_notebook_runs_until_each_exercise_and_stops_there(student_folder, source):
+    """The student version runs up to each exercise, which stops it with 'Your code here';
+    the instructor's version passes there.
+
+    No second run: the notebook's one test run (notebook_runs.executed) executes the student
+    version of each exercise cell in the same kernel just before the instructor's cell. The
+    cells before an exercise are the same in both versions (see the test above), and the
+    instructor run executed them without error."""
+    student = nbformat.read(student_folder / source.name, as_version=4)
+    exercises = [i for i, cell in enumerate(student.cells) if PLACEHOLDER in cell.source]
+    if not exercises:  # no exercise: the same code as the source, which test_notebooks runs
         original = nbformat.read(source, as_version=4)
-        assert [c.source for c in nbformat.read(notebook, as_version=4).cells] \
-            == [c.source for c in original.cells]
+        assert [c.source for c in student.cells] == [c.source for c in original.cells]
         return
-    with pytest.raises(PapermillExecutionError) as stopped:
-        run()
-    assert stopped.value.ename == "NotImplementedError"
-    assert "Your code here" in stopped.value.evalue
-    cells = nbformat.read(executed, as_version=4).cells
-    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
-    # It stops in the exercise's cell, or (where that cell only defines a function) in the
-    # first cell that calls it; either way the error is the placeholder's.
-    assert stopped.value.cell_index >= first + len(injected), "it stopped before the exercise"
-    before = [c for c in cells[:stopped.value.cell_index] if c.cell_type == "code"]
-    assert before and all(c.execution_count for c in before)
-    assert not [o for c in before for o in c.outputs if o.output_type == "error"]
+    run = executed(source).ok()
+    checks = {check["cell"]: check for check in run.student_checks}
+    assert sorted(checks) == exercises, "every exercise cell is checked, once"
+    for index in exercises:
+        check = checks[index]
+        # It stops in the exercise's cell, or (where that cell only defines a function) in
+        # one of the cells after it that calls it; either way the error is the placeholder's.
+        assert check["stopped_at"] is not None, f"cell {index}: the student version never stopped"
+        assert check["stopped_at"] >= index
+        assert check["ename"] == "NotImplementedError", check
+        assert "Your code here" in check["evalue"], check
 
 
 # --- python -m labkit course run ----------------------------------------------------------------

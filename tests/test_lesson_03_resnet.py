@@ -2,7 +2,9 @@
 and the residual_block checker. CPU only, no downloads: models are built with weights=None.
 
 The toy networks and data are the notebook's own code: the cells are read from
-notebooks/03_resnet.ipynb by id and executed here, so a change there is tested here.
+notebooks/03_resnet.ipynb by id and executed here, so a change there is tested here. The
+training experiment is not run again: its losses are read from the notebook's one execution
+in this test run (tests/notebook_runs.py).
 """
 
 import math
@@ -16,6 +18,7 @@ from torch import nn
 from torchvision.models import (ResNet18_Weights, ResNet34_Weights, ResNet50_Weights)
 
 from conftest import ROOT, bank_question
+from notebook_runs import executed
 from labkit.exercises.resnet import (check_residual_block, projection_shortcut,
                                      torchvision_basic_block)
 from labkit.quiz import Quiz
@@ -125,27 +128,18 @@ def test_with_batchnorm_the_plain_nets_gradient_does_not_vanish(toy, seed):
     assert first / last > 0.1
 
 
-def test_in_smoke_size_the_deep_plain_net_stays_at_chance_and_the_others_learn(toy):
-    # The notebook's training set-up at its smoke size (50 epochs of SGD with momentum).
-    from labkit.train import fit
-    points, labels = toy["make_spirals"](500, seed=0)
-    final = {}
-    for name, options in (("plain-2", {"depth": 2}), ("plain-20", {"depth": 20}),
-                          ("residual-20", {"depth": 20, "residual": True}),
-                          ("batchnorm-20", {"depth": 20, "batch_norm": True})):
-        torch.manual_seed(0)
-        model = toy["DeepMLP"](**options)
-        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(points, labels),
-                                             batch_size=128, shuffle=True,
-                                             generator=torch.Generator().manual_seed(0))
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        history = fit(model, loader, device="cpu", num_epochs=50, optimizer=optimizer,
-                      amp=False, restore_best=False, progress=False, plot=False)
-        final[name] = history["train_loss"][-1]
-    assert abs(final["plain-20"] - math.log(3)) < 0.02
-    assert final["residual-20"] < final["plain-20"] - 0.3
-    assert final["batchnorm-20"] < final["plain-20"] - 0.3
-    assert final["plain-2"] < final["plain-20"] - 0.1  # degradation: deeper, yet worse
+def test_in_smoke_size_the_deep_plain_net_stays_at_chance_and_the_others_learn():
+    # The notebook's own training run, at its smoke size (50 epochs of SGD with momentum),
+    # read from this test run's execution of the notebook.
+    state = executed(NOTEBOOK).ok().state
+    assert state["SMOKE_TEST"] and state["num_epochs"] == 50
+    final = {name: history["rows"][-1]["train_loss"]
+             for name, history in state["histories"].items()}
+    assert len(state["histories"]["plain, 20 layers"]["rows"]) == 50
+    assert abs(final["plain, 20 layers"] - math.log(3)) < 0.02
+    assert final["residual, 20 layers"] < final["plain, 20 layers"] - 0.3
+    assert final["plain + BatchNorm, 20 layers"] < final["plain, 20 layers"] - 0.3
+    assert final["plain, 2 layers"] < final["plain, 20 layers"] - 0.1  # deeper, yet worse
 
 
 # --- the residual_block checker ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Lesson 09 (the capstone): its claims measured in smoke size, the numbers its prose and quiz
 state, the shift helpers it added (labkit.shift), and the pick_model checker.
 
-The claims run the notebook's own functions (its cells are executed here), at the notebook's
-own smoke sizes, for two seeds:
+The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
+at its own smoke sizes, for two seeds:
 
 - domain shift: grayscale, blur and stripes each lower a plain shape network's accuracy by at
   least 10 percentage points, and training with grayscale and blurred copies shrinks those two
@@ -26,6 +26,7 @@ from labkit.images import ImageFolder
 from torchvision.transforms import v2
 
 from conftest import ROOT
+from notebook_runs import executed
 from labkit.assets.registry import REGISTRY, VisionWeights
 from labkit.data import HYMENOPTERA_COUNTS
 from labkit.exercises.capstone import PROBES, check_pick_model, reference_pick_model
@@ -33,6 +34,7 @@ from labkit.features import feature_cache_key
 from labkit.quiz import Quiz, load_bank
 from labkit.shift import (RandomShifts, Stripes, accuracy_under_shifts, blur, grayscale,
                           shift_suite)
+from labkit.few_labels import SmallCNN
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
 
 NOTEBOOK = ROOT / "notebooks" / "09_capstone.ipynb"
@@ -75,21 +77,19 @@ def smoke():
 
 
 @pytest.fixture(scope="module")
-def shift_runs(smoke):
-    train_shapes_model = run_cell("shift-functions")["train_shapes_model"]
+def lesson():
+    """What the notebook computed in its one execution of this test run (smoke size)."""
+    state = executed(NOTEBOOK).ok().state
+    assert state["SMOKE_TEST"] and state["SEEDS"] == list(SEEDS)
+    return state
+
+
+def test_the_experiments_ran_at_the_notebooks_smoke_sizes(lesson, smoke):
+    for name in ("SHAPES_PER_CLASS", "SHAPE_EPOCHS", "SHAPE_WIDTH", "FEW_LABEL_STEPS"):
+        assert lesson[name] == smoke[name], name
+    assert lesson["FEW_LABELS"] == list(smoke["FEW_LABELS"])
     assert "make_shapes(SOURCE_CLASSES, 100, seed=50_000)" in cell("shift-run")
-    test = make_shapes(SOURCE_CLASSES, 100, seed=50_000)
-    shifts = shift_suite(size=32)
-    augment = RandomShifts([shifts["grayscale"], shifts["blur"]])
-    runs = {}
-    for seed in SEEDS:
-        for variant in ("plain", "augmented"):
-            model = train_shapes_model(
-                n_per_class=smoke["SHAPES_PER_CLASS"], num_epochs=smoke["SHAPE_EPOCHS"],
-                width=smoke["SHAPE_WIDTH"], seed=seed, device="cpu",
-                augment=augment if variant == "augmented" else None)
-            runs[variant, seed] = (model, accuracy_under_shifts(model, test, shifts, device="cpu"))
-    return runs
+    assert "make_shapes(TARGET_CLASSES, 100, seed=99_999)" in cell("overfit-run")
 
 
 def drop(result, shift):
@@ -97,35 +97,24 @@ def drop(result, shift):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_every_shift_lowers_the_plain_models_accuracy(shift_runs, seed):
-    _, result = shift_runs["plain", seed]
+def test_every_shift_lowers_the_plain_models_accuracy(lesson, seed):
+    result = lesson["shift_results"]["plain"][SEEDS.index(seed)]
     assert result["none"] > 0.5, result  # the network did learn the shapes
     for shift in ("grayscale", "blur", "stripes"):
         assert drop(result, shift) >= MIN_DROP, (seed, shift, result)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_augmentation_shrinks_the_drops_it_aims_at(shift_runs, seed):
-    _, plain = shift_runs["plain", seed]
-    _, augmented = shift_runs["augmented", seed]
+def test_augmentation_shrinks_the_drops_it_aims_at(lesson, seed):
+    plain = lesson["shift_results"]["plain"][SEEDS.index(seed)]
+    augmented = lesson["shift_results"]["augmented"][SEEDS.index(seed)]
     for shift in ("grayscale", "blur"):
         assert drop(augmented, shift) < drop(plain, shift), (seed, shift, plain, augmented)
 
 
-@pytest.fixture(scope="module")
-def few_label_runs(smoke, shift_runs):
-    few_label_run = run_cell("overfit-functions")["few_label_run"]
-    assert "make_shapes(TARGET_CLASSES, 100, seed=99_999)" in cell("overfit-run")
-    test = TensorDataset(*make_shapes(TARGET_CLASSES, 100, seed=99_999))
-    runs = {}
-    for seed in SEEDS:
-        source_model, _ = shift_runs["plain", seed]
-        for count in smoke["FEW_LABELS"]:
-            for method in ("scratch", "frozen"):
-                runs[method, count, seed] = few_label_run(
-                    method, labels_per_class=count, seed=seed, source_model=source_model,
-                    test_set=test, steps=smoke["FEW_LABEL_STEPS"], device="cpu")
-    return runs
+def few_label_run(lesson, method, count, seed):
+    """(training accuracy, held-out accuracy) of the notebook's run for this method and seed."""
+    return lesson["few_label_results"][repr((method, count))][SEEDS.index(seed)]
 
 
 def gap(run):
@@ -134,20 +123,25 @@ def gap(run):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_tiny_data_overfits_and_transfer_and_more_labels_shrink_the_gap(smoke, few_label_runs,
-                                                                       seed):
+def test_tiny_data_overfits_and_transfer_and_more_labels_shrink_the_gap(smoke, lesson, seed):
     fewest, most = min(smoke["FEW_LABELS"]), max(smoke["FEW_LABELS"])
-    scratch = few_label_runs["scratch", fewest, seed]
+    scratch = few_label_run(lesson, "scratch", fewest, seed)
     assert scratch[0] >= MIN_TRAIN and gap(scratch) >= MIN_GAP, scratch
-    assert gap(few_label_runs["frozen", fewest, seed]) < gap(scratch)
-    assert gap(few_label_runs["scratch", most, seed]) < gap(scratch)
+    assert gap(few_label_run(lesson, "frozen", fewest, seed)) < gap(scratch)
+    assert gap(few_label_run(lesson, "scratch", most, seed)) < gap(scratch)
 
 
-def test_the_source_model_is_left_as_it_was(shift_runs, few_label_runs):
+def test_the_source_model_is_left_as_it_was():
     # few_label_run copies the source model before it replaces the head and freezes it.
-    model, _ = shift_runs["plain", SEEDS[0]]
+    few_label_run = run_cell("overfit-functions")["few_label_run"]
+    model = SmallCNN(len(SOURCE_CLASSES), width=4)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    test = TensorDataset(*make_shapes(TARGET_CLASSES, 2, seed=99_999))
+    few_label_run("frozen", labels_per_class=2, seed=0, source_model=model, test_set=test,
+                  steps=2, device="cpu")
     assert model.fc.out_features == len(SOURCE_CLASSES)
     assert all(p.requires_grad for p in model.parameters())
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
 
 
 # --- what the prose and the quiz state ---------------------------------------------------------

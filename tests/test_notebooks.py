@@ -1,16 +1,17 @@
 """Every notebook in notebooks/: clean in git, and runs top to bottom on a fresh kernel.
 
-nbval executes the notebooks a second time, cell by cell (see the pytest options in
-pyproject.toml); the executed copies made here are kept in test-artifacts/notebooks/.
+papermill executes each notebook once per test run (tests/notebook_runs.py), in smoke size;
+the executed copies are kept in test-artifacts/notebooks/. nbval's job is the stored outputs
+of tests/nbval/ (see tests/test_stored_outputs.py).
 """
 
 import re
 
 import nbformat
-import papermill
 import pytest
 
-from conftest import ARTIFACTS, NOTEBOOKS
+from conftest import NOTEBOOKS
+from notebook_runs import executed
 
 pytestmark = pytest.mark.notebook
 
@@ -60,20 +61,14 @@ def test_warnings_shown_finds_a_deprecation_warning():
 
 
 def test_notebook_runs_in_order_on_a_fresh_kernel(notebook_path, record_property):
-    output = ARTIFACTS / "notebooks" / notebook_path.name
-    output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(notebook_path), str(output),
-        parameters={"SMOKE_TEST": True},
-        kernel_name="python3",
-        cwd=str(notebook_path.parent),
-        execution_timeout=600,
-        progress_bar=False,
-    )
-    cells = code_cells(nbformat.read(output, as_version=4))
-    counts = [cell.execution_count for cell in cells]
-    # papermill injects one cell after the parameters cell; every cell ran once, in order.
-    assert counts == list(range(1, len(cells) + 1)), counts
+    run = executed(notebook_path).ok()
+    # papermill injects one cell after the parameters cell; every cell ran once, in order
+    # (the test harness's cells included: they are counted here, then left out of the copy).
+    counts = run.execution_counts
+    assert counts == list(range(1, len(counts) + 1)), counts
+    cells = run.cells()
+    source = code_cells(nbformat.read(notebook_path, as_version=4))
+    assert len(cells) == len(source) + 1, "the kept copy has the lesson's cells, and papermill's"
     errors = [out for cell in cells for out in cell.outputs if out.output_type == "error"]
     assert not errors, errors
     shown = warnings_shown(cells)
@@ -81,4 +76,4 @@ def test_notebook_runs_in_order_on_a_fresh_kernel(notebook_path, record_property
     if notebook_path.name[:2] != "00":  # a lesson ends by printing its wall time
         assert re.search(r"Wall time of this lesson.*: \d+ s", output_text(cells[-1])), \
             f"{notebook_path.name}: the last cell did not report the wall time"
-    record_property("executed_cells", len(cells))
+    record_property("executed_cells", len(counts))

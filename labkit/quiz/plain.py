@@ -61,13 +61,15 @@ def _question_text(session: QuizSession, question: Question, number: int, name: 
 def quiz_text(session: QuizSession, *, name: str = "quiz") -> str:
     """Every question of the quiz, how to answer each, the score and where it is saved."""
     bank = session.bank
-    has_reveal = any(q.max_attempts is not None for q in bank.questions)
+    helps = []
+    if any(q.hints for q in bank.questions):
+        helps.append(f"{name}.hint(\"<id>\") gives a hint")
+    if any(q.max_attempts is not None for q in bank.questions):
+        helps.append(f"{name}.reveal(\"<id>\") shows the answer once your attempts are used")
     header = [
         f"{bank.title} [{bank.id}]: {len(bank.questions)} questions. {session.score()}",
         f"No widgets here: answer in a code cell with {name}.answer(\"<question id>\", <answer>)."
-        + (f" {name}.hint(\"<id>\") gives a hint" if any(q.hints for q in bank.questions) else "")
-        + (f"; {name}.reveal(\"<id>\") shows the answer once your attempts are used."
-           if has_reveal else "."),
+        + (f" {'; '.join(helps)}." if helps else ""),
         f"Answers are saved to {session.store.path} (set {RESULTS_ENV} to change where).",
     ]
     header += [f"Note: {note}" for note in session.store.notes]
