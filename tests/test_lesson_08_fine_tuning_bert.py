@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
 from conftest import ROOT, bank_question, cell_source
+from notebook_runs import executed
 from labkit.assets import load_text_model
 from labkit.data import load_sentiment
 from labkit.exercises.bert import check_dynamic_padding
@@ -208,3 +209,23 @@ def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path):
     assert right.session.submit("dynamic_padding", DynamicPadding(0)).status == "correct"
     wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
     assert wrong.session.submit("dynamic_padding", fixed_length).status == "wrong"
+
+
+# --- the lesson's run on MiniLM's real weights (read from its one execution in this test run) --
+
+
+def test_a_head_on_frozen_minilm_features_beats_chance_and_fine_tuning_is_reported():
+    run = executed(NOTEBOOK).ok()
+    state = run.state
+    assert state["MODEL_NAME"] == "all-minilm-l6-v2" and len(state["seeds"]) >= 3
+    frozen = [r["accuracy"] for r in state["results"]["A: feature extraction"]]
+    tuned = [r["accuracy"] for r in state["results"]["B: fine-tuning"]]
+    assert len(frozen) == len(tuned) == len(state["seeds"])
+    assert min(frozen) >= 0.6, frozen  # chance is 0.5 on the balanced test sentences
+    assert all(0.0 <= a <= 1.0 for a in tuned)
+    shown = "".join(o.get("text", "") for c in run.cells() for o in c.outputs)
+    assert "B: fine-tuning" in shown and "A: feature extraction" in shown
+    assert "STAND-IN" not in shown  # real weights, whatever the stand-in switch says
+    banners = [o for c in run.cells() for o in c.outputs
+               if "STAND-IN" in str(o.get("data", {}).get("text/plain", ""))]
+    assert not banners
