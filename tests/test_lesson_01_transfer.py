@@ -16,8 +16,10 @@ from labkit.quiz.checkers import get_checker
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES
 from labkit.transfer import freeze_backbone, head_modules, replace_head
 from conftest import ROOT
+from notebook_runs import executed
 
 BANK = ROOT / "notebooks" / "quizzes" / "01_transfer_learning.yaml"
+NOTEBOOK = ROOT / "notebooks" / "01_transfer_learning.ipynb"
 MARGIN = 0.15  # the margin the notebook names: "fails if either margin drops below 15 points"
 
 
@@ -169,3 +171,20 @@ def test_quiz_numbers_match_what_the_lesson_computes(backbone_state):
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert questions["frozen_trainable"]["answer"] == trainable
     assert questions["frozen_setup"]["options"]["num_classes"] == len(TARGET_CLASSES)
+
+
+def test_real_pretrained_features_beat_scratch_on_real_photos_with_few_labels():
+    """The lesson's last part, read from its run in this test run: EfficientNet-Lite0's real
+    ImageNet features against a SmallCNN from scratch, faces against non-faces (lfw_subset)."""
+    state = executed(NOTEBOOK).ok().state
+    counts, seeds = state["REAL_LABELS"], state["REAL_SEEDS"]
+    assert max(counts) <= 10 and len(seeds) >= 3
+    runs = {key: values for key, values in state["real_runs"].items()}
+    for count in counts:
+        frozen = runs[repr(("pre-trained, frozen", count))]
+        scratch = runs[repr(("scratch", count))]
+        assert len(frozen) == len(scratch) == len(seeds)
+        assert sum(frozen) / len(frozen) > sum(scratch) / len(scratch), (count, frozen, scratch)
+    fewest = min(counts)
+    frozen, scratch = runs[repr(("pre-trained, frozen", fewest))], runs[repr(("scratch", fewest))]
+    assert min(frozen) > max(scratch) + 0.1, (frozen, scratch)  # on every seed, by 10 points
