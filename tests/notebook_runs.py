@@ -86,7 +86,7 @@ for _name, _value in list(get_ipython().user_ns.items()):
         continue
     try:
         _state[_name] = _plain(_value)
-    except (TypeError, ValueError, RuntimeError):
+    except Exception:  # not plain data (a model, a tensor, a loader): left out
         pass
 with open({path!r}, "w", encoding="utf-8") as _file:
     _json.dump(_state, _file)

@@ -71,8 +71,8 @@ def pip_model_path(asset: PipModel) -> Path:
     if installed != asset.version:
         raise FileNotFoundError(
             f"'{asset.name}' comes with the pip package {asset.requirement}, and "
-            + (f"version {installed} is installed instead. " if installed else "it is not installed. ")
-            + _pip_fix(asset))
+            + (f"version {installed} is installed instead. " if installed
+               else "it is not installed. ") + _pip_fix(asset))
     file = location(asset)
     actual = sha256_file(file)
     if actual != asset.sha256:
@@ -239,7 +239,8 @@ def verify(asset: Asset) -> tuple[bool, str]:
         except (OSError, ChecksumMismatch) as exc:
             return False, str(exc)
         unpacked = f"; unpacked into {where}" if where.is_dir() else ""
-        return True, f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full{unpacked}"
+        return True, (f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in "
+                      f"full{unpacked}")
     manifest = json.loads((path / MANIFEST).read_text())
     bad = [name for name, digest in manifest["files"].items()
            if not (path / name).is_file() or sha256_file(path / name) != digest]
