@@ -128,6 +128,10 @@ def test_data_readme_sizes_and_checksums_match_the_registry():
                 assert asset.files[0].sha256[:8] in row
         elif hasattr(asset, "revision"):
             assert asset.revision[:8] in row and describe_size(asset.size) in row
+        elif hasattr(asset, "package"):  # installed by pip: the pin and the file's whole sha256
+            assert f"`{asset.requirement}`" in row and asset.sha256 in row
+            assert describe_size(asset.size) in row
+            assert all(digest in row for digest in asset.unpacked_sha256.values())
         else:
             assert asset.weights.split(".")[1] in row and describe_size(asset.size) in row
 
