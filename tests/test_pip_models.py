@@ -173,3 +173,46 @@ def test_packs_leave_them_out(tmp_path):
 
     with pytest.raises(PackError, match="nothing to pack"):
         pack(tmp_path / "x.tar", ["efficientnet_lite0"])
+
+
+def test_a_head_on_cached_real_features_is_the_head_trained_through_the_frozen_backbone():
+    """Lesson 05's claim on real weights: extracting EfficientNet-Lite0's features once and
+    training a head on them gives the same head as running the frozen backbone every epoch."""
+    import copy
+
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from labkit.features import extract_features
+    from labkit.train import fit
+
+    model, weights = load_vision_model("efficientnet_lite0")
+    model.reset_classifier(0)                 # (B, 3, 224, 224) -> (B, 1280)
+    model.requires_grad_(False)
+    crops = skimage.data.lfw_subset()[[0, 1, 2, 3, 100, 101, 102, 103]]  # 4 faces, 4 others
+    images = torch.stack([weights.transforms()(Image.fromarray((c * 255).astype(np.uint8))
+                                               .convert("RGB")) for c in crops])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+
+    def new_head():
+        torch.manual_seed(0)
+        return nn.Linear(1280, 2)
+
+    def loader(inputs):
+        return DataLoader(TensorDataset(inputs, labels), batch_size=2, shuffle=True,
+                          generator=torch.Generator().manual_seed(0))
+
+    quiet = {"num_epochs": 4, "progress": False, "plot": False, "restore_best": False}
+    features, _ = extract_features(copy.deepcopy(model), DataLoader(TensorDataset(images, labels),
+                                                                    batch_size=4), "cpu",
+                                   cache_dir=False)
+    cached = new_head()
+    fit(cached, loader(features), device="cpu", **quiet)
+    through = nn.Sequential(model, new_head())
+    fit(through, loader(images), device="cpu", **quiet)
+    assert not torch.equal(cached.weight, new_head().weight)  # it learned
+    assert torch.allclose(cached.weight, through[1].weight, atol=1e-5)
+    assert torch.allclose(cached.bias, through[1].bias, atol=1e-5)
