@@ -15,7 +15,12 @@
 saying "your code here", at the block's own indentation; it drops blocks between
 ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` altogether, clears every output and
 checks that the result is a valid notebook. In Markdown cells a solution becomes
-"YOUR ANSWER HERE". nbgrader reads the same markers, so its users can take the sources as they are.
+"YOUR ANSWER HERE", and images attached to the cell that its remaining text does not show are
+dropped. nbgrader reads the same markers, so its users can take the sources as they are.
+
+Nothing of a solution may leak through a typo: a line that is almost a marker ("## Begin
+Solution", "### END SOLUTION (a)", "BEGIN_SOLUTION") or a marker inside a string literal is an
+error naming the notebook, the cell (index and id) and the line, and no student version is made.
 
 **Check run.** ``run_course`` executes each notebook with papermill in a fresh process
 (smoke size unless asked for full size), keeps the executed copies and reports, per notebook,
@@ -27,22 +32,27 @@ before class; the report is Markdown or HTML, by the file's suffix.
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
+import tokenize
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 __all__ = [
-    "StudentVersionError", "strip_solutions", "student_version", "write_student_versions",
-    "course_notebooks", "NotebookRun", "CourseRun", "check_report_path", "run_notebook",
-    "run_course",
+    "StudentVersionError", "MARKERS", "strip_solutions", "student_version",
+    "write_student_versions", "course_notebooks", "NotebookRun", "CourseRun",
+    "check_report_path", "run_notebook", "run_course",
 ]
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -53,20 +63,65 @@ ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 
 
 class StudentVersionError(ValueError):
-    """A notebook's markers do not pair up, so no student version can be made from it."""
+    """A notebook's markers do not pair up, or a line is almost a marker, so no student
+    version can be made from it without risking a solution in the student copy."""
 
 
 # --------------------------------------------------------------------------- student versions
 
+MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+# What is left of a marker once case, #s, punctuation, underscores and odd spaces are ignored.
+_MARKER_WORDS = re.compile(r"\b(begin|end) ?(solutions?|hidden ?tests?)\b")
+
+
+def _almost_a_marker(line: str) -> bool:
+    """True for a line that reads as a marker to a person ("## Begin Solution:",
+    "x = 1  # END SOLUTION", "BEGIN_SOLUTION"), so must not be copied through as text."""
+    text = "".join(c for c in unicodedata.normalize("NFKC", line)
+                   if unicodedata.category(c) != "Cf")  # zero-width spaces and the like
+    return bool(_MARKER_WORDS.search(re.sub(r"[\W_]+", " ", text.casefold())))
+
+
+def _comment_lines(source: str) -> set[int] | None:
+    """Numbers of the lines of a code cell that hold nothing but a comment, by Python's own
+    tokenizer; None for a cell that is not Python (a %%cell magic, a syntax error)."""
+    if source.lstrip().startswith("%%"):
+        return None
+    # A line magic or shell escape is not Python; read as a comment, it keeps the line count
+    # (and inside a string it is still just text).
+    python = "\n".join("#" + line if line.lstrip().startswith(("%", "!")) else line
+                       for line in source.splitlines())
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(python).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return {token.start[0] for token in tokens
+            if token.type == tokenize.COMMENT and not token.line[:token.start[1]].strip()}
+
+
 def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell") -> str:
     """``source`` with every solution replaced by a placeholder and every hidden check removed.
 
-    Markers must pair up, in order and unnested; ``where`` names the cell in the error if not.
+    Markers must pair up, in order and unnested, each alone on its line (in code, as a comment
+    outside any string); a line that is almost a marker is an error. ``where`` names the cell
+    in the error.
     """
     out: list[str] = []
     open_marker: str | None = None
+    comments = _comment_lines(source) if cell_type == "code" else None
     for number, line in enumerate(source.splitlines(), start=1):
         marker = line.strip()
+        if marker not in MARKERS and _almost_a_marker(line):
+            raise StudentVersionError(
+                f"{where}, line {number}: {marker!r} looks like a solution marker but is not "
+                f"exactly one, so what it marks would reach the student copy. Fix: write the "
+                f"marker exactly as {' / '.join(map(repr, MARKERS))}, alone on its line, or "
+                f"reword the line if it is not meant as a marker.")
+        if marker in MARKERS and comments is not None and number not in comments:
+            raise StudentVersionError(
+                f"{where}, line {number}: {marker!r} is inside a string literal, where it is "
+                f"text, not a marker. Fix: put markers on lines of their own, as comments "
+                f"outside any string, and reword the string.")
         if marker in (BEGIN_SOLUTION, BEGIN_HIDDEN):
             if open_marker:
                 raise StudentVersionError(
@@ -95,17 +150,28 @@ def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell"
     return "\n".join(out)
 
 
+def _shown_attachments(cell) -> dict:
+    """The attachments a cell's (student) text still shows; a solution's own images go."""
+    return {name: data for name, data in cell.get("attachments", {}).items()
+            if f"attachment:{name}" in cell.source
+            or f"attachment:{urllib.parse.quote(name)}" in cell.source}
+
+
 def student_version(notebook: nbformat.NotebookNode, *, name: str = "notebook") \
         -> nbformat.NotebookNode:
     """A copy of ``notebook`` without solutions, hidden checks, outputs or widget state."""
     student = nbformat.from_dict(json.loads(json.dumps(notebook)))  # a deep copy
     cells = []
     for index, cell in enumerate(student.cells):
-        had_hidden = BEGIN_HIDDEN in cell.source
+        had_hidden, original = BEGIN_HIDDEN in cell.source, cell.source
         cell.source = strip_solutions(cell.source, cell_type=cell.cell_type,
-                                      where=f"{name}, cell {index}")
+                                      where=f"{name}, cell {index} (id {cell.get('id')})")
         if had_hidden and not cell.source.strip():
             continue  # the cell was nothing but a hidden check
+        if cell.source != original and "attachments" in cell:
+            cell.attachments = _shown_attachments(cell)
+            if not cell.attachments:
+                del cell["attachments"]
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         cells.append(cell)
