@@ -6,6 +6,8 @@
   (a cat, a coffee cup, an astronaut, a rocket), loaded from that package, not copied here.
 - ``hymenoptera_folders``: the ants-vs-bees photos of the labs (downloaded and verified by
   ``labkit.assets``), or in stand-in mode a procedural set in the same layout, said loudly.
+- ``face_folders``: real photos in the same layout with no download, faces against other
+  crops from scikit-image's ``lfw_subset``: the labs' offline task.
 
 Procedural images for the transfer demonstration are in ``labkit.synthetic``.
 """
@@ -23,7 +25,7 @@ from labkit.config import course_data_dir, shipped_data_dir
 
 __all__ = ["SENTIMENT_LABELS", "SentimentSplit", "load_sentiment", "SAMPLE_PHOTOS",
            "sample_photo", "HYMENOPTERA_COUNTS", "HYMENOPTERA_STANDIN_SHAPES",
-           "hymenoptera_folders"]
+           "hymenoptera_folders", "FACES_COUNTS", "face_folders"]
 
 SENTIMENT_LABELS = ("negative", "positive")  # label ids 0 and 1, as in SST-2
 
@@ -143,3 +145,53 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
         "the code path is real and the accuracies say nothing about the photos. To use the "
         "photos: python -m labkit assets fetch hymenoptera, then set LABKIT_STANDIN=0.")
     return {split: root / split for split in HYMENOPTERA_COUNTS}
+
+
+# lfw_subset holds 100 face crops, then 100 crops of other parts of the same photos; the
+# first 50 of each go to training, the last 50 to validation (lesson 01 holds out the same).
+FACES_COUNTS = {"train": {"faces": 50, "non-faces": 50}, "val": {"faces": 50, "non-faces": 50}}
+_FACES_FORMAT = 1
+
+
+def _faces_ready(root: Path) -> bool:
+    stamp = root / "faces.json"
+    return stamp.is_file() and json.loads(stamp.read_text()).get("format") == _FACES_FORMAT
+
+
+def face_folders() -> dict[str, Path]:
+    """``{"train": Path, "val": Path}``: ImageFolder roots, each with ``faces/`` and ``non-faces/``.
+
+    Real photos with no download: scikit-image's ``lfw_subset``, 200 grayscale crops of 25x25
+    pixels from the Labeled Faces in the Wild photos (100 faces, 100 other crops), written once
+    as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face class, so a pre-trained
+    network has to learn this task from the labels. Lessons 05, 06 and 09 use it offline.
+    """
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    root = course_data_dir() / "faces" / f"lfw_subset-v{_FACES_FORMAT}"
+    if _faces_ready(root):
+        return {split: root / split for split in FACES_COUNTS}
+    root.parent.mkdir(parents=True, exist_ok=True)
+    crops = skimage.data.lfw_subset()  # (200, 25, 25) floats in [0, 1]
+    staging = Path(tempfile.mkdtemp(prefix=".faces-", dir=root.parent))
+    try:
+        for index, crop in enumerate(crops):
+            name = "faces" if index < 100 else "non-faces"
+            split = "train" if index % 100 < 50 else "val"
+            folder = staging / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"{index:03}.png")
+        (staging / "faces.json").write_text(json.dumps(
+            {"format": _FACES_FORMAT, "source": "skimage.data.lfw_subset", "counts": FACES_COUNTS}))
+        if root.exists():
+            shutil.rmtree(root)  # an older format or an interrupted copy
+        try:
+            staging.rename(root)  # atomic: readers see no set or a complete one
+        except OSError:
+            if not _faces_ready(root):  # another process finished the same set first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {split: root / split for split in FACES_COUNTS}

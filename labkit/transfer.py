@@ -35,7 +35,7 @@ __all__ = ["replace_head", "swap_head", "head_modules", "freeze_backbone", "trai
            "ParameterTable", "parameter_table", "param_groups", "aux_loss"]
 
 SUPPORTED = ("torchvision VGG, ResNet (also ResNeXt and Wide ResNet), GoogLeNet, Inception v3, "
-             "MobileNetV2, MobileNetV3 and EfficientNet, and Hugging Face "
+             "MobileNetV2, MobileNetV3 and EfficientNet, timm EfficientNet, Hugging Face "
              "*ForSequenceClassification models, and any model class with a head_names "
              "attribute (a tuple of qualified layer names, main head first)")
 # Where a Hugging Face sequence classifier keeps its final nn.Linear, by architecture:
@@ -69,6 +69,9 @@ def _head_names(model: nn.Module) -> list[str]:
         return [_last_index(model, "classifier")]
     if isinstance(model, models.ResNet):
         return ["fc"]
+    timm = sys.modules.get("timm")  # EfficientNet-Lite0, the course's pip-installed model
+    if timm is not None and isinstance(model, timm.models.efficientnet.EfficientNet):
+        return ["classifier"]
     if isinstance(model, models.GoogLeNet):
         aux = [f"{name}.fc2" for name in ("aux1", "aux2") if getattr(model, name, None) is not None]
         return ["fc", *aux]

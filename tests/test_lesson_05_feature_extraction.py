@@ -407,3 +407,59 @@ def test_grading_leaves_the_random_stream_alone(notebook_solution):
     torch.manual_seed(0)
     assert load_bank(BANK).question("build_extractor").grade(notebook_solution).correct
     assert torch.equal(torch.rand(3), expected)
+
+
+# --- the lesson as the test suite runs it: real EfficientNet-Lite0 on real photos ------------
+# (tests/notebook_runs.py, REAL_OFFLINE: BACKBONE "efficientnet_lite0", PHOTOS "faces")
+
+
+def shown(cell):
+    """The text a learner sees under a cell: printed text and displayed plain text."""
+    return "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                   for out in cell.outputs)
+
+
+@pytest.fixture(scope="module")
+def real_run():
+    from notebook_runs import executed
+
+    return executed(NOTEBOOK).ok()
+
+
+def test_the_suite_runs_the_lesson_on_installed_real_weights_and_photos(real_run):
+    assert (real_run.state["BACKBONE"], real_run.state["PHOTOS"]) == ("efficientnet_lite0", "faces")
+    assert real_run.state["class_names"] == ["faces", "non-faces"]
+    cells = real_run.cells()
+    comparison = next(i for i, cell in enumerate(cells) if "comparison = {BACKBONE" in cell.source)
+    banners = [i for i, cell in enumerate(cells) if "STAND-IN" in shown(cell)]
+    # Only the comparison of downloaded backbones (named architectures) uses random weights.
+    assert banners == [comparison], banners
+    table = next(shown(cell) for cell in cells if "images_seen = len(train_images)" in cell.source)
+    starred = {line.split()[0] for line in table.splitlines() if line.split()[1:2] == ["*"]}
+    assert starred == {"vgg16", "resnet50", "inception_v3", "mobilenet_v3_small"}
+
+
+def test_imagenet_has_no_face_class_so_there_is_no_zero_shot_baseline(real_run):
+    assert real_run.state["zero_shot_accuracy"] is None
+    categories = REGISTRY["resnet18"].enum().meta["categories"]
+    assert [c for c in categories if "face" in c.lower()] == ["face powder"]
+    assert {"groom", "scuba diver"} <= set(categories)  # people in a role, as the prose says
+    assert {"ant", "bee"} <= set(categories)  # the prose's zero-shot pair for ants and bees
+    assert real_run.state["IMAGENET_CLASSES"] == {"ants": "ant", "bees": "bee"}
+
+
+def test_on_real_weights_the_cached_head_is_the_uncached_head(real_run):
+    state = real_run.state
+    assert state["weight_gap"] < 1e-5
+    assert state["cached_accuracy"] == state["uncached_accuracy"]
+    assert state["speedup"] > 1
+
+
+def test_real_frozen_features_learn_faces_from_four_photos_per_class(real_run):
+    state = real_run.state
+    assert len(state["SEEDS"]) >= 3
+    real = state["comparison"]["efficientnet_lite0"]["accuracies"]
+    assert len(real) == len(state["SEEDS"])
+    assert min(real) >= 7 / 8, real  # 8 validation photos: at most one wrong, every seed
+    for name in ("vgg16", "resnet50", "inception_v3", "mobilenet_v3_small"):  # random weights
+        assert max(state["comparison"][name]["accuracies"]) < min(real), name
