@@ -149,6 +149,7 @@ def _instrument(notebook: nbformat.NotebookNode, name: str, checks: Path, state:
 # says so in its lessons table). Everything else a lesson downloads stays a labelled stand-in.
 REAL_OFFLINE = {
     "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
+    "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
 }
 
 

@@ -323,7 +323,7 @@ def test_the_notebook_follows_the_course_conventions():
     assert code.count("hymenoptera_folders(standin=STANDIN, offline=OFFLINE)") == 1
     assert "register_backward_hook" not in code
     assert re.search(r"torch\.load\([^)]*weights_only=True", source["save-load"])
-    assert "grad_cam(model, model.layer4" in source["gradcam"]
+    assert "grad_cam(model, model.get_submodule(last)" in source["gradcam"]
     assert "keep_ratios=True" in source["finder"]
     assert "patience=PATIENCE" in source["step-2-train"]
     assert 'scheduler_step="batch"' in source["step-2-train"]
@@ -535,3 +535,35 @@ def test_the_quiz_grades_the_code_question_through_the_checker(tmp_path):
     wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
     feedback = wrong.session.submit("fine_tuning_setup", one_rate)
     assert feedback.status == "wrong" and "move less than the head" in feedback.message
+
+
+# --- the lesson as the test suite runs it: real EfficientNet-Lite0 on real photos ------------
+# (tests/notebook_runs.py, REAL_OFFLINE: MODEL_NAME "efficientnet_lite0", PHOTOS "faces")
+
+
+@pytest.fixture(scope="module")
+def real_run():
+    from notebook_runs import executed
+
+    return executed(NOTEBOOK).ok()
+
+
+def test_the_suite_runs_the_lesson_on_installed_real_weights_and_photos(real_run):
+    state = real_run.state
+    assert (state["MODEL_NAME"], state["PHOTOS"]) == ("efficientnet_lite0", "faces")
+    assert state["classes"] == ["faces", "non-faces"]
+    assert (state["LAST_STAGE"], state["STAGE_BEFORE"]) == (["conv_head", "bn2"], ["blocks.6"])
+    text = "".join(out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                   for cell in real_run.cells() for out in cell.outputs)
+    assert "STAND-IN" not in text  # nothing in this run has random stand-in weights
+
+
+def test_on_real_weights_every_pretrained_start_beats_scratch_over_three_seeds(real_run):
+    accuracy = {strategy: values for strategy, (_, _, values) in real_run.state["accuracy"].items()}
+    assert all(len(values) >= 3 for values in accuracy.values()), accuracy
+    # Frozen or nearly frozen pre-trained features: better than scratch with every seed.
+    for strategy in ("feature extraction", "last stage"):
+        assert min(accuracy[strategy]) > max(accuracy["scratch"]), accuracy
+    # Full fine-tuning for one epoch moves every weight and is noisier, but still ahead on average.
+    mean = {strategy: sum(values) / len(values) for strategy, values in accuracy.items()}
+    assert mean["full"] > mean["scratch"] + 0.1, mean

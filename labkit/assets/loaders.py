@@ -98,7 +98,7 @@ def _efficientnet_lite0(asset: PipModel):
     import torch
     from torchvision.models import ResNet18_Weights
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = vision_architecture(asset.name)
     saved = torch.load(_pip_model(asset), map_location="cpu", weights_only=True)
     ours = model.state_dict()
     if len(saved) != len(ours) or any(a.shape != b.shape for a, b in zip(saved.values(),
@@ -158,6 +158,20 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
     ensure(asset, progress=progress, offline=offline)
     # The real torchvision path; it finds the verified file in $TORCH_HOME and loads it.
     return getattr(torchvision.models, asset.builder)(weights=weights, progress=False, **kwargs), weights
+
+
+def vision_architecture(name: str, **kwargs):
+    """The architecture of the vision model ``name`` with fresh random weights and its
+    1,000-class head: the start for training from scratch, or for loading a saved state dict.
+    Nothing is downloaded. Lesson 06 uses it."""
+    import torchvision.models
+
+    asset = _kind(name, VisionWeights, "vision")
+    if isinstance(asset, PipModel):
+        import timm
+
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False, **kwargs)
+    return getattr(torchvision.models, asset.builder)(weights=None, **kwargs)
 
 
 TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
