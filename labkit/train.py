@@ -6,7 +6,9 @@ is visible in its body: mixed precision on CUDA, gradient accumulation and clipp
 learning-rate scheduler, early stopping with the best weights restored, checkpoints that
 ``fit(..., resume=path)`` continues from, and a clean stop when you interrupt the kernel.
 Mistakes stop it early with the fix named: a head whose size does not match the data's
-classes, a loss that becomes NaN, batches too big for the GPU's memory.
+classes, a loss that becomes NaN (and whether the inputs were NaN already), batches too big for
+the GPU's memory; and before the first epoch: a training loader with no batches, a model with
+nothing to train, a checkpoint path that cannot be written.
 
 Speed: the loop never calls ``.item()`` per batch (that would make the CPU wait for the
 GPU every step); losses are summed on the device and read only when the progress bar
@@ -31,7 +33,7 @@ from tqdm.auto import tqdm
 
 from labkit.batches import run_model, split_batch, to_device
 from labkit import distributed
-from labkit.checkpoint import load_checkpoint, save_checkpoint
+from labkit.checkpoint import check_writable, load_checkpoint, save_checkpoint
 from labkit.transfer import aux_loss, train_mode
 from labkit.viz import LivePlot
 
@@ -176,7 +178,8 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
     num_batches, classes = len(train_loader), _declared_classes(train_loader)
     loss_sum = torch.zeros((), device=device)                 # summed on the device: no sync
     correct = torch.zeros((), device=device, dtype=torch.long)
-    bad_step = torch.full((), -1, device=device, dtype=torch.long)
+    bad_step = torch.full((), -1, device=device, dtype=torch.long)  # first non-finite loss
+    bad_input_step = torch.full((), -1, device=device, dtype=torch.long)  # first NaN/inf input
     seen, last_refresh = 0, time.monotonic()
     optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(train_loader):
@@ -199,11 +202,13 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
         correct += (logits.detach().argmax(dim=1) == targets).sum()
         seen += batch_size
         bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
+        bad_input_step = torch.where((bad_input_step < 0) & _nonfinite(inputs, device), step,
+                                     bad_input_step)
         if bar is not None:
             bar.update(1)
         if time.monotonic() - last_refresh > REFRESH_SECONDS:  # the only syncs in the loop
             if not distributed.is_distributed():  # under torchrun every process checks at the end
-                _raise_if_nonfinite(bad_step, epoch, optimizer)
+                _raise_if_nonfinite(bad_step, bad_input_step, epoch, optimizer)
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / seen:.4f}", refresh=False)
             last_refresh = time.monotonic()
@@ -213,26 +218,50 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: i
             break
     batches = step + 1 if seen else 0
     if distributed.is_distributed():  # every process's sums, and the first bad batch of any
-        bad_any = torch.where(bad_step < 0, torch.iinfo(torch.long).max, bad_step)
         seen_all = torch.tensor(seen, device=device, dtype=torch.long)
         distributed.all_reduce_sum(loss_sum, correct, seen_all)
-        torch.distributed.all_reduce(bad_any, op=torch.distributed.ReduceOp.MIN)
-        bad_step = torch.where(bad_any == torch.iinfo(torch.long).max, -1, bad_any)
+        bad_step, bad_input_step = map(_earliest_of_all_processes, (bad_step, bad_input_step))
         seen = int(seen_all)
-    _raise_if_nonfinite(bad_step, epoch, optimizer)
+    _raise_if_nonfinite(bad_step, bad_input_step, epoch, optimizer)
     return {"loss": loss_sum.item() / max(seen, 1),
             "accuracy": correct.item() / max(seen, 1),
             "batches": batches}
 
 
-def _raise_if_nonfinite(bad_step: torch.Tensor, epoch: int, optimizer) -> None:
-    step = int(bad_step)
-    if step >= 0:
-        lr = optimizer.param_groups[0]["lr"]
+def _nonfinite(inputs, device) -> torch.Tensor:
+    """True, as a tensor on the device (no sync), when a floating-point input holds NaN or inf."""
+    tensors = inputs.values() if isinstance(inputs, dict) else [inputs]
+    flag = torch.zeros((), dtype=torch.bool, device=device)
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            flag |= ~torch.isfinite(tensor).all()
+    return flag
+
+
+def _earliest_of_all_processes(step: torch.Tensor) -> torch.Tensor:
+    """Under torchrun: the smallest step any process recorded (-1 where none did)."""
+    none = torch.iinfo(torch.long).max
+    earliest = torch.where(step < 0, none, step)
+    torch.distributed.all_reduce(earliest, op=torch.distributed.ReduceOp.MIN)
+    return torch.where(earliest == none, -1, earliest)
+
+
+def _raise_if_nonfinite(bad_step: torch.Tensor, bad_input_step: torch.Tensor, epoch: int,
+                        optimizer) -> None:
+    step, input_step = int(bad_step), int(bad_input_step)
+    if step < 0:
+        return
+    if 0 <= input_step <= step:  # the data was NaN before the loss was: not the learning rate
         raise NonFiniteLoss(
-            f"The loss became NaN or infinite at epoch {epoch}, batch {step + 1} (lr={lr:.1e}). "
-            f"Fix: lower the learning rate, for example lr={lr / 10:.1e}, or clip gradients "
-            "with max_grad_norm=1.0.")
+            f"The inputs of epoch {epoch}, batch {input_step + 1} hold NaN or infinite values, "
+            f"so the loss became NaN or infinite. Fix: clean the data (missing values, a "
+            f"division by zero in a transform or a normalisation with std 0); "
+            f"torch.isfinite(x).all() finds the samples.")
+    lr = optimizer.param_groups[0]["lr"]
+    raise NonFiniteLoss(
+        f"The loss became NaN or infinite at epoch {epoch}, batch {step + 1} (lr={lr:.1e}). "
+        f"Fix: lower the learning rate, for example lr={lr / 10:.1e}, or clip gradients "
+        "with max_grad_norm=1.0.")
 
 
 @torch.no_grad()
@@ -367,6 +396,27 @@ def _check_fit_args(num_epochs, accumulate, scheduler_step, patience):
         raise ValueError(f"patience={patience!r}. Fix: pass a whole number of epochs, or None.")
 
 
+def _check_something_trains(model: nn.Module) -> None:
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"The model has nothing to train: all {sum(1 for _ in model.parameters())} parameter "
+            "tensors are frozen (requires_grad=False). Fix: unfreeze what should learn, e.g. "
+            "replace_head(model, num_classes=...) for a new trainable head, or "
+            "unfreeze(model, 'layer4') (from labkit.transfer).")
+
+
+def _check_has_batches(train_loader) -> None:
+    if len(train_loader) > 0:
+        return
+    dataset = getattr(train_loader, "dataset", None)
+    size = len(dataset) if hasattr(dataset, "__len__") else "?"
+    fix = "check the dataset is not empty (the folder, the split)"
+    if getattr(train_loader, "drop_last", False):
+        fix += ", or pass drop_last=False so that a last, smaller batch counts"
+    raise ValueError(f"The training loader has no batches ({size} samples, batch_size="
+                     f"{getattr(train_loader, 'batch_size', None)}). Fix: {fix}.")
+
+
 def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: int,
         lr: float = 1e-3, optimizer=None, loss_fn=None, scheduler=None, scheduler_step: str = "epoch",
         amp: bool = True, accumulate: int = 1, max_grad_norm: float | None = None,
@@ -388,6 +438,11 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
     """
     device = torch.device(device)
     _check_fit_args(num_epochs, accumulate, scheduler_step, patience)
+    _check_something_trains(model)
+    _check_has_batches(train_loader)
+    main = distributed.is_main_process()
+    if checkpoint is not None and main:
+        check_writable(checkpoint)  # before an epoch is spent on a run that could not save
     emit = _emitter(callbacks)
     model.to(device)
     if optimizer is None:
@@ -396,7 +451,6 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
     amp_dtype, scaler = mixed_precision(device, amp)
     history = History(monitor=monitor or ("val_loss" if val_loader is not None else "train_loss"))
     best_state, bad_epochs, start_epoch = None, 0, 1
-    main = distributed.is_main_process()
     net = model  # what trains: the model itself, or the model in DDP under torchrun
     if distributed.is_distributed():
         train_loader = distributed.distributed_loader(train_loader, train=True)
