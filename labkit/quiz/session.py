@@ -8,6 +8,9 @@ when it is answered correctly, revealed, or out of attempts; after ``max_attempt
 answers the answer can be revealed, and a revealed question scores nothing.
 Questions with unlimited attempts (code exercises by default) are never revealed: their
 solution lives in the lesson.
+
+One quiz may be open in several kernels at once: each save merges, with the results file
+locked, what the others saved since (``merge_progress``), so no attempt is lost.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import hashlib
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labkit.quiz.bank import Bank
@@ -44,6 +47,21 @@ class Progress:
     feedback: str = ""
     details: list[str] = field(default_factory=list)
     timestamp: str | None = None
+
+
+def merge_progress(base: Progress, mine: Progress, theirs: Progress) -> Progress:
+    """One question's progress when another kernel saved it too: ``base`` is what this kernel
+    last read or wrote, ``mine`` its progress now, ``theirs`` what the file holds now.
+    Every attempt and hint made in either kernel counts; correct or revealed in either stays so.
+    """
+    changed_here = (mine.attempts, mine.hints, mine.revealed) != (base.attempts, base.hints,
+                                                                   base.revealed)
+    latest = mine if changed_here and (mine.correct or not theirs.correct) else theirs
+    # max(): a file set aside and started afresh must not erase this kernel's own attempts.
+    attempts = max(mine.attempts, theirs.attempts + mine.attempts - base.attempts)
+    return replace(latest, attempts=attempts, hints=max(mine.hints, theirs.hints),
+                   correct=mine.correct or theirs.correct,
+                   revealed=mine.revealed or theirs.revealed)
 
 
 @dataclass(frozen=True)
@@ -95,11 +113,15 @@ class QuizSession:
     bank: Bank
     store: ResultsStore
     progress: dict[str, Progress] = field(default_factory=dict)
+    # The progress as this kernel last read or wrote it: what other kernels changed since.
+    synced: dict[str, Progress] = field(default_factory=dict, repr=False)
+    _in_file: dict[str, Progress] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         saved = self.store.quiz(self.bank.id).get("questions", {})
         for question in self.bank.questions:
             self.progress[question.id] = self._restore(question, saved.get(question.id, {}))
+        self.synced = {key: replace(state) for key, state in self.progress.items()}
 
     def _restore(self, question: Question, record: dict) -> Progress:
         # Progress saved against another answer key (the bank changed) no longer applies.
@@ -114,8 +136,8 @@ class QuizSession:
                 details=[str(d) for d in record.get("details", [])],
                 timestamp=record.get("timestamp"))
         except (TypeError, ValueError):
-            self.store.notes.append(f"The saved progress on question {question.id!r} of "
-                                    f"{self.bank.id!r} was unreadable, so it starts afresh.")
+            self.store.tell(f"The saved progress on question {question.id!r} of "
+                            f"{self.bank.id!r} was unreadable, so it starts afresh.")
             return Progress()
 
     # --- the rules --------------------------------------------------------------------------
@@ -232,5 +254,22 @@ class QuizSession:
                 "answered": score.answered, "questions_total": score.total, "updated": now(),
                 "questions": questions}
 
+    def _merged_entry(self, stored: dict | None) -> dict:
+        """This quiz's entry with what other kernels saved merged in (called under the lock)."""
+        saved = (stored or {}).get("questions", {})
+        self._in_file = {}
+        for question in self.bank.questions:
+            theirs = self._in_file[question.id] = self._restore(question,
+                                                                saved.get(question.id, {}))
+            self.progress[question.id] = merge_progress(
+                self.synced[question.id], self.progress[question.id], theirs)
+        return self.entry()
+
     def save(self) -> bool:
-        return self.store.save_quiz(self.bank.id, self.entry())
+        self._in_file = None
+        saved = self.store.update_quiz(self.bank.id, self._merged_entry)
+        if saved:
+            self.synced = {key: replace(state) for key, state in self.progress.items()}
+        elif self._in_file is not None:  # merged, not written: the file still holds theirs
+            self.synced = self._in_file
+        return saved

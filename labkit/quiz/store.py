@@ -15,8 +15,12 @@ Where: ``$LABKIT_QUIZ_RESULTS`` if set, else ``quiz-results.json`` in the user's
 answers survive restarts and are not written into the course folder.
 
 Writes are atomic (a temporary file beside it, then ``os.replace``), so a crash mid-write
-leaves the old file whole. A file that cannot be read is never dropped: it is renamed to
-``<name>.corrupt-<time>.json``, the rename is reported, and a fresh file takes new answers.
+leaves the old file whole. Every change (read, change, write) holds a lock on
+``<name>.lock`` beside it (``filelock``: Linux, macOS, Windows), so kernels saving into one
+file at once each keep their answers; a session merges what other kernels saved into its own
+(see ``labkit.quiz.session``). A file that cannot be read is never dropped: it is renamed to
+``<name>.corrupt-<time>.json`` (once, under the lock, however many kernels find it), every
+kernel that saw it is told, and a fresh file takes new answers.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import json
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import filelock
 
 __all__ = ["RESULTS_ENV", "LEARNER_ENV", "FORMAT", "ResultsStore", "ResultsFileError",
            "default_results_path", "learner_name", "now", "validate_results", "export_results"]
@@ -36,6 +43,7 @@ RESULTS_ENV = "LABKIT_QUIZ_RESULTS"
 LEARNER_ENV = "LABKIT_LEARNER"
 FORMAT = "labkit-quiz-results"
 VERSION = 1
+LOCK_TIMEOUT = 20  # seconds; a save holds the lock for milliseconds
 
 
 class ResultsFileError(ValueError):
@@ -126,6 +134,49 @@ class ResultsStore:
         self.path = Path(path).expanduser() if path is not None else default_results_path()
         self.notes: list[str] = []
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock that every change to the file takes (never nest: it is per call)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT):
+            yield
+
+    def tell(self, note: str, *, warn: bool = False) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
+            if warn:
+                warnings.warn(note, stacklevel=4)
+
+    def _load(self) -> tuple[dict, str | None]:
+        """(content, None), or (empty results, why) when the file is damaged. A missing file
+        is empty; one that cannot be opened is reported and left alone."""
+        try:
+            return read_results(self.path), None
+        except FileNotFoundError:
+            return empty_results(), None
+        except ResultsFileError as error:
+            return empty_results(), str(error)
+        except OSError as error:  # unreadable (permissions, a folder): report, touch nothing
+            self.tell(f"Could not read your results file {self.path}: {error}. Fix: set "
+                      f"{RESULTS_ENV} to a file you can read and write.")
+            return empty_results(), None
+
+    def _load_locked(self, seen_damage: str | None = None) -> dict:
+        """The content, read with the lock held; a damaged file is set aside here, once."""
+        data, damage = self._load()
+        if damage is not None:
+            self._set_aside(damage)
+        elif seen_damage is not None:  # another kernel set it aside while this one waited
+            self.tell(f"Your results file {self.path} could not be read ({seen_damage}). "
+                      f"Another open notebook kept it as {self.path.stem}.corrupt-<time>"
+                      f"{self.path.suffix} beside it and started a new file; earlier answers "
+                      f"are in the kept file.", warn=True)
+        return data
+
     def _set_aside(self, reason: str) -> None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
@@ -135,43 +186,56 @@ class ResultsStore:
                                        f"{self.path.suffix}")
             counter += 1
         os.replace(self.path, kept)
-        note = (f"Your results file {self.path} could not be read ({reason}). It was kept as "
-                f"{kept.name} and a new file was started; earlier answers are in the kept file.")
-        self.notes.append(note)
-        warnings.warn(note, stacklevel=3)
+        self.tell(f"Your results file {self.path} could not be read ({reason}). It was kept "
+                   f"as {kept.name} and a new file was started; earlier answers are in the kept "
+                   f"file.", warn=True)
 
     def read(self) -> dict:
         """All results; a missing file is empty, an unreadable one is set aside and reported."""
-        if not self.path.exists():
-            return empty_results()
+        data, damage = self._load()  # no lock needed to read: writes replace the file whole
+        if damage is None:
+            return data
         try:
-            return read_results(self.path)
-        except ResultsFileError as error:
-            self._set_aside(str(error))
-        except OSError as error:  # unreadable (permissions, a folder): report, touch nothing
-            note = (f"Could not read your results file {self.path}: {error}. Fix: set "
-                    f"{RESULTS_ENV} to a file you can read and write.")
-            if note not in self.notes:
-                self.notes.append(note)
+            with self._locked():
+                return self._load_locked(seen_damage=damage)
+        except filelock.Timeout:
+            self.tell(self._busy_note("set aside your damaged results file"))
+        except OSError as error:
+            self.tell(f"Your results file {self.path} could not be read ({damage}) nor set "
+                      f"aside: {error}. Fix: set {RESULTS_ENV} to a file in a folder you can "
+                      f"write.")
         return empty_results()
 
     def quiz(self, quiz_id: str) -> dict:
         return self.read()["quizzes"].get(quiz_id, {"questions": {}})
 
-    def save_quiz(self, quiz_id: str, entry: dict) -> bool:
-        """Store one quiz's entry, keeping every other quiz in the file. False if it failed."""
+    def update_quiz(self, quiz_id: str, change: Callable[[dict | None], dict]) -> bool:
+        """Replace one quiz's entry by ``change(the entry now in the file, or None)``, with the
+        lock held from reading to writing, keeping every other quiz. False if it failed."""
         try:
-            data = self.read()  # read again: another quiz in this kernel may have saved
-            data["quizzes"][quiz_id] = entry
-            data["learner"] = data.get("learner") or learner_name()
-            data["updated"] = now()
-            write_json_atomic(self.path, data)
+            with self._locked():
+                data = self._load_locked()
+                data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
+                data["learner"] = data.get("learner") or learner_name()
+                data["updated"] = now()
+                write_json_atomic(self.path, data)
             return True
+        except filelock.Timeout:
+            self.tell(self._busy_note("save your answers to"))
         except OSError as error:
-            self.notes.append(f"Could not save your answers to {self.path}: {error}. Fix: set "
-                              f"{RESULTS_ENV} to a file in a folder you can write, then run the "
-                              f"quiz cell again.")
-            return False
+            self.tell(f"Could not save your answers to {self.path}: {error}. Fix: set "
+                      f"{RESULTS_ENV} to a file in a folder you can write, then run the "
+                      f"quiz cell again.")
+        return False
+
+    def save_quiz(self, quiz_id: str, entry: dict) -> bool:
+        """Store one quiz's entry as it is, keeping every other quiz. False if it failed."""
+        return self.update_quiz(quiz_id, lambda stored: entry)
+
+    def _busy_note(self, action: str) -> str:
+        return (f"Could not {action} {self.path}: another process has held its lock "
+                f"{self.lock_path.name} for {LOCK_TIMEOUT} s. Your answers are kept in this "
+                f"kernel. Fix: wait a moment and answer again, or restart a kernel that hangs.")
 
 
 def export_results(*, destination: Path | str | None = None, source: Path | str | None = None,
