@@ -150,6 +150,7 @@ def _instrument(notebook: nbformat.NotebookNode, name: str, checks: Path, state:
 REAL_OFFLINE = {
     "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
     "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
+    "09_capstone": {"PHOTOS": "faces"},
 }
 
 

@@ -2,7 +2,13 @@
 state, the shift helpers it added (labkit.shift), and the pick_model checker.
 
 The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
-at its own smoke sizes, for two seeds:
+at its own smoke sizes, for three seeds, with PHOTOS = "faces" (real photos, real
+EfficientNet-Lite0 weights; tests/notebook_runs.py, REAL_OFFLINE):
+
+- model choice: real EfficientNet-Lite0 features learn faces from four photos per class, and a
+  stand-in's random weights never enter the decision table;
+- domain shift on real photos: blurring the selection photos costs Lite0's heads at least 25
+  points with every seed;
 
 - domain shift: grayscale, blur and stripes each lower a plain shape network's accuracy by at
   least 10 percentage points, and training with grayscale and blurred copies shrinks those two
@@ -27,7 +33,7 @@ from torchvision.transforms import v2
 
 from conftest import ROOT
 from notebook_runs import executed
-from labkit.assets.registry import REGISTRY, VisionWeights
+from labkit.assets.registry import REGISTRY, PipModel, VisionWeights
 from labkit.data import HYMENOPTERA_COUNTS
 from labkit.exercises.capstone import PROBES, check_pick_model, reference_pick_model
 from labkit.features import feature_cache_key
@@ -39,7 +45,7 @@ from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
 
 NOTEBOOK = ROOT / "notebooks" / "09_capstone.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "09_capstone.yaml"
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
 MIN_DROP = 0.10      # "a drop of a plain model below 10 percentage points" fails
 MIN_GAP = 0.30       # "a gap of at least 30 percentage points"
 MIN_TRAIN = 0.90     # "at least 90% training accuracy with the fewest labels"
@@ -164,7 +170,7 @@ def test_the_thresholds_and_counts_the_prose_states():
 
 
 def test_the_notebooks_split_of_the_validation_photos(tmp_path):
-    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None}
+    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None, "PHOTOS": "hymenoptera"}
     run_cell("data", namespace)
     selection, test = namespace["selection_indices"], namespace["test_indices"]
     counts = HYMENOPTERA_COUNTS["val"]
@@ -193,8 +199,9 @@ def test_the_candidates_and_budgets_make_a_real_choice():
     sizes = {}
     for name in namespace["BACKBONES"]:
         asset = REGISTRY[name]
-        assert isinstance(asset, VisionWeights)
-        sizes[name] = asset.enum().meta["_file_size"]
+        assert isinstance(asset, (VisionWeights, PipModel))
+        sizes[name] = (asset.size / 2**20 if isinstance(asset, PipModel)
+                       else asset.enum().meta["_file_size"])
     fits = {name for name, size in sizes.items() if size <= namespace["SIZE_BUDGET_MB"]}
     assert fits and fits != set(sizes), sizes  # the size budget rules some candidates out
     assert "resnet50" not in fits
@@ -207,6 +214,9 @@ def test_licence_facts_the_lesson_states():
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
         assert "Apache-2.0" in row
     for name in run_cell("parameters")["BACKBONES"]:
+        if isinstance(REGISTRY[name], PipModel):
+            assert REGISTRY[name].licence.startswith("Apache-2.0")
+            continue
         meta = REGISTRY[name].enum().meta
         assert list(meta["_metrics"]) == ["ImageNet-1K"] and meta["recipe"].startswith("https://")
 
@@ -413,3 +423,31 @@ def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path, notebook_sol
     assert right.session.submit("pick_model", notebook_solution).status == "correct"
     wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
     assert wrong.session.submit("pick_model", WRONG["ignores size"][0]).status == "wrong"
+
+
+# --- the real offline configuration: EfficientNet-Lite0 on real faces --------------------------
+
+
+def test_the_suite_runs_parts_1_2_and_6_on_real_weights_and_photos(lesson):
+    assert lesson["PHOTOS"] == "faces" and lesson["class_names"] == ["faces", "non-faces"]
+    assert "efficientnet_lite0" in lesson["BACKBONES"]
+    candidates = lesson["candidates"]
+    assert not candidates["efficientnet_lite0"]["random"]
+    assert candidates["mobilenet_v3_small"]["random"]  # downloaded: a stand-in here
+    assert "mobilenet_v3_small" not in lesson["decision_table"]
+    cells = executed(NOTEBOOK).ok().cells()
+    banners = [cell.source.split("\n")[0] for cell in cells
+               if any("STAND-IN" in out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for out in cell.outputs)]
+    # Only a downloaded backbone's and the masked-word probe's own weights are stand-ins.
+    assert banners == ["from labkit.assets import load_vision_model", "import transformers"], banners
+    assert lesson["PROJECT_SHIFT"] == "blur"  # faces are grayscale already
+
+
+def test_real_features_learn_faces_and_blur_costs_them_with_every_seed(lesson):
+    accuracy = lesson["candidates"]["efficientnet_lite0"]["accuracy"]
+    assert len(accuracy["clean"]) == len(SEEDS)
+    assert min(accuracy["clean"]) >= 0.75, accuracy  # 8 selection photos: at most 2 wrong
+    assert accuracy["grayscale"] == accuracy["clean"]  # grayscale photos, grayscale again
+    lost = [a - b for a, b in zip(accuracy["clean"], accuracy["blur"])]
+    assert min(lost) >= 0.25, lost
