@@ -27,6 +27,9 @@ def add_course_parser(commands) -> None:
                      help="random weights and generated data instead of the prefetched assets")
     run.add_argument("--offline", action="store_true",
                      help="never download (what a room without network sees)")
+    run.add_argument("--installed", action="store_true",
+                     help="run lessons 05, 06 and 09 on the real model and photos installed "
+                          "with the course (EfficientNet-Lite0, faces) instead of downloads")
     run.add_argument("-o", "--output", type=Path, default=Path("course-run"),
                      help="folder for the executed copies (default: ./course-run)")
     run.add_argument("--report", type=Path, default=None,
@@ -46,7 +49,7 @@ def run_course_command(args) -> int:
         report = course.check_report_path(args.report or args.output / "report.md")  # before running
         result = course.run_course(args.sources or None, output=args.output, smoke=not args.full,
                                    standin=args.standin, offline=args.offline,
-                                   timeout=args.timeout)
+                                   installed=args.installed, timeout=args.timeout)
     except (course.StudentVersionError, FileNotFoundError, ValueError) as error:
         print(f"course {args.course_command}: {error}", file=sys.stderr)
         return 1

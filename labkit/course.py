@@ -347,8 +347,18 @@ def _environment(mode: str, env: dict[str, str]) -> dict[str, str]:
     return facts
 
 
+# Lessons whose default model or photos are downloads, and the parameters that run them on a
+# real pre-trained model and real photos installed with the course instead: nothing to
+# download, nothing random. `course run --installed` and the test suite use them.
+INSTALLED = {
+    "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
+    "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
+    "09_capstone": {"PHOTOS": "faces"},
+}
+
+
 def _execute(notebook: str, executed: str, smoke: bool, timeout: float | None,
-             kernel: str) -> dict:
+             kernel: str, parameters: dict | None = None) -> dict:
     """Run one notebook in this process (a fresh one per notebook): what ``run_notebook`` reads."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -356,7 +366,8 @@ def _execute(notebook: str, executed: str, smoke: bool, timeout: float | None,
     result: dict = {"status": "passed", "error": ""}
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(notebook, executed, parameters={"SMOKE_TEST": smoke},
+        papermill.execute_notebook(notebook, executed,
+                                   parameters={"SMOKE_TEST": smoke, **(parameters or {})},
                                    kernel_name=kernel, cwd=str(Path(notebook).parent),
                                    execution_timeout=timeout, progress_bar=False)
     except PapermillExecutionError as error:
@@ -412,11 +423,13 @@ def _source_position(executed: str, index: int) -> int:
 
 def run_notebook(notebook: Path | str, executed: Path | str, *, smoke: bool = True,
                  timeout: float | None = 600, kernel: str = "python3",
-                 env: dict[str, str] | None = None) -> NotebookRun:
-    """Execute ``notebook`` into ``executed`` in a fresh process and say how it went."""
+                 env: dict[str, str] | None = None,
+                 parameters: dict | None = None) -> NotebookRun:
+    """Execute ``notebook`` into ``executed`` in a fresh process and say how it went.
+    ``parameters`` are set after the notebook's parameters cell, as papermill's ``-p`` does."""
     notebook, executed = Path(notebook).resolve(), Path(executed).resolve()
     executed.parent.mkdir(parents=True, exist_ok=True)
-    request = json.dumps([str(notebook), str(executed), smoke, timeout, kernel])
+    request = json.dumps([str(notebook), str(executed), smoke, timeout, kernel, parameters])
     process = subprocess.run([sys.executable, "-m", "labkit.course", request],
                              capture_output=True, text=True, env=env)
     try:
@@ -429,9 +442,11 @@ def run_notebook(notebook: Path | str, executed: Path | str, *, smoke: bool = Tr
 
 def run_course(sources: list[Path | str] | None = None, *, output: Path | str = "course-run",
                smoke: bool = True, standin: bool = False, offline: bool = False,
-               timeout: float | None = 600, kernel: str = "python3",
+               installed: bool = False, timeout: float | None = 600, kernel: str = "python3",
                progress=print) -> CourseRun:
-    """Execute every notebook, one after the other, into ``output``; see the module docstring."""
+    """Execute every notebook, one after the other, into ``output``; see the module docstring.
+    ``installed`` runs the lessons of ``INSTALLED`` on the real models and photos installed
+    with the course."""
     notebooks = _notebooks_in([Path(s) for s in sources] if sources else [course_notebooks()])
     env = dict(os.environ)
     for name, on in (("LABKIT_STANDIN", standin), ("LABKIT_OFFLINE", offline)):
@@ -442,7 +457,8 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
         if progress:
             progress(f"running {notebook.name} ...", flush=True)
         run = run_notebook(notebook, Path(output) / notebook.name, smoke=smoke, timeout=timeout,
-                           kernel=kernel, env=env)
+                           kernel=kernel, env=env,
+                           parameters=INSTALLED.get(notebook.stem) if installed else None)
         if progress:
             progress(f"  {run.status} in {run.seconds:.0f} s, peak memory "
                      f"{_memory(run.peak_memory_mb)}"
@@ -454,6 +470,6 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
 
 
 if __name__ == "__main__":  # the worker that run_notebook starts: one notebook, a JSON line back
-    notebook, executed, smoke, timeout, kernel = json.loads(sys.argv[1])
-    outcome = _execute(notebook, executed, smoke, timeout, kernel)
+    notebook, executed, smoke, timeout, kernel, parameters = json.loads(sys.argv[1])
+    outcome = _execute(notebook, executed, smoke, timeout, kernel, parameters)
     print(json.dumps(outcome))

@@ -35,7 +35,7 @@ import pytest
 from filelock import FileLock
 from papermill.exceptions import PapermillExecutionError
 
-from labkit.course import PLACEHOLDER, student_version
+from labkit.course import INSTALLED, PLACEHOLDER, student_version
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "test-artifacts" / "notebooks"  # the executed copies, for people to read
@@ -144,16 +144,6 @@ def _instrument(notebook: nbformat.NotebookNode, name: str, checks: Path, state:
     return instrumented
 
 
-# Lessons whose default model or photos are downloads run here in their real offline
-# configuration: a pre-trained model and photos that were installed with the course (the README
-# says so in its lessons table). Everything else a lesson downloads stays a labelled stand-in.
-REAL_OFFLINE = {
-    "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
-    "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
-    "09_capstone": {"PHOTOS": "faces"},
-}
-
-
 def _run_folder() -> Path:
     folder = RUNS / f".run-{os.environ.setdefault(RUN_ID, f'{os.getpid()}-{time.time_ns()}')}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,8 +159,10 @@ def _execute(notebook: Path, folder: Path) -> dict:
     nbformat.write(_instrument(source, notebook.name, checks, state), raw)
     started, error = time.perf_counter(), None
     try:
+        # Lessons whose models or photos are downloads run on those installed with the course.
+        parameters = {"SMOKE_TEST": True, **INSTALLED.get(stem, {})}
         papermill.execute_notebook(
-            str(raw), str(raw), parameters={"SMOKE_TEST": True, **REAL_OFFLINE.get(stem, {})}, kernel_name="python3",
+            str(raw), str(raw), parameters=parameters, kernel_name="python3",
             cwd=str(notebook.parent), execution_timeout=600, progress_bar=False)
     except PapermillExecutionError as failure:
         error = str(failure)

@@ -223,6 +223,26 @@ def test_course_run_measures_wall_time_and_peak_memory(course_run):
     assert "- size: smoke" in report and "CPU cores" in report
 
 
+def test_course_run_installed_sets_the_installed_models_parameters(tmp_path):
+    from labkit.course import INSTALLED
+
+    params = 'SMOKE_TEST = False\nBACKBONE = "resnet18"\nPHOTOS = "hymenoptera"'
+    shown = "print(BACKBONE, PHOTOS)"
+    for name in ("05_feature_extraction", "02_vgg"):  # one lesson in INSTALLED, one not
+        write_notebook(tmp_path / f"{name}.ipynb", shown, parameters=params)
+    done = run_cli("run", "05_feature_extraction.ipynb", "02_vgg.ipynb", "--installed", "-o",
+                   "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def printed(name):
+        executed = nbformat.read(tmp_path / "out" / f"{name}.ipynb", as_version=4)
+        return executed.cells[-1].outputs[0]["text"]
+
+    expected = INSTALLED["05_feature_extraction"]
+    assert printed("05_feature_extraction") == f"{expected['BACKBONE']} {expected['PHOTOS']}\n"
+    assert printed("02_vgg") == "resnet18 hymenoptera\n"  # lessons without an entry: as they are
+
+
 def test_course_run_html_report_and_a_cell_that_hangs(tmp_path):
     write_notebook(tmp_path / "slow.ipynb", "import time", "time.sleep(60)", parameters=None)
     done = run_cli("run", "slow.ipynb", "--timeout", "3", "--report", "r.html", cwd=tmp_path)

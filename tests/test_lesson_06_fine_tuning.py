@@ -538,7 +538,7 @@ def test_the_quiz_grades_the_code_question_through_the_checker(tmp_path):
 
 
 # --- the lesson as the test suite runs it: real EfficientNet-Lite0 on real photos ------------
-# (tests/notebook_runs.py, REAL_OFFLINE: MODEL_NAME "efficientnet_lite0", PHOTOS "faces")
+# (labkit.course.INSTALLED, which the suite uses: MODEL_NAME "efficientnet_lite0", PHOTOS "faces")
 
 
 @pytest.fixture(scope="module")

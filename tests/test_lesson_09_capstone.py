@@ -3,7 +3,7 @@ state, the shift helpers it added (labkit.shift), and the pick_model checker.
 
 The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
 at its own smoke sizes, for three seeds, with PHOTOS = "faces" (real photos, real
-EfficientNet-Lite0 weights; tests/notebook_runs.py, REAL_OFFLINE):
+EfficientNet-Lite0 weights; labkit.course.INSTALLED, which the suite uses):
 
 - model choice: real EfficientNet-Lite0 features learn faces from four photos per class, and a
   stand-in's random weights never enter the decision table;
