@@ -170,7 +170,8 @@ def test_the_thresholds_and_counts_the_prose_states():
 
 
 def test_the_notebooks_split_of_the_validation_photos(tmp_path):
-    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None, "PHOTOS": "hymenoptera"}
+    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None,
+                 "PHOTOS": "hymenoptera"}
     run_cell("data", namespace)
     selection, test = namespace["selection_indices"], namespace["test_indices"]
     counts = HYMENOPTERA_COUNTS["val"]
@@ -440,7 +441,8 @@ def test_the_suite_runs_parts_1_2_and_6_on_real_weights_and_photos(lesson):
                if any("STAND-IN" in out.get("text", "") + out.get("data", {}).get("text/plain", "")
                       for out in cell.outputs)]
     # Only a downloaded backbone's and the masked-word probe's own weights are stand-ins.
-    assert banners == ["from labkit.assets import load_vision_model", "import transformers"], banners
+    assert banners == ["from labkit.assets import load_vision_model",
+                       "import transformers"], banners
     assert lesson["PROJECT_SHIFT"] == "blur"  # faces are grayscale already
 
 
