@@ -12,6 +12,9 @@
   files (notes.txt) are skipped, and a warning lists each with the reason;
 - hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``) are left out, as the
   operating system hides them from you too;
+- links are followed, and each real file is listed once, in the class folder it is really in:
+  a link that loops back (``ln -s .. ants/loop``), leads into another class folder, reaches a
+  file or folder already listed, or leads nowhere is skipped and listed with the reason;
 - images smaller than ``min_size`` (the weights' ``meta["min_size"]``) are skipped and listed;
 - grayscale, palette, CMYK, transparent and 16-bit images are converted to 8-bit RGB as they
   are read (``to_rgb``), so every sample has three channels;
@@ -170,13 +173,57 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         return samples
 
     def _files(self, folder: Path) -> list[Path]:
-        files = []
+        """Every file under a class folder, each real file once. Links are followed, except
+        those ``_link_problem`` finds, which are skipped with the reason."""
+        files, seen = [], {}  # seen: real path -> the path it is listed under
         for top, folders, names in os.walk(folder, followlinks=True):
-            hidden = sorted(n for n in folders if _hidden(n))
-            folders[:] = sorted(n for n in folders if not _hidden(n))  # os.walk skips these
-            self.skipped += [(Path(top) / n, "hidden folder") for n in hidden]
-            files += [Path(top) / n for n in sorted(names)]
+            for name in sorted(folders):
+                path = Path(top) / name
+                reason = "hidden folder" if _hidden(name) else self._link_problem(
+                    path, folder, seen)
+                if reason:
+                    folders.remove(name)  # os.walk does not go into it
+                    self.skipped.append((path, reason))
+            folders.sort()
+            for name in sorted(names):
+                path = Path(top) / name
+                reason = None if _hidden(name) else self._link_problem(path, folder, seen)
+                if reason:
+                    self.skipped.append((path, reason))
+                else:
+                    files.append(path)
         return files
+
+    @staticmethod
+    def _link_problem(path: Path, folder: Path, seen: dict[str, Path]) -> str | None:
+        """Why ``path`` (under the class folder ``folder``) is not listed, or None: a link that
+        is broken, loops back, leads elsewhere in the image folder (into another class, whose
+        images count there), or reaches what is already listed."""
+        real, home, top = (os.path.realpath(p) for p in (path, folder, folder.parent))
+        kind = "folder" if os.path.isdir(real) else "file"
+
+        def inside(folder: str) -> bool:
+            return real == folder or real.startswith(folder + os.sep)
+
+        if path.is_symlink():
+            if not os.path.exists(real):
+                return "a link to something that does not exist"
+            parent = os.path.realpath(path.parent)
+            if parent == real or parent.startswith(real + os.sep):
+                return ("a link to a folder that holds it, which would list the same images "
+                        "again and again (a loop)")
+            if inside(top) and not inside(home):
+                return (f"a link to {Path(os.path.relpath(real, top)).as_posix()}, outside the "
+                        f"class folder {folder.name}/: an image counts once, in the class folder "
+                        "it is in")
+            if inside(home):
+                return (f"a link to {Path(os.path.relpath(real, home)).as_posix()} in the same "
+                        "class folder, whose images are listed from there")
+        if real in seen:
+            return (f"the same {kind} as {seen[real].relative_to(folder.parent).as_posix()}, "
+                    "which is listed")
+        seen[real] = path
+        return None
 
     def _usable(self, path: Path) -> bool:
         if _hidden(path.name):
