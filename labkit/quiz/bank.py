@@ -21,14 +21,19 @@ A bank is YAML (read with ``yaml.safe_load``: no Python objects, no code) or JSO
 
 jupyterquiz's JSON (a list of questions) is read too; see ``labkit.quiz.jupyterquiz``.
 Every problem in a bank is reported at once, each naming the file, the question and the field.
+A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
+(``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can
+expand a small file into billions of values.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import random
 import re
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +118,17 @@ class _Checker:
         return value
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
 def _show(value: Any) -> str:
-    text = repr(value)
+    """The type and the start of a value, never the whole: a value built with YAML aliases or
+    shared lists may stand for billions of items."""
+    try:
+        text = _REPR.repr(value)
+    except ValueError:  # an int with more digits than Python turns into text
+        text = "(too long to show)"
     return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
 
 
@@ -176,12 +190,40 @@ class _Prefixed(_Checker):
         super().add(f"{self.prefix}.{field}", message)
 
 
-def _number(check: _Checker, raw: dict, field: str, *, minimum: float | None = None):
-    value = check.need(raw, field, (int, float), "a number", required=False)
+def _finite(check: _Checker, raw: dict, field: str, what: str, example: str, *,
+            required: bool = False) -> float | None:
+    """A number that is neither NaN nor infinite (NaN matches no answer; infinity any)."""
+    value = check.need(raw, field, (int, float), what, required=required)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range
+        number = math.inf
+    if not math.isfinite(number):
+        check.add(field, f"must be a finite number, got {_show(value)}: .nan matches no answer "
+                         f"and .inf any. Fix: write a plain number, e.g. {field}: {example}.")
+        return None
+    return number
+
+
+def _number(check: _Checker, raw: dict, field: str, example: str, *,
+            minimum: float | None = None):
+    value = _finite(check, raw, field, "a number", example)
     if value is not None and minimum is not None and value < minimum:
-        check.add(field, f"must be at least {minimum}, got {value}.")
+        check.add(field, f"must be at least {minimum:g}, got {value:g}. Fix: e.g. "
+                         f"{field}: {example}.")
         return None
     return value
+
+
+def _text_answer(check: _Checker, field: str, text: str, fix: str) -> bool:
+    """False (and a problem recorded) when ``text`` could never equal a learner's answer."""
+    if normalise_text(text):
+        return True
+    check.add(field, f"is empty once spaces and punctuation are dropped (got {text!r:.40}), so "
+                     f"no answer could ever match it. Fix: {fix}.")
+    return False
 
 
 def _target(check: _Checker, raw: dict, field_prefix: str = "") -> Target | None:
@@ -190,14 +232,22 @@ def _target(check: _Checker, raw: dict, field_prefix: str = "") -> Target | None
     if "range" in raw:
         pair = raw["range"]
         if not (isinstance(pair, list) and len(pair) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
-                and pair[0] <= pair[1]):
-            sub.add("range", f"must be [low, high] with low <= high, got {_show(pair)}.")
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(float(v)) for v in pair) and pair[0] <= pair[1]):
+            sub.add("range", f"must be [low, high], two finite numbers with low <= high, got "
+                             f"{_show(pair)}. Fix: e.g. range: [0.5, 1.5].")
             return None
         return Target(float(pair[0]), float(pair[1]))
-    value = sub.need(raw, "answer", (int, float), "a number (or give range: [low, high])")
-    absolute = _number(sub, raw, "tolerance", minimum=0) or 0.0
-    relative = _number(sub, raw, "relative_tolerance", minimum=0) or 0.0
+    value = _finite(sub, raw, "answer", "a number (or give range: [low, high])", "2.5",
+                    required=True)
+    absolute = _number(sub, raw, "tolerance", "0.05", minimum=0) or 0.0
+    relative = _number(sub, raw, "relative_tolerance", "0.05", minimum=0) or 0.0
+    if relative >= 1:
+        sub.add("relative_tolerance", f"must be below 1, got {relative:g}: it is a fraction of "
+                                      f"the answer (0.05 is 5%), and 1 or more accepts 0 or "
+                                      f"numbers of the wrong sign. Fix: e.g. "
+                                      f"relative_tolerance: 0.05.")
+        return None
     if value is None:
         return None
     spread = max(absolute, relative * abs(value))
@@ -210,8 +260,11 @@ def _numeric(check: _Checker, raw: dict, common: dict) -> Numeric:
     units = check.need(raw, "units", dict, "a mapping of unit -> size in `unit`",
                        required=False) or {}
     for name, size in units.items():
-        if not isinstance(size, (int, float)) or isinstance(size, bool) or size <= 0:
-            check.add(f"units.{name}", f"must be a positive number, got {_show(size)}.")
+        if (not isinstance(size, (int, float)) or isinstance(size, bool)
+                or not 0 < size < math.inf):
+            check.add(f"units.{name}", f"must be a positive finite number (its size in "
+                                       f"{unit or 'unit'}), got {_show(size)}. Fix: e.g. "
+                                       f"{name}: 0.001.")
     if units and not unit:
         check.add("units", "needs `unit` too: the sizes are given in that unit.")
     mistakes = []
@@ -231,10 +284,14 @@ def _numeric(check: _Checker, raw: dict, common: dict) -> Numeric:
 
 
 def _text(check: _Checker, raw: dict, common: dict) -> ShortText:
-    answer = check.need(raw, "answer", str, "text (put quotes around numbers)") or ""
-    answers = (answer, *_strings(check, raw, "accept"))
-    if answer and not normalise_text(answer):
-        check.add("answer", "is only punctuation or spaces, so no answer could match it.")
+    answer = check.need(raw, "answer", str, "text (put quotes around numbers)")
+    if answer is not None:
+        _text_answer(check, "answer", answer, "write the expected answer in words, e.g. "
+                                              "answer: ResNet")
+    answers = (answer or "", *_strings(check, raw, "accept"))
+    for other in answers[1:]:
+        _text_answer(check, "accept", other, "remove it, or write the other spelling to "
+                                             "accept in words")
     mistakes = []
     for i, item in enumerate(check.need(raw, "mistakes", list, "a list", required=False) or []):
         sub = _Prefixed(check, f"mistakes[{i}]")
@@ -245,7 +302,9 @@ def _text(check: _Checker, raw: dict, common: dict) -> ShortText:
         _unknown_fields(sub, item, {"answer", "feedback"})
         said, feedback = sub.need(item, "answer", str, "text"), sub.need(item, "feedback", str,
                                                                           "text")
-        if said and feedback:
+        readable = said is not None and _text_answer(
+            sub, "answer", said, "write the wrong answer this feedback is for")
+        if readable and feedback:
             mistakes.append(Mistake(feedback, text=normalise_text(said)))
     return ShortText(**common, answers=answers, mistakes=tuple(mistakes))
 
@@ -280,7 +339,7 @@ def _common(check: _Checker, raw: dict, default_attempts: int | None) -> dict:
         check.add("max_attempts", f"must be a whole number of at least 1 (or null for "
                                   f"unlimited), got {_show(attempts)}.")
         attempts = default_attempts
-    points = _number(check, raw, "points", minimum=0)
+    points = _number(check, raw, "points", "1", minimum=0)
     return {"id": str(raw.get("id", "")),
             "prompt": check.need(raw, "prompt", str, "the question text") or "",
             "code": check.need(raw, "code", str, "text", required=False) or "",
@@ -367,6 +426,54 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "") 
     return Bank(bank_id, title, tuple(questions), Path(path), description)
 
 
+class _AliasRefused(yaml.YAMLError):
+    def __init__(self, anchor: str, mark: Any):
+        self.anchor, self.mark = anchor, mark
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (plain data only, never Python objects) that also refuses
+    aliases: nine lines of ``*name`` can stand for a billion values (a "billion laughs" file)
+    that any later walk over the data, even printing it, would expand."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(event.anchor, event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _parse(path: Path, text: str) -> Any:
+    """The data in ``text``; a message for the learner (ValueError) when it cannot be read."""
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_SafeLoader)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise ValueError(f"is not valid JSON: {error.msg} at {where}.") from None
+    except _AliasRefused as error:
+        raise ValueError(
+            f"uses the YAML alias *{error.anchor} at line {error.mark.line + 1}, column "
+            f"{error.mark.column + 1}: aliases are refused, because a few of them can make a "
+            f"small file stand for billions of values. Fix: write the value out in full "
+            f"where *{error.anchor} stands.") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"is not valid YAML: {reason}{where}.") from None
+    except RecursionError:
+        raise ValueError("is nested too deeply (lists or mappings inside one another hundreds "
+                         "of times). Fix: a quiz file needs only a few levels; remove the "
+                         "extra brackets.") from None
+    except ValueError as error:  # an int too long to convert, an impossible date
+        why = ("holds a number with thousands of digits" if "digits" in str(error) else
+               f"holds a value that cannot be read ({error})")
+        raise ValueError(f"{why}. Fix: write plain numbers and dates, or put quotes around "
+                         f"the value to make it text.") from None
+
+
 def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
     """The parsed content of a YAML or JSON data file; syntax errors become ``BankError``
     (``what`` names the kind of file in the message: quiz bank, glossary, deck)."""
@@ -377,6 +484,10 @@ def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
         raise FileNotFoundError(
             f"no quiz data file at {path} (looked from {Path.cwd()}). Fix: check the name, or "
             f"give the path from the notebook's folder, e.g. quizzes/{path.name}.") from None
+    except IsADirectoryError:
+        raise BankError(path, [Problem("", "(file)", f"is a folder, not a {what} file. Fix: "
+                                                     f"name the file, e.g. {path}/NAME.yaml.")],
+                        what) from None
     except UnicodeDecodeError as error:
         line = path.read_bytes()[:error.start].count(b"\n") + 1
         raise BankError(path, [Problem("", "(file)", f"is not UTF-8 text: byte "
@@ -384,18 +495,9 @@ def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
                                        "save the file again with the encoding UTF-8.")],
                         what) from None
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)  # safe_load: plain data only, never Python objects
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise BankError(path, [Problem("", "(file)", f"is not valid JSON: {error.msg} at {where}.")],
-                        what)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
-        raise BankError(path, [Problem("", "(file)", f"is not valid YAML: {reason}{where}.")], what)
+        return _parse(path, text)
+    except ValueError as error:
+        raise BankError(path, [Problem("", "(file)", str(error))], what) from None
 
 
 def load_bank(path: Path | str) -> Bank:

@@ -74,6 +74,11 @@ def _validate(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             failed += 1
             continue
+        except OSError as error:  # a folder on Windows, no permission
+            print(f"{path}: could not be read: {error}. Fix: name a quiz bank file you can "
+                  f"read.", file=sys.stderr)
+            failed += 1
+            continue
         print(f"{path}: OK, quiz {bank.id!r} with {len(bank.questions)} questions")
     return 1 if failed else 0
 
