@@ -190,17 +190,23 @@ class _Prefixed(_Checker):
         super().add(f"{self.prefix}.{field}", message)
 
 
+def _finite_float(value: Any) -> float | None:
+    """``value`` (a number) as a float; None for NaN, infinities and ints beyond a float."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _finite(check: _Checker, raw: dict, field: str, what: str, example: str, *,
             required: bool = False) -> float | None:
     """A number that is neither NaN nor infinite (NaN matches no answer; infinity any)."""
     value = check.need(raw, field, (int, float), what, required=required)
     if value is None:
         return None
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond a float's range
-        number = math.inf
-    if not math.isfinite(number):
+    number = _finite_float(value)
+    if number is None:
         check.add(field, f"must be a finite number, got {_show(value)}: .nan matches no answer "
                          f"and .inf any. Fix: write a plain number, e.g. {field}: {example}.")
         return None
@@ -233,7 +239,7 @@ def _target(check: _Checker, raw: dict, field_prefix: str = "") -> Target | None
         pair = raw["range"]
         if not (isinstance(pair, list) and len(pair) == 2 and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool)
-                and math.isfinite(float(v)) for v in pair) and pair[0] <= pair[1]):
+                and _finite_float(v) is not None for v in pair) and pair[0] <= pair[1]):
             sub.add("range", f"must be [low, high], two finite numbers with low <= high, got "
                              f"{_show(pair)}. Fix: e.g. range: [0.5, 1.5].")
             return None
@@ -259,9 +265,13 @@ def _numeric(check: _Checker, raw: dict, common: dict) -> Numeric:
     unit = check.need(raw, "unit", str, "text", required=False) or ""
     units = check.need(raw, "units", dict, "a mapping of unit -> size in `unit`",
                        required=False) or {}
+    sizes = {}
     for name, size in units.items():
-        if (not isinstance(size, (int, float)) or isinstance(size, bool)
-                or not 0 < size < math.inf):
+        number = (_finite_float(size) if isinstance(size, (int, float))
+                  and not isinstance(size, bool) else None)
+        if number is not None and number > 0:
+            sizes[name] = number
+        else:
             check.add(f"units.{name}", f"must be a positive finite number (its size in "
                                        f"{unit or 'unit'}), got {_show(size)}. Fix: e.g. "
                                        f"{name}: 0.001.")
@@ -280,7 +290,7 @@ def _numeric(check: _Checker, raw: dict, common: dict) -> Numeric:
         if wrong and feedback:
             mistakes.append(Mistake(feedback, target=wrong))
     return Numeric(**common, targets=(target,) if target else (), unit=unit,
-                   units={k: float(v) for k, v in units.items()}, mistakes=tuple(mistakes))
+                   units=sizes, mistakes=tuple(mistakes))
 
 
 def _text(check: _Checker, raw: dict, common: dict) -> ShortText:
