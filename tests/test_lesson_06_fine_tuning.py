@@ -567,3 +567,12 @@ def test_on_real_weights_every_pretrained_start_beats_scratch_over_three_seeds(r
     # Full fine-tuning for one epoch moves every weight and is noisier, but still ahead on average.
     mean = {strategy: sum(values) / len(values) for strategy, values in accuracy.items()}
     assert mean["full"] > mean["scratch"] + 0.1, mean
+
+
+def test_the_readme_states_the_numbers_of_this_run(real_run):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `06_fine_tuning`"))
+    means = {strategy: mean for strategy, (mean, _, _) in real_run.state["accuracy"].items()}
+    stated = ", ".join(f"{strategy} {means[strategy]:.1%}" for strategy in
+                       ("scratch", "feature extraction", "last stage", "full"))
+    assert stated in row, (stated, row)

@@ -453,3 +453,11 @@ def test_real_features_learn_faces_and_blur_costs_them_with_every_seed(lesson):
     assert accuracy["grayscale"] == accuracy["clean"]  # grayscale photos, grayscale again
     lost = [a - b for a, b in zip(accuracy["clean"], accuracy["blur"])]
     assert min(lost) >= 0.25, lost
+
+
+def test_the_readme_states_the_blur_drop_of_this_run(lesson):
+    accuracy = lesson["candidates"]["efficientnet_lite0"]["accuracy"]
+    lost = [(a - b) * 100 for a, b in zip(accuracy["clean"], accuracy["blur"])]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `09_capstone`"))
+    assert f"blur costs its heads {min(lost):g} to {max(lost):g} points" in row, (lost, row)
