@@ -92,6 +92,18 @@ def _standin_ready(root: Path) -> bool:
     return stamp.is_file() and json.loads(stamp.read_text()).get("format") == _STANDIN_FORMAT
 
 
+def _publish(staging: Path, root: Path, ready) -> None:
+    """Rename the finished folder ``staging`` to ``root`` (atomic: readers see no set or a
+    complete one). ``ready(root)`` says whether a folder there is complete already."""
+    if root.exists() and not ready(root):
+        shutil.rmtree(root)  # an older format or an interrupted copy, never a complete set
+    try:
+        staging.rename(root)
+    except OSError:
+        if not ready(root):  # another process finished the same set first
+            raise
+
+
 def _write_standin_hymenoptera(root: Path, size: int, seed: int) -> None:
     from labkit.synthetic import write_image_folder
 
@@ -108,13 +120,7 @@ def _write_standin_hymenoptera(root: Path, size: int, seed: int) -> None:
         (staging / "standin.json").write_text(json.dumps(
             {"format": _STANDIN_FORMAT, "size": size, "seed": seed,
              "shapes": HYMENOPTERA_STANDIN_SHAPES, "counts": HYMENOPTERA_COUNTS}))
-        if root.exists() and not _standin_ready(root):
-            shutil.rmtree(root)  # an older format or an interrupted copy, never a complete set
-        try:
-            staging.rename(root)  # atomic: readers see no set or a complete one
-        except OSError:
-            if not _standin_ready(root):  # another process finished the same set first
-                raise
+        _publish(staging, root, _standin_ready)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -185,13 +191,7 @@ def face_folders() -> dict[str, Path]:
             Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"{index:03}.png")
         (staging / "faces.json").write_text(json.dumps(
             {"format": _FACES_FORMAT, "source": "skimage.data.lfw_subset", "counts": FACES_COUNTS}))
-        if root.exists():
-            shutil.rmtree(root)  # an older format or an interrupted copy
-        try:
-            staging.rename(root)  # atomic: readers see no set or a complete one
-        except OSError:
-            if not _faces_ready(root):  # another process finished the same set first
-                raise
+        _publish(staging, root, _faces_ready)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {split: root / split for split in FACES_COUNTS}
