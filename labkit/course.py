@@ -147,7 +147,7 @@ def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell"
         end = END_SOLUTION if open_marker == BEGIN_SOLUTION else END_HIDDEN
         raise StudentVersionError(f"{where}: {open_marker!r} is never closed. "
                                   f"Fix: add a {end!r} line where the block ends.")
-    return "\n".join(out)
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")  # as the cell ended
 
 
 def _shown_attachments(cell) -> dict:

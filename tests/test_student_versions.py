@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOKS, ROOT
-from labkit.course import StudentVersionError, student_version
+from labkit.course import StudentVersionError, strip_solutions, student_version
 
 SECRET = "secret_answer = 6 * 7"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -134,3 +134,9 @@ def test_the_course_notebooks_still_make_student_versions(source):
     assert sum("NotImplementedError" in c.source or "YOUR ANSWER HERE" in c.source
                for c in student.cells) >= len(solutions)
     assert ROOT in source.parents
+
+
+@pytest.mark.parametrize("source", ["Read the rows.\n", "x = 1\n\n", "no newline", ""])
+def test_a_cell_without_markers_is_copied_exactly(source):
+    assert strip_solutions(source) == source
+    assert strip_solutions(source, cell_type="markdown") == source
