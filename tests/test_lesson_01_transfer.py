@@ -188,3 +188,17 @@ def test_real_pretrained_features_beat_scratch_on_real_photos_with_few_labels():
     fewest = min(counts)
     frozen, scratch = runs[repr(("pre-trained, frozen", fewest))], runs[repr(("scratch", fewest))]
     assert min(frozen) > max(scratch) + 0.1, (frozen, scratch)  # on every seed, by 10 points
+
+
+def test_the_history_cites_the_work_behind_reused_imagenet_features():
+    import nbformat
+
+    path = ROOT / "notebooks" / "01_transfer_learning.ipynb"
+    prose = " ".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "markdown")
+    prose = " ".join(prose.split())
+    for work in ('Donahue et al. (2014, "DeCAF',
+                 'Razavian et al. (2014, "CNN Features off-the-shelf',
+                 'Yosinski et al. (2014, "How transferable',
+                 'Kornblith et al. (2019, "Do Better'):
+        assert work in prose, work

@@ -576,3 +576,12 @@ def test_the_readme_states_the_numbers_of_this_run(real_run):
     stated = ", ".join(f"{strategy} {means[strategy]:.1%}" for strategy in
                        ("scratch", "feature extraction", "last stage", "full"))
     assert stated in row, (stated, row)
+
+
+def test_the_tutorials_figures_in_the_prose_are_whole_photos_of_153():
+    prose = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells
+                      if c.cell_type == "markdown")
+    photos = sum(HYMENOPTERA_COUNTS["val"].values())
+    for accuracy, right in {"0.935": 143, "0.948": 145, "0.961": 147}.items():
+        assert accuracy in prose and f"{right / photos:.3f}" == accuracy
+    assert "(143 and 145 of the 153 photos)" in prose and "(147 photos)" in prose
