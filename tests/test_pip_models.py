@@ -214,3 +214,18 @@ def test_a_head_on_cached_real_features_is_the_head_trained_through_the_frozen_b
     assert not torch.equal(cached.weight, new_head().weight)  # it learned
     assert torch.allclose(cached.weight, through[1].weight, atol=1e-5)
     assert torch.allclose(cached.bias, through[1].bias, atol=1e-5)
+
+
+def test_lesson_00_shows_the_real_model_at_work(lite0):
+    import nbformat
+
+    from conftest import ROOT
+    from notebook_runs import executed
+
+    path = ROOT / "notebooks" / "00_start_here.ipynb"
+    guesses = executed(path).ok().state["guesses"]
+    assert [top[0][0] for top in guesses] == ["Egyptian cat", "espresso"], guesses
+    prose = next(c.source for c in nbformat.read(path, as_version=4).cells
+                 if c.source.startswith("## A pre-trained model at work"))
+    params = lite0[1].meta["num_params"]
+    assert f"{params / 1e6:.1f} million parameters" in " ".join(prose.split())
