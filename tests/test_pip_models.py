@@ -229,3 +229,12 @@ def test_lesson_00_shows_the_real_model_at_work(lite0):
                  if c.source.startswith("## A pre-trained model at work"))
     params = lite0[1].meta["num_params"]
     assert f"{params / 1e6:.1f} million parameters" in " ".join(prose.split())
+
+
+def test_the_readme_states_the_real_models_probabilities(lite0):
+    from conftest import ROOT
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    (cat, p_cat), (coffee, p_coffee) = top5(*lite0, "cat")[0], top5(*lite0, "coffee")[0]
+    assert f'"{cat}" (p = {p_cat:.3f}' in readme and f'"{coffee}" (p = {p_coffee:.3f})' in readme
+    assert f'"{cat}" {p_cat:.2f} and "{coffee}" {p_coffee:.2f}' in readme  # the lessons table
