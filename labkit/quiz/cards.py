@@ -6,6 +6,7 @@ A glossary file (``quizzes/glossary.yaml``)::
     terms:
       - term: fine-tuning
         definition: Training some or all of a pre-trained network's layers on your data ...
+        lesson: 06_fine_tuning         # the notebook (name without .ipynb) that teaches it
         aliases: [finetuning]          # optional: other spellings that find the entry
         see_also: [feature extraction] # optional: must be terms of this glossary
 
@@ -16,7 +17,9 @@ A deck of flashcards (``quizzes/<lesson>.cards.yaml``)::
     cards:
       - {front: ..., back: ...}
 
-``Flashcards.from_glossary`` turns glossary entries into cards (term in front). As with quiz
+``Flashcards.from_glossary`` turns glossary entries into cards (term in front),
+``Flashcards.for_lesson`` the terms one lesson teaches, and ``Flashcards.review`` every term of
+the course, spaced out so that cards of one lesson do not follow each other. As with quiz
 banks, the files are read with ``yaml.safe_load`` and every problem names the file, the entry
 and the field. The state (which card, which side) is a plain ``Deck``; the widgets only draw it.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import html
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,14 +53,20 @@ class Entry:
     definition: str
     aliases: tuple[str, ...] = ()
     see_also: tuple[str, ...] = ()
+    lesson: str = ""  # the notebook that teaches the term, e.g. "05_feature_extraction"
+
+
+LESSON_PATTERN = re.compile(r"\d\d_[A-Za-z0-9_]+")
+LESSON_FIX = ("name the notebook that teaches the term, without .ipynb, e.g. "
+              "lesson: 05_feature_extraction.")
 
 
 def _problems_in(items, field_name: str, item: str,
-                 fields: dict[str, bool]) -> tuple[list[dict], list[Problem]]:
+                 fields: dict[str, bool | None]) -> tuple[list[dict], list[Problem]]:
     """The well-formed mappings of a list, and a Problem for everything else.
 
     ``fields`` maps each allowed field to whether it is required (a non-empty string);
-    optional fields are lists of strings.
+    optional fields are lists of strings; None: allowed, and checked by the caller.
     """
     problems, good = [], []
     if not isinstance(items, list) or not items:
@@ -77,7 +87,7 @@ def _problems_in(items, field_name: str, item: str,
             value = raw.get(key)
             if required and (not isinstance(value, str) or not value.strip()):
                 found.append(Problem(name, key, "missing or empty: give it some text.", item))
-            if not required and value is not None and not (
+            if required is False and value is not None and not (
                     isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 found.append(Problem(name, key, "must be a list of strings.", item))
         problems += found
@@ -93,10 +103,16 @@ def load_glossary(path: Path | str) -> list[Entry]:
         raise BankError(path, [Problem("", "(file)", "must hold a mapping with terms.")],
                         "glossary")
     raws, problems = _problems_in(data.get("terms"), "terms", "term",
-                                  {"term": True, "definition": True, "aliases": False,
-                                   "see_also": False})
+                                  {"term": True, "definition": True, "lesson": None,
+                                   "aliases": False, "see_also": False})
     entries = [Entry(r["term"], r["definition"], tuple(r.get("aliases", [])),
-                     tuple(r.get("see_also", []))) for r in raws]
+                     tuple(r.get("see_also", [])), r.get("lesson")) for r in raws]
+    for entry in entries:  # every term names the lesson that teaches it
+        if not isinstance(entry.lesson, str) or not LESSON_PATTERN.fullmatch(entry.lesson):
+            why = ("missing" if entry.lesson is None else
+                   f"{entry.lesson!r} is not a lesson's name")
+            problems.append(Problem(repr(entry.term), "lesson", f"{why}. Fix: {LESSON_FIX}",
+                                    "term"))
     known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
     terms = [normalise_text(e.term) for e in entries]
     for twice in sorted({t for t in terms if terms.count(t) > 1}):
@@ -181,6 +197,36 @@ class Flashcards:
                                f"terms as the glossary spells them.")
         return cls([Card(e.term, e.definition) for e in entries], title=title)
 
+    @classmethod
+    def for_lesson(cls, path: Path | str, lesson: str, *,
+                   title: str | None = None) -> Flashcards:
+        """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
+        entries = [e for e in load_glossary(path) if e.lesson == lesson]
+        if not entries:
+            known = sorted({e.lesson for e in load_glossary(path)})
+            raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
+                           f"the glossary does, one of {', '.join(known)}.")
+        return cls([Card(e.term, e.definition) for e in entries],
+                   title=title or f"Flashcards: the words of {lesson}")
+
+    @classmethod
+    def review(cls, path: Path | str, *, seed: int = 0,
+               title: str = "Review: the words of the whole course") -> Flashcards:
+        """Every term, spaced out: each round takes one card from every lesson (in course
+        order, each lesson's cards shuffled by ``seed``), so two cards of one lesson follow
+        each other only once no other lesson has cards left. The back names the lesson."""
+        by_lesson: dict[str, list[Entry]] = {}
+        for entry in load_glossary(path):
+            by_lesson.setdefault(entry.lesson, []).append(entry)
+        rng = random.Random(seed)
+        for entries in by_lesson.values():
+            rng.shuffle(entries)
+        rounds = max(len(entries) for entries in by_lesson.values())
+        spaced = [entries[i] for i in range(rounds) for _, entries in sorted(by_lesson.items())
+                  if i < len(entries)]
+        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
+                   title=title)
+
     def _act(self, action) -> None:
         action()
         self.refresh()
@@ -261,7 +307,9 @@ class Glossary:
     def entry_html(self, entry: Entry) -> str:
         see = (f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
                if entry.see_also else "")
-        return f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}{see}"
+        taught = f"<br><i>Taught in:</i> {html.escape(entry.lesson)}" if entry.lesson else ""
+        return (f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
+                f"{see}{taught}")
 
     @property
     def widget(self) -> widgets.VBox:
