@@ -249,3 +249,41 @@ def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path):
     assert right.session.submit("masked_mean_pooling", reference_masked_mean).status == "correct"
     wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
     assert wrong.session.submit("masked_mean_pooling", plain_mean).status == "wrong"
+
+
+# --- the exercise comes before labkit's version of it; the open question --------------------
+
+
+def test_the_learner_writes_masked_mean_before_the_lesson_shows_mean_pool():
+    import nbformat
+
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    exercise = next(i for i, c in enumerate(cells) if "def masked_mean(" in c.source)
+    assert "### BEGIN SOLUTION" in cells[exercise].source
+    helper = [i for i, c in enumerate(cells) if "mean_pool" in c.source]
+    assert helper and min(helper) > exercise, (exercise, helper)
+    pooling = next(c.source for c in cells if c.get("id") == "pooling")
+    assert "masked = masked_mean(hidden, batch_mask)" in pooling  # the learner's own function
+
+
+def test_the_run_compared_the_learners_masked_mean_with_labkits(run):
+    pooling = next(c for c in run.cells() if "masked = masked_mean(hidden, batch_mask)" in c.source)
+    shown = "".join(o.get("text", "") for o in pooling.outputs)
+    assert "your masked_mean equals labkit's mean_pool: True" in shown
+
+
+def test_the_open_question_shows_a_model_answer_for_no_points():
+    question = load_bank(BANK).question("open_both_directions")
+    assert question.points == 0 and all(c.correct for c in question.choices)
+    assert "river" in question.explanation and "[MASK]" in question.explanation
+
+
+
+def test_the_bank_table_the_quiz_interprets_shows_what_its_prompt_says(run):
+    prompt = bank_question(BANK, "read_bank_senses")["prompt"]
+    assert "higher than the cosine of either money sentence with the river" in prompt
+    assert "every static cosine is 1.000" in prompt
+    table = run.state["similarity"]
+    money = table[repr(("money 1", "money 2"))][0]
+    assert all(money > table[repr((m, "river"))][0] for m in ("money 1", "money 2"))
+    assert all(f"{static:.3f}" == "1.000" for _, static in table.values())
