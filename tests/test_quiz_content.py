@@ -6,8 +6,9 @@
 - No question id is used by two banks: results files and gradebooks name questions by id.
 - Every glossary term names the lesson that teaches it, and that lesson is a notebook; every
   lesson has flashcards of its own terms, and the capstone a review over the whole course.
-- The banks of lessons 01, 02, 05, 06 and 09 each hold a question on an output the lesson
-  printed (``read_*``) and an open question (``open_*``) whose explanation is the model answer.
+- The banks of WITH_OPEN_AND_READING each hold a question on an output the lesson printed
+  (``read_*``) and an open question (``open_*``) whose explanation is the model answer; a bank
+  joins the list once it has them.
 
 Each check is a plain function over the files, and each has a negative control: a planted bad
 example in ``tmp_path`` that the check must catch.
@@ -35,7 +36,7 @@ BANKS = sorted(QUIZZES.glob("[0-9][0-9]_*.yaml"))
 LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # The banks that already hold a question on a printed output and an open question.
 WITH_OPEN_AND_READING = ["01_transfer_learning", "02_vgg", "05_feature_extraction",
-                         "06_fine_tuning", "09_capstone"]
+                         "06_fine_tuning", "07_bert", "09_capstone"]
 
 # --- the checks --------------------------------------------------------------------------------
 
