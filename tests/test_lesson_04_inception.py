@@ -1,4 +1,5 @@
-"""Lesson 04 (Inception): the numbers its prose states, and the exercise's checker.
+"""Lesson 04 (Inception): the numbers and claims its prose and quiz state, and the exercise's
+checker.
 
 Models are built on the meta device (shapes only, no memory, no init time) or with
 weights=None; nothing is downloaded.
@@ -6,6 +7,7 @@ weights=None; nothing is downloaded.
 
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 import torchvision
@@ -18,7 +20,9 @@ from labkit.exercises.inception import (check_inception_module, inception_multip
 from labkit.quiz import load_bank
 from labkit.vision import count_parameters, weights_summary
 
-BANK = Path(__file__).resolve().parents[1] / "notebooks" / "quizzes" / "04_inception.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+BANK = ROOT / "notebooks" / "quizzes" / "04_inception.yaml"
+NOTEBOOK = ROOT / "notebooks" / "04_inception.ipynb"
 INCEPTION_3A = {"in_channels": 192, "ch1x1": 64, "ch3x3red": 96, "ch3x3": 128,
                 "ch5x5red": 16, "ch5x5": 32, "pool_proj": 32}
 TABLE = {"vgg16": VGG16_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2,
@@ -98,6 +102,63 @@ def test_bank_validates_and_names_the_checker():
     assert len(bank.questions) >= 6
     assert all(q.explanation for q in bank.questions)
     assert bank.question("inception_module").checker == "inception_module"
+
+
+def prose(cell_id=None):
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    if cell_id is not None:
+        return next(cell.source for cell in cells if cell.get("id") == cell_id)
+    return " ".join(cell.source for cell in cells if cell.cell_type == "markdown")
+
+
+def test_the_auxiliary_classifier_gets_both_papers_reasons():
+    aux = prose("a9db9722")
+    assert '"Going Deeper with Convolutions"' in aux and "Szegedy et al. 2015" in aux
+    assert '"Rethinking the Inception Architecture for Computer' in aux
+    assert "did *not* speed up early training" in aux and "**regulariser**" in aux
+    choices = {c["id"]: c for c in questions()["aux_training"]["choices"]}
+    assert choices["a"].get("correct") and "regulariser" in choices["a"]["text"]
+    assert not choices["b"].get("correct") and "faster" in choices["b"]["text"]
+
+
+def test_the_selection_table_prose_and_quiz_match_the_metadata():
+    summary = {name: weights_summary(weights) for name, weights in TABLE.items()}
+    v1 = weights_summary(ResNet50_Weights.IMAGENET1K_V1)
+    resnet, inception, vgg = summary["resnet50"], summary["inception_v3"], summary["vgg16"]
+    # "Inception v3 is beaten by ResNet-50" on acc@1, params and GFLOPS at once (V2 weights) ...
+    assert (resnet["acc1"] >= inception["acc1"] and resnet["params"] <= inception["params"]
+            and resnet["gflops"] <= inception["gflops"])
+    # ... "with its V1 weights ... it is less accurate than Inception v3"
+    assert v1["acc1"] < inception["acc1"] and v1["params"] == resnet["params"]
+    # VGG16: "by far the most parameters and the lowest acc@1 of the three"
+    assert vgg["params"] > 5 * max(resnet["params"], inception["params"])
+    assert vgg["acc1"] < min(resnet["acc1"], inception["acc1"])
+    # the V2 recipe is the 2021 blog post's; VGG16's simple, Inception v3's ported
+    docs = {name: weights.meta["_docs"] for name, weights in TABLE.items()}
+    assert "how-to-train-state-of-the-art-models-using-torchvision" in docs["resnet50"]
+    assert "simplified training recipe" in docs["vgg16"]
+    assert "ported" in docs["inception_v3"]
+    assert "2021 training" in prose("dbf80e10") and "Kornblith et al. (2019" in prose("dbf80e10")
+    explanation = questions()["read_selection_table"]["explanation"]
+    for number in (f"{resnet['acc1']:.2f}", f"{inception['acc1']:.2f}", f"{v1['acc1']:.2f}",
+                   f"{resnet['gflops']:.2f}", f"{inception['gflops']:.2f}"):
+        assert number in explanation, number
+
+
+def test_the_open_question_is_unscored_and_every_choice_shows_the_model_answer():
+    question = load_bank(BANK).question("open_weights_not_architecture")
+    assert question.points == 0 and all(choice.correct for choice in question.choices)
+    assert question.explanation.startswith("Model answer.")
+    v1 = weights_summary(ResNet50_Weights.IMAGENET1K_V1)["acc1"]
+    v2, inception = (weights_summary(TABLE[name])["acc1"] for name in ("resnet50", "inception_v3"))
+    for number in (f"{v2:.2f}", f"{v1:.2f}", f"{inception:.2f}"):
+        assert number in question.explanation, number
+
+
+def test_the_prose_states_no_unmeasured_tendencies():
+    text = prose().lower()
+    for vague in ("you should see", "usually", "several points", "minutes on a cpu"):
+        assert vague not in text
 
 
 # --- the exercise's checker ------------------------------------------------------------------
