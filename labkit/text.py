@@ -6,9 +6,11 @@ reading a masked-language model's guesses.
     train_loader = DataLoader(train_set, batch_size=32, shuffle=True,
                               collate_fn=DynamicPadding(tokenizer.pad_token_id))
     encoder = SentenceEncoder(model.base_model, pooling="mean")  # (B, H) sentence vectors
+    optimizer, scheduler, warmup_steps = fine_tuning_optimizer(model, lr=1e-4, total_steps=400)
 
 Sentences are tokenised once, without padding; each batch is padded only to its own longest
-sentence (dynamic padding), so short batches cost short computations.
+sentence (dynamic padding), so short batches cost short computations. ``fine_tuning_optimizer``
+sets up AdamW and its learning-rate schedule the way BERT's own fine-tuning code does.
 
 Texts of your own: ``load_text_csv("reviews.csv", text_column="text", label_column="label")``
 gives ``(texts, labels, label_names)`` and names every problem it finds (a file that is not
@@ -33,7 +35,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 __all__ = ["TextClassificationDataset", "DynamicPadding", "input_names", "mean_pool",
-           "cls_pool", "SentenceEncoder", "fill_mask", "word_vector", "load_sst2", "load_text_csv"]
+           "cls_pool", "SentenceEncoder", "fine_tuning_optimizer", "fill_mask", "word_vector",
+           "load_sst2", "load_text_csv"]
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # What each input is padded with; input_ids use the tokenizer's own [PAD] id.
@@ -174,6 +177,33 @@ class SentenceEncoder(nn.Module):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               **inputs).last_hidden_state                   # (B, L, H)
         return mean_pool(hidden, attention_mask) if self.pooling == "mean" else cls_pool(hidden)
+
+
+def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
+                          warmup_ratio: float = 0.1, weight_decay: float = 0.01):
+    """AdamW with a linear warm-up and decay, as BERT's fine-tuning code sets them up.
+
+    Biases and LayerNorm weights get no weight decay (google-research/bert's optimization.py
+    leaves out "LayerNorm", "layer_norm" and "bias"; transformers' Trainer leaves out the same
+    through ``get_parameter_names``). The warm-up lasts ``int(warmup_ratio * total_steps)``
+    steps, as in BERT's run_classifier.py, and reaches the scheduler as a number of steps,
+    which every transformers version reads the same way. Step the scheduler once per batch.
+    Returns ``(optimizer, scheduler, warmup_steps)``.
+    """
+    from transformers import get_linear_schedule_with_warmup
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    if not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio={warmup_ratio} is not a share of the steps. Fix: pass "
+                         f"a number from 0 up to (not including) 1, for example 0.1.")
+    decay = {n for n in get_parameter_names(model, [nn.LayerNorm]) if "bias" not in n}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trainable if n in decay], "weight_decay": weight_decay},
+              {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    warmup_steps = int(warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+    return optimizer, scheduler, warmup_steps
 
 
 @torch.no_grad()
