@@ -79,3 +79,24 @@ def test_lesson_times_itself_from_the_set_up_cell_to_the_last(lesson):
         f"{lesson.name}: the cell after the parameters should start the lesson's clock"
     assert "time.perf_counter() - lesson_started" in cells[-1].source, \
         f"{lesson.name}: the last code cell should print the lesson's wall time"
+
+
+def prose_words(path):
+    """Words of a notebook's markdown cells, as the README's lessons table counts them."""
+    cells = nbformat.read(path, as_version=4).cells
+    return sum(len(cell.source.split()) for cell in cells if cell.cell_type == "markdown")
+
+
+def test_the_readme_gives_every_notebooks_prose_word_count():
+    rows = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")]
+    for path in NOTEBOOKS:
+        row = next(line for line in rows if line.startswith(f"| `{path.stem}`"))
+        assert row.split(" | ")[2] == f"{prose_words(path):,}", (path.name, row[:60])
+
+
+def test_prose_words_counts_only_markdown(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Two words\n\nthree"),
+                                         nbformat.v4.new_code_cell("x = 1  # not prose")])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert prose_words(tmp_path / "n.ipynb") == 4  # "#", "Two", "words", "three"
