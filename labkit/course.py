@@ -353,7 +353,7 @@ def _environment(mode: str, env: dict[str, str]) -> dict[str, str]:
 INSTALLED = {
     "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
     "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
-    "09_capstone": {"PHOTOS": "faces"},
+    "11_capstone": {"PHOTOS": "faces"},
 }
 
 

@@ -37,7 +37,7 @@ LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # The banks that already hold a question on a printed output and an open question.
 WITH_OPEN_AND_READING = ["01_transfer_learning", "02_vgg", "03_resnet", "04_inception",
                          "05_feature_extraction",
-                         "06_fine_tuning", "07_bert", "08_fine_tuning_bert", "09_capstone"]
+                         "06_fine_tuning", "08_bert", "09_fine_tuning_bert", "11_capstone"]
 
 # --- the checks --------------------------------------------------------------------------------
 

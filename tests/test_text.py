@@ -153,7 +153,7 @@ def test_dynamic_padding_pads_to_the_longest_sentence_of_each_batch(tokenizer):
 
 
 def test_dynamic_padding_batches_are_no_longer_than_their_longest_sentence(tokenizer):
-    """The lesson 08 claim, on the course's sentiment sentences."""
+    """The lesson 09 claim, on the course's sentiment sentences."""
     train = load_sentiment("train")
     data = TextClassificationDataset(train.texts, train.labels, tokenizer)
     loader = DataLoader(data, batch_size=16, shuffle=True, collate_fn=DynamicPadding(0),

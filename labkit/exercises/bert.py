@@ -1,8 +1,8 @@
-"""Checkers for lessons 07 (BERT) and 08 (fine-tuning BERT).
+"""Checkers for lessons 08 (BERT) and 09 (fine-tuning BERT).
 
-- ``masked_mean_pooling`` (lesson 07): a function ``masked_mean(last_hidden_state,
+- ``masked_mean_pooling`` (lesson 08): a function ``masked_mean(last_hidden_state,
   attention_mask)`` that averages each sentence's token vectors and leaves padding out.
-- ``dynamic_padding`` (lesson 08): a collate function ``collate(features)`` that pads a batch
+- ``dynamic_padding`` (lesson 09): a collate function ``collate(features)`` that pads a batch
   of tokenised sentences to the batch's own longest sentence.
 
 Both checkers call the learner's function on probe inputs they build themselves (fresh

@@ -1,4 +1,4 @@
-"""Checker for lesson 09 (the capstone): the learner's rule for picking a model under budgets.
+"""Checker for lesson 11 (the capstone): the learner's rule for picking a model under budgets.
 
 The learner hands in ``pick_model(table, *, max_ms, max_mb)``. ``table`` maps a model's name
 to its measured row, ``{"accuracy": ..., "ms_per_photo": ..., "file_mb": ...}`` (more keys

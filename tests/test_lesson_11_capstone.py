@@ -1,4 +1,4 @@
-"""Lesson 09 (the capstone): its claims measured in smoke size, the numbers its prose and quiz
+"""Lesson 11 (the capstone): its claims measured in smoke size, the numbers its prose and quiz
 state, the shift helpers it added (labkit.shift), and the pick_model checker.
 
 The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
@@ -43,8 +43,8 @@ from labkit.shift import (RandomShifts, Stripes, accuracy_under_shifts, blur, gr
 from labkit.few_labels import SmallCNN
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
 
-NOTEBOOK = ROOT / "notebooks" / "09_capstone.ipynb"
-BANK = ROOT / "notebooks" / "quizzes" / "09_capstone.yaml"
+NOTEBOOK = ROOT / "notebooks" / "11_capstone.ipynb"
+BANK = ROOT / "notebooks" / "quizzes" / "11_capstone.yaml"
 SEEDS = (0, 1, 2)
 MIN_DROP = 0.10      # "a drop of a plain model below 10 percentage points" fails
 MIN_GAP = 0.30       # "a gap of at least 30 percentage points"
@@ -227,7 +227,7 @@ def test_the_notebook_keeps_the_conventions():
     source = "\n".join(code)
     assert 'SMOKE_TEST = env_flag("LABKIT_SMOKE_TEST")' in code[0]
     assert source.count("standin=STANDIN, offline=OFFLINE") >= 3  # photos, vision, text
-    assert 'Quiz.from_file("quizzes/09_capstone.yaml")' in source
+    assert 'Quiz.from_file("quizzes/11_capstone.yaml")' in source
     assert 'quiz.answer("pick_model", pick_model)' in source
     assert "pretrained" + "=True" not in source and "DEFAULT" not in source
 
@@ -235,7 +235,7 @@ def test_the_notebook_keeps_the_conventions():
 def test_bank_validates_and_covers_the_course():
     bank = load_bank(BANK)
     raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))["questions"]
-    assert bank.id == "09_capstone" and len(bank.questions) == len(raw) == 15
+    assert bank.id == "11_capstone" and len(bank.questions) == len(raw) == 15
     assert all(str(q.get("explanation", "")).strip() for q in raw)
     assert bank.question("pick_model").checker == "model_choice"
     graded = [q for q in raw if q["type"] != "code"]
@@ -459,5 +459,5 @@ def test_the_readme_states_the_blur_drop_of_this_run(lesson):
     accuracy = lesson["candidates"]["efficientnet_lite0"]["accuracy"]
     lost = [(a - b) * 100 for a, b in zip(accuracy["clean"], accuracy["blur"])]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    row = next(line for line in readme.splitlines() if line.startswith("| `09_capstone`"))
+    row = next(line for line in readme.splitlines() if line.startswith("| `11_capstone`"))
     assert f"blur costs its heads {min(lost):g} to {max(lost):g} points" in row, (lost, row)

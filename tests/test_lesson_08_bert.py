@@ -1,4 +1,4 @@
-"""Lesson 07 (BERT): the tokenisation facts it states, its claims about pooling, attention and
+"""Lesson 08 (BERT): the tokenisation facts it states, its claims about pooling, attention and
 the BERT family, the numbers in its quiz, and the masked_mean_pooling checker.
 
 The lesson's encoder is MiniLM, the real pre-trained BERT encoder that pip installs with the
@@ -27,8 +27,8 @@ from labkit.quiz.bank import load_bank
 from labkit.text import mean_pool
 from labkit.vision import count_parameters
 
-NOTEBOOK = ROOT / "notebooks" / "07_bert.ipynb"
-BANK = ROOT / "notebooks" / "quizzes" / "07_bert.yaml"
+NOTEBOOK = ROOT / "notebooks" / "08_bert.ipynb"
+BANK = ROOT / "notebooks" / "quizzes" / "08_bert.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +188,7 @@ def test_published_sst2_figures_name_their_source():
 
 def test_quiz_bank_is_valid_and_names_the_checker():
     bank = load_bank(BANK)
-    assert bank.id == "07_bert" and len(bank.questions) >= 6
+    assert bank.id == "08_bert" and len(bank.questions) >= 6
     assert {"single", "multiple", "numeric", "order", "code"} <= {q.kind for q in bank.questions}
     raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
     assert all(q.get("explanation") for q in raw["questions"])

@@ -1,4 +1,4 @@
-"""Lesson 08 (fine-tuning BERT): dynamic padding on the lesson's own tokenizer and data, the
+"""Lesson 09 (fine-tuning BERT): dynamic padding on the lesson's own tokenizer and data, the
 fine-tuning schedule it describes, the numbers in its quiz, and the dynamic_padding checker.
 
 The lesson's model and tokenizer come from labkit.assets in stand-in mode, as in CI.
@@ -24,8 +24,8 @@ from labkit.text import (DynamicPadding, SentenceEncoder, TextClassificationData
 from labkit.transfer import replace_head
 from labkit.vision import count_parameters
 
-NOTEBOOK = ROOT / "notebooks" / "08_fine_tuning_bert.ipynb"
-BANK = ROOT / "notebooks" / "quizzes" / "08_fine_tuning_bert.yaml"
+NOTEBOOK = ROOT / "notebooks" / "09_fine_tuning_bert.ipynb"
+BANK = ROOT / "notebooks" / "quizzes" / "09_fine_tuning_bert.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +223,7 @@ def test_published_figures_name_their_source():
 
 def test_quiz_bank_is_valid_and_names_the_checker():
     bank = load_bank(BANK)
-    assert bank.id == "08_fine_tuning_bert" and len(bank.questions) >= 6
+    assert bank.id == "09_fine_tuning_bert" and len(bank.questions) >= 6
     assert {"single", "multiple", "numeric", "text", "code"} <= {q.kind for q in bank.questions}
     raw = yaml.safe_load(BANK.read_text(encoding="utf-8"))
     assert all(q.get("explanation") for q in raw["questions"])
