@@ -353,6 +353,8 @@ def _environment(mode: str, env: dict[str, str]) -> dict[str, str]:
 INSTALLED = {
     "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
     "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
+    "07_fine_tuning_strategies": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
+    "10_choosing_a_model": {"PHOTOS": "faces"},
     "11_capstone": {"PHOTOS": "faces"},
 }
 
