@@ -241,3 +241,32 @@ def test_quiz_cli_export_and_validate(tmp_path, capsys, monkeypatch):
     assert "question 'a', field 'answer'" in capsys.readouterr().err
     raw.write_text("garbage")
     assert main(["quiz", "export", "--to", str(tmp_path)]) == 1
+
+
+# --- a renumbered or split lesson keeps what was answered ---------------------------------
+
+def test_answers_saved_under_a_previous_bank_id_are_restored_and_saved_under_the_new_one(
+        tmp_path):
+    path = tmp_path / "results.json"
+    old = make_session(path, {**BANK, "id": "07_demo"})
+    assert old.submit("pick", "b").status == "correct"
+    # The lesson became 08 and its bank says so; one question also moved in from another bank.
+    other = make_session(path, {**BANK, "id": "05_other"})
+    assert other.submit("count", 3).status == "correct"
+    renamed = make_session(path, {**BANK, "id": "08_demo",
+                                  "previous_ids": ["05_other", "07_demo"]})
+    assert renamed.progress["pick"].correct and renamed.progress["pick"].attempts == 1
+    assert renamed.progress["count"].correct
+    assert renamed.submit("name", "ResNet").status == "correct"
+    stored = saved(path)["quizzes"]["08_demo"]["questions"]
+    assert stored["pick"]["correct"] and stored["count"]["correct"] and stored["name"]["correct"]
+    # Without previous_ids the same bank starts afresh: the lookup is what restores them.
+    assert not make_session(tmp_path / "fresh.json", {**BANK, "id": "08_demo"}).progress[
+        "pick"].correct
+    assert not make_session(path, {**BANK, "id": "09_demo"}).progress["pick"].correct
+
+
+def test_previous_ids_must_be_a_list_of_bank_ids():
+    from labkit.quiz.bank import BankError
+    with pytest.raises(BankError, match="previous_ids.*must be a list of earlier bank ids"):
+        parse_bank({**BANK, "previous_ids": "07_demo"})

@@ -57,7 +57,7 @@ TYPE_FIELDS = {
     "order": {"items"},
     "code": {"checker", "options"},
 }
-BANK_FIELDS = {"id", "title", "description", "max_attempts", "questions"}
+BANK_FIELDS = {"id", "title", "description", "max_attempts", "previous_ids", "questions"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ class Bank:
     questions: tuple[Question, ...]
     path: Path | None = None
     description: str = ""
+    # Ids this bank (or some of its questions) had before, oldest first: answers a learner saved
+    # under them are still found after a lesson is renumbered or split.
+    previous_ids: tuple[str, ...] = ()
 
     def question(self, question_id: str) -> Question:
         for question in self.questions:
@@ -411,6 +414,11 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "") 
         check.add("id", f"the bank needs an id (letters, digits, _ . -), got {_show(bank_id)}.")
     title = check.need(data, "title", str, "text", required=False) or str(bank_id)
     description = check.need(data, "description", str, "text", required=False) or ""
+    previous = data.get("previous_ids", [])
+    if not isinstance(previous, list) or not all(
+            isinstance(old, str) and ID_PATTERN.fullmatch(old) for old in previous):
+        check.add("previous_ids", f"must be a list of earlier bank ids, got {_show(previous)}.")
+        previous = []
     attempts = data.get("max_attempts", 3)
     if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool)
                                  or attempts < 1):
@@ -433,7 +441,8 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "") 
                                                    "question ids must be unique in a bank."))
     if problems:
         raise BankError(path, problems)
-    return Bank(bank_id, title, tuple(questions), Path(path), description)
+    return Bank(bank_id, title, tuple(questions), Path(path), description,
+                tuple(previous))
 
 
 class _AliasRefused(yaml.YAMLError):

@@ -118,7 +118,12 @@ class QuizSession:
     _in_file: dict[str, Progress] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        saved = self.store.quiz(self.bank.id).get("questions", {})
+        saved: dict = {}
+        for quiz_id in (*self.bank.previous_ids, self.bank.id):
+            for key, record in self.store.quiz(quiz_id).get("questions", {}).items():
+                if str(record.get("timestamp") or "") >= str(saved.get(key, {}).get("timestamp")
+                                                             or ""):  # the latest answer wins
+                    saved[key] = record
         for question in self.bank.questions:
             self.progress[question.id] = self._restore(question, saved.get(question.id, {}))
         self.synced = {key: replace(state) for key, state in self.progress.items()}
