@@ -4,6 +4,7 @@ A bank is YAML (read with ``yaml.safe_load``: no Python objects, no code) or JSO
 
     id: 00_start_here              # names the quiz in results files and gradebooks
     title: First quiz
+    previous_ids: [00_intro]       # optional: ids it had before (answers saved there count)
     max_attempts: 3                # default for every question (a question may override it)
     questions:
       - id: smoke                  # unique in the bank; letters, digits, _ . -
