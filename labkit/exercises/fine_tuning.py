@@ -1,5 +1,6 @@
-"""Checker for lesson 06 (fine-tuning): set up a ResNet for fine-tuning its last stages with
-discriminative learning rates.
+"""Checkers for lessons 06 (fine-tuning) and 07 (fine-tuning strategies).
+
+Lesson 06: set up a ResNet for fine-tuning its last stages with discriminative learning rates.
 
 The learner hands in a function ``setup_fine_tuning(model, lr)`` that changes a ResNet (its
 head already replaced for the task) in place and returns an optimizer in which
@@ -12,6 +13,11 @@ head already replaced for the task) in place and returns an optimizer in which
 
 The checker builds its own fresh ResNet-18 (random weights, nothing downloaded) for two
 learning rates, so numbers typed in by hand are caught, and never touches the learner's model.
+
+Lesson 07: ``seed_gaps(runs, strategy, baseline)`` returns ``{seed: gap}``, the accuracy of
+``strategy`` minus that of ``baseline`` in percentage points for every seed both ran. The
+checker calls it on probe lists of runs of its own (seeds in another order, a seed only one
+strategy ran) and says which usual mistake a wrong answer shows.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 
 from labkit.quiz.checkers import CheckResult, register_checker
 
-__all__ = ["check_fine_tuning_setup", "expected_rates"]
+__all__ = ["check_fine_tuning_setup", "expected_rates", "check_seed_gaps",
+           "reference_seed_gaps", "GAP_PROBES"]
 
 HEAD = "fc"
 PROBE_LRS = (1e-3, 3e-4)  # the second one catches rates typed in as numbers
@@ -151,3 +158,104 @@ def check_fine_tuning_setup(setup: Any, *, stages=("layer3", "layer4"), decay: f
         f"Well done: {trainable:,} parameters train ({', '.join(sorted(stages))} and the "
         f"head), with rates {listing} for lr={PROBE_LRS[0]:g}; everything earlier stays "
         f"frozen."))
+
+
+# --- lesson 07 (fine-tuning strategies): the gap between two strategies, seed by seed ----------
+
+GAPS_HAND_IN = 'quiz.answer("seed_gaps", seed_gaps)'
+
+
+def reference_seed_gaps(runs, strategy: str, baseline: str) -> dict:
+    """{seed: accuracy of strategy minus that of baseline, in points} for seeds both ran."""
+    accuracy = {(run["strategy"], run["seed"]): run["accuracy"] for run in runs}
+    return {seed: 100 * (accuracy[strategy, seed] - accuracy[baseline, seed])
+            for name, seed in accuracy if name == strategy and (baseline, seed) in accuracy}
+
+
+def _run(strategy: str, seed: int, accuracy: float) -> dict:
+    return {"strategy": strategy, "seed": seed, "accuracy": accuracy, "seconds": 1.5,
+            "trainable": 1026}
+
+
+# (what the probe tests, runs, strategy, baseline): each catches one usual mistake
+GAP_PROBES = [
+    ("runs in seed order", [_run("scratch", 0, 0.5), _run("full", 0, 0.75),
+                            _run("scratch", 1, 0.625), _run("full", 1, 0.875)],
+     "full", "scratch"),
+    ("seeds in another order for each strategy",
+     [_run("last stage", 3, 0.75), _run("last stage", 1, 0.875), _run("last stage", 2, 0.625),
+      _run("scratch", 1, 0.5), _run("scratch", 2, 0.25), _run("scratch", 3, 0.375),
+      _run("full", 1, 0.125)], "last stage", "scratch"),
+    ("a seed only one strategy ran",
+     [_run("scratch", 0, 0.5), _run("feature extraction", 0, 0.875),
+      _run("feature extraction", 5, 0.75), _run("scratch", 7, 0.25)],
+     "feature extraction", "scratch"),
+]
+
+
+def _runs_text(runs) -> str:
+    return "[" + ", ".join(f"{r['strategy']} seed {r['seed']}: {r['accuracy']}"
+                           for r in runs) + "]"
+
+
+def _gaps_problem(got, expected: dict, runs) -> str | None:
+    """What is wrong with ``got`` against ``expected`` for these ``runs``, or None."""
+    runs_text = _runs_text(runs)
+    if not isinstance(got, dict):
+        return (f"seed_gaps returned a {type(got).__name__}, not a dictionary. Fix: return "
+                f"{{seed: gap}}, e.g. {expected}.")
+    if set(got) != set(expected):
+        extra = sorted(set(got) - set(expected), key=repr)
+        if set(got) - {run["seed"] for run in runs}:
+            why = "its keys are not the runs' seeds. Fix: key the dictionary by run['seed']."
+        elif extra:
+            why = (f"seed(s) {extra} were run by only one of the two strategies, so there is no "
+                   f"gap to give. Fix: keep only the seeds that both strategies ran.")
+        else:
+            why = "some seeds that both strategies ran are missing. Fix: give a gap for each."
+        return f"For runs {runs_text} you returned the seeds {sorted(got, key=repr)}: {why}"
+
+    def close(a, b):
+        return all(math.isclose(float(a[s]), float(b[s]), rel_tol=1e-9, abs_tol=1e-9)
+                   for s in b)
+
+    try:
+        if close(got, expected):
+            return None
+        if close(got, {s: g / 100 for s, g in expected.items()}):
+            return ("Your gaps are fractions of one (0.25), not percentage points. Fix: "
+                    "multiply the difference of the two accuracies by 100.")
+        if close(got, {s: -g for s, g in expected.items()}):
+            return ("Your gaps have the wrong sign: you subtracted the strategy from the "
+                    "baseline. Fix: accuracy of strategy minus accuracy of baseline.")
+    except (TypeError, ValueError):
+        return f"Your gaps are not numbers: {got}. Fix: return a number of points per seed."
+    return (f"For runs {runs_text} the gaps are {expected}, you returned {got}. Fix: pair the "
+            f"two runs of each seed by their 'seed' key, not by their position in the list.")
+
+
+@register_checker("seed_gaps")
+def check_seed_gaps(seed_gaps: Any) -> CheckResult:
+    """A function (runs, strategy, baseline) -> {seed: gap in points}, for seeds both ran."""
+    import copy
+
+    if not callable(seed_gaps):
+        return CheckResult(False, f"Expected a function, got a {type(seed_gaps).__name__}. "
+                                  f"Fix: hand in the function itself, {GAPS_HAND_IN}.")
+    for _, probe, strategy, baseline in GAP_PROBES:
+        runs = copy.deepcopy(probe)  # the learner's function may change its list
+        try:
+            got = seed_gaps(runs, strategy, baseline)
+        except Exception as error:  # noqa: BLE001  (any error in the learner's code)
+            return CheckResult(False, (
+                f"seed_gaps(runs, {strategy!r}, {baseline!r}) raised {type(error).__name__}: "
+                f"{error}, for runs {_runs_text(probe)}. Fix: look a run up by its strategy and its "
+                f"seed together, and skip seeds that only one of the two strategies ran."))
+        if runs != probe:
+            return CheckResult(False, "seed_gaps changed the list of runs it was given. Fix: "
+                                      "read the runs without sorting, removing or editing them.")
+        problem = _gaps_problem(got, reference_seed_gaps(probe, strategy, baseline), probe)
+        if problem:
+            return CheckResult(False, problem)
+    return CheckResult(True, "Well done: the gaps in points for every seed both strategies ran, "
+                             "whatever the order of the runs.")
