@@ -15,6 +15,7 @@ from conftest import ROOT
 from labkit.exercises.vgg import vgg_block_parameters
 from labkit.quiz import load_bank
 from labkit.quiz.checkers import get_checker
+from notebook_runs import executed
 
 NOTEBOOK = ROOT / "notebooks" / "02_vgg.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "02_vgg.yaml"
@@ -273,3 +274,78 @@ def test_checker_leaves_the_learners_blocks_alone():
     for key, block in built.items():
         assert block.training
         assert all(torch.equal(t, before[key][n]) for n, t in block.state_dict().items())
+
+
+# --- VGG19 beside VGG16 (issue 20) -----------------------------------------------------------
+
+VGG19_WEIGHTS = torchvision.models.VGG19_Weights.IMAGENET1K_V1
+
+
+@pytest.fixture(scope="module")
+def vgg19():
+    with torch.device("meta"):
+        return torchvision.models.vgg19(weights=None)
+
+
+def _convs_per_block(model):
+    counts, current = [], 0
+    for layer in model.features:
+        current += isinstance(layer, nn.Conv2d)
+        if isinstance(layer, nn.MaxPool2d):
+            counts.append(current)
+            current = 0
+    return counts
+
+
+def test_vgg19_is_configuration_e_one_more_conv_in_blocks_3_to_5(vgg16, vgg19):
+    assert _convs_per_block(vgg16) == [2, 2, 3, 3, 3]   # D: 13 convs + 3 fc = 16
+    assert _convs_per_block(vgg19) == [2, 2, 4, 4, 4]   # E: 16 convs + 3 fc = 19
+    assert {k: v.shape for k, v in vgg16.classifier.state_dict().items()} == \
+        {k: v.shape for k, v in vgg19.classifier.state_dict().items()}
+
+
+def test_vgg19_parameter_and_multiply_add_counts(vgg16, vgg19):
+    total16, total19 = count(vgg16), count(vgg19)
+    assert total19 == VGG19_WEIGHTS.meta["num_params"] == 143_667_240
+    extra = 590_080 + 2 * 2_359_808  # one 256->256 and two 512->512 3x3 convolutions
+    assert total19 - total16 == extra == 5_309_696
+    assert count(nn.Conv2d(512, 512, 3, padding=1)) == 2_359_808  # the quiz's answer
+    macs16 = sum(v for _, v in _multiply_adds(vgg16))
+    macs19 = sum(v for _, v in _multiply_adds(vgg19))
+    assert macs19 / 1e9 == pytest.approx(VGG19_WEIGHTS.meta["_ops"], abs=0.005)
+    # The prose: "a few percent to the parameters ... about a quarter to the multiply-adds".
+    assert 0.03 < extra / total16 < 0.04
+    assert 0.25 < (macs19 - macs16) / macs16 < 0.30
+
+
+def test_the_notebook_prints_the_vgg19_comparison_from_the_architectures():
+    state = executed(NOTEBOOK).ok().state
+    (params16, madds16), (params19, madds19) = state["totals"]["VGG16"], state["totals"]["VGG19"]
+    assert (params16, params19) == (138_357_544, 143_667_240)
+    assert madds16 / 1e9 == pytest.approx(WEIGHTS.meta["_ops"], abs=0.005)
+    assert madds19 / 1e9 == pytest.approx(VGG19_WEIGHTS.meta["_ops"], abs=0.005)
+    extra = [(b[1] - a[1], b[2] - a[2]) for a, b in zip(state["costs"]["VGG16"],
+                                                          state["costs"]["VGG19"])]
+    assert [p for p, _ in extra] == [0, 0, 590_080, 2_359_808, 2_359_808]
+    assert extra[3][1] == 4 * extra[4][1]  # block 4's extra conv: 4x block 5's multiply-adds
+    # The accuracies are quoted from torchvision's metadata, and the prose says so.
+    assert state["accuracy"]["VGG19"] == VGG19_WEIGHTS.meta["_metrics"]["ImageNet-1K"]
+    assert state["accuracy"]["VGG16"] == WEIGHTS.meta["_metrics"]["ImageNet-1K"]
+    assert 0 < state["top1_gain"] < 1  # "under one point more top-1 accuracy"
+
+
+def test_the_vgg19_prose_cites_its_sources():
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
+    prose = " ".join(" ".join("".join(c["source"]) for c in cells
+                              if c["cell_type"] == "markdown").split())
+    for claim in ("VGG16 is configuration D and VGG19 is E (Simonyan and Zisserman 2015)",
+                  "The accuracies are not measured here", "torchvision's weights metadata",
+                  "stopped improving at 19 layers"):
+        assert claim in prose, claim
+
+
+def test_read_vgg19_question_matches_the_printout(bank):
+    question = bank.question("read_vgg19")
+    assert sorted(c.id for c in question.choices if c.correct) == ["a", "b"]
+    assert bank.question("vgg19_extra_conv").grade("2359808").correct
+    assert not bank.question("vgg19_extra_conv").grade("2359296").correct
