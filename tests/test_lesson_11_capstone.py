@@ -1,21 +1,18 @@
-"""Lesson 11 (the capstone): its claims measured in smoke size, the numbers its prose and quiz
-state, the shift helpers it added (labkit.shift), and the pick_model checker.
+"""Lesson 11 (the capstone): responsible use and the project. The numbers its prose and quiz
+state, the vision bias probe, privacy, staleness and energy cells, and the pick_model checker.
 
-The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
-at its own smoke sizes, for three seeds, with PHOTOS = "faces" (real photos, real
-EfficientNet-Lite0 weights; labkit.course.INSTALLED, which the suite uses):
+The lesson's state is read from its one execution in this test run (tests/notebook_runs.py), in
+smoke size, with PHOTOS = "faces" (real photos, real EfficientNet-Lite0 weights;
+labkit.course.INSTALLED, which the suite uses):
 
-- model choice: real EfficientNet-Lite0 features learn faces from four photos per class, and a
+- the candidates are measured again on their own, so the lesson runs without lesson 10, and a
   stand-in's random weights never enter the decision table;
-- domain shift on real photos: blurring the selection photos costs Lite0's heads at least 25
-  points with every seed;
-
-- domain shift: grayscale, blur and stripes each lower a plain shape network's accuracy by at
-  least 10 percentage points, and training with grayscale and blurred copies shrinks those two
-  drops;
-- overfitting: from scratch with the fewest labels, at least 90% training accuracy and a gap of
-  at least 30 points to held-out accuracy; a frozen pre-trained backbone has a smaller gap, and
-  more labels shrink the scratch gap.
+- the vision probe runs EfficientNet-Lite0's ImageNet head (real weights in every mode) on all
+  200 LFW crops: no class names a person, a face, a man or a woman; no face gets one of the
+  three people classes; a tie is the top guess for about one face in five and for hardly any
+  other crop;
+- staleness: no metadata field holds a date, and the label set knows an iPod but no
+  smartphone; energy: CPU time measured, watts assumed and said so.
 """
 
 import copy
@@ -23,32 +20,19 @@ import re
 
 import nbformat
 import pytest
-import torch
 import yaml
-from PIL import Image
-from torch import nn
-from torch.utils.data import Subset, TensorDataset
-from labkit.images import ImageFolder
-from torchvision.transforms import v2
 
 from conftest import ROOT
 from notebook_runs import executed
+from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY, PipModel, VisionWeights
-from labkit.data import HYMENOPTERA_COUNTS
+from labkit.data import FACES_COUNTS
 from labkit.exercises.capstone import PROBES, check_pick_model, reference_pick_model
-from labkit.features import feature_cache_key
 from labkit.quiz import Quiz, load_bank
-from labkit.shift import (RandomShifts, Stripes, accuracy_under_shifts, blur, grayscale,
-                          shift_suite)
-from labkit.few_labels import SmallCNN
-from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
 
 NOTEBOOK = ROOT / "notebooks" / "11_capstone.ipynb"
 BANK = ROOT / "notebooks" / "quizzes" / "11_capstone.yaml"
 SEEDS = (0, 1, 2)
-MIN_DROP = 0.10      # "a drop of a plain model below 10 percentage points" fails
-MIN_GAP = 0.30       # "a gap of at least 30 percentage points"
-MIN_TRAIN = 0.90     # "at least 90% training accuracy with the fewest labels"
 
 
 def cells():
@@ -79,8 +63,6 @@ def smoke():
     return namespace
 
 
-# --- the claims, in smoke size ---------------------------------------------------------------
-
 
 @pytest.fixture(scope="module")
 def lesson():
@@ -90,98 +72,121 @@ def lesson():
     return state
 
 
-def test_the_experiments_ran_at_the_notebooks_smoke_sizes(lesson, smoke):
-    for name in ("SHAPES_PER_CLASS", "SHAPE_EPOCHS", "SHAPE_WIDTH", "FEW_LABEL_STEPS"):
-        assert lesson[name] == smoke[name], name
-    assert lesson["FEW_LABELS"] == list(smoke["FEW_LABELS"])
-    assert "make_shapes(SOURCE_CLASSES, 100, seed=50_000)" in cell("shift-run")
-    assert "make_shapes(TARGET_CLASSES, 100, seed=99_999)" in cell("overfit-run")
+def prose():
+    return re.sub(r"\s+", " ", markdown())
 
 
-def drop(result, shift):
-    return result["none"] - result[shift]
+# --- the candidates, measured again on their own -----------------------------------------------
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_every_shift_lowers_the_plain_models_accuracy(lesson, seed):
-    result = lesson["shift_results"]["plain"][SEEDS.index(seed)]
-    assert result["none"] > 0.5, result  # the network did learn the shapes
-    for shift in ("grayscale", "blur", "stripes"):
-        assert drop(result, shift) >= MIN_DROP, (seed, shift, result)
+def test_the_lesson_measures_the_candidates_itself_on_real_weights(lesson):
+    assert lesson["PHOTOS"] == "faces" and lesson["class_names"] == ["faces", "non-faces"]
+    candidates = lesson["candidates"]
+    assert not candidates["efficientnet_lite0"]["random"]
+    assert candidates["mobilenet_v3_small"]["random"]  # downloaded: a stand-in here
+    assert list(lesson["decision_table"]) == ["efficientnet_lite0"]
+    assert len(candidates["efficientnet_lite0"]["accuracy"]) == len(SEEDS)
+    assert "selection_indices" in cell("data") and "10_choosing" not in cell("data")
+    cells = executed(NOTEBOOK).ok().cells()
+    banners = [c.source.split("\n")[0] for c in cells
+               if any("STAND-IN" in out.get("text", "") + out.get("data", {}).get("text/plain", "")
+                      for out in c.outputs)]
+    # Only a downloaded backbone's and the masked-word probe's own weights are stand-ins.
+    assert banners == ["from labkit.assets import has_random_weights, load_vision_model",
+                       "import transformers"], banners
+    assert lesson["PROJECT_SHIFT"] == "blur"  # faces are grayscale already
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_augmentation_shrinks_the_drops_it_aims_at(lesson, seed):
-    plain = lesson["shift_results"]["plain"][SEEDS.index(seed)]
-    augmented = lesson["shift_results"]["augmented"][SEEDS.index(seed)]
-    for shift in ("grayscale", "blur"):
-        assert drop(augmented, shift) < drop(plain, shift), (seed, shift, plain, augmented)
+# --- the vision bias probe ---------------------------------------------------------------------
 
 
-def few_label_run(lesson, method, count, seed):
-    """(training accuracy, held-out accuracy) of the notebook's run for this method and seed."""
-    return lesson["few_label_results"][repr((method, count))][SEEDS.index(seed)]
+def test_the_probe_runs_on_every_crop_with_real_weights(lesson):
+    assert lesson["PROBE_MODEL"] == "efficientnet_lite0"
+    guesses = lesson["top_guesses"]
+    total = {kind: sum(FACES_COUNTS[split][kind] for split in FACES_COUNTS) for kind in guesses}
+    assert total == {"faces": 100, "non-faces": 100}
+    assert {kind: sum(counts.values()) for kind, counts in guesses.items()} == total
+    assert "the 100 face crops" in prose() and "the 100 other crops" in prose()
 
 
-def gap(run):
-    train_accuracy, test_accuracy = run
-    return train_accuracy - test_accuracy
+def test_imagenets_label_set_as_the_prose_states():
+    _, weights = load_vision_model("efficientnet_lite0")
+    categories = weights.meta["categories"]
+    assert len(categories) == 1000 and "1,000 classes" in prose()
+    for word in ("person", "face", "man", "woman"):
+        assert word not in categories
+    for name in ("groom", "scuba diver", "ballplayer"):
+        assert name in categories
+    assert "three kinds of people, groom, scuba diver and ballplayer" in prose()
+    namespace = {}
+    exec(cell("vision-probe").split("\n\nclassifier,")[0].split("\n\n", 1)[1], namespace)  # noqa: S102
+    assert namespace["PEOPLE_CLASSES"] == ("groom", "scuba diver", "ballplayer")
+    assert all(tie in categories for tie in namespace["TIE_CLASSES"])
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_tiny_data_overfits_and_transfer_and_more_labels_shrink_the_gap(smoke, lesson, seed):
-    fewest, most = min(smoke["FEW_LABELS"]), max(smoke["FEW_LABELS"])
-    scratch = few_label_run(lesson, "scratch", fewest, seed)
-    assert scratch[0] >= MIN_TRAIN and gap(scratch) >= MIN_GAP, scratch
-    assert gap(few_label_run(lesson, "frozen", fewest, seed)) < gap(scratch)
-    assert gap(few_label_run(lesson, "scratch", most, seed)) < gap(scratch)
+def test_no_face_is_a_person_and_ties_go_with_faces_only(lesson):
+    assert lesson["unnamed"] == []
+    assert lesson["faces_as_people"] == 0
+    ties = lesson["ties"]
+    assert 15 <= ties["faces"] <= 25, ties  # "about one face in five"
+    assert ties["non-faces"] <= 2, ties       # "hardly any other crop"
+    text = prose()
+    assert "no face crop gets one of the three people classes" in text
+    assert "a tie is the top guess for about one face in five and for hardly any other" in text
+    assert "25-pixel face crop" in text
+    assert {crop.size for crop in faces_sizes()} == {(25, 25)}
 
 
-def test_the_source_model_is_left_as_it_was():
-    # few_label_run copies the source model before it replaces the head and freezes it.
-    few_label_run = run_cell("overfit-functions")["few_label_run"]
-    model = SmallCNN(len(SOURCE_CLASSES), width=4)
-    before = {name: value.clone() for name, value in model.state_dict().items()}
-    test = TensorDataset(*make_shapes(TARGET_CLASSES, 2, seed=99_999))
-    few_label_run("frozen", labels_per_class=2, seed=0, source_model=model, test_set=test,
-                  steps=2, device="cpu")
-    assert model.fc.out_features == len(SOURCE_CLASSES)
-    assert all(p.requires_grad for p in model.parameters())
-    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+def faces_sizes():
+    from PIL import Image
+
+    from labkit.data import face_folders
+
+    for folder in face_folders().values():
+        for path in sorted(folder.rglob("*.png"))[:5]:
+            with Image.open(path) as image:
+                yield image
+
+
+def test_the_probe_cites_its_sources():
+    text = prose()
+    for source in ("Yang et al. 2022", "A Study of Face Obfuscation in ImageNet",
+                   "Yang et al. 2020", "Towards Fairer Datasets", "Huang et al. 2007",
+                   "Carlini et al. 2021", "Shokri et al. 2017", "Strubell et al. 2019",
+                   "Russakovsky et al. 2015", "Devlin et al. 2019"):
+        assert source in text, source
+
+
+# --- privacy, staleness, energy ------------------------------------------------------------------
+
+
+def test_the_membership_signal_compares_training_and_selection_photos(lesson):
+    membership = lesson["membership"]
+    assert list(membership) == list(lesson["decision_table"])
+    for row in membership.values():
+        assert set(row) == {"train", "selection"}
+        assert all(0.0 <= value <= 1.0 for value in row.values())
+
+
+def test_staleness_facts_from_the_metadata_and_the_label_set(lesson):
+    assert lesson["dated"] == []
+    assert lesson["known"] == {"iPod": True, "cellular telephone": True,
+                               "hand-held computer": True, "smartphone": False,
+                               "tablet computer": False, "drone": False}
+    prompt = load_bank(BANK).question("stale_vocabulary").prompt
+    assert "an iPod and a cellular telephone but none for a smartphone or a drone" in \
+        " ".join(prompt.split())
+
+
+def test_energy_is_measured_cpu_time_times_an_assumed_power(lesson):
+    assert lesson["measure_cpu_seconds"] > 0
+    assert lesson["energy_wh"] == pytest.approx(
+        lesson["measure_cpu_seconds"] * lesson["WATTS_PER_CORE"] / 3600)
+    assert "An ASSUMPTION, not a measurement" in cell("parameters")
+    assert "an assumption you should replace" in prose()
 
 
 # --- what the prose and the quiz state ---------------------------------------------------------
-
-
-def test_the_thresholds_and_counts_the_prose_states():
-    text = re.sub(r"\s+", " ", markdown())
-    assert "below 10 percentage points" in text
-    assert "at least 30 percentage points" in text and "at least 90%" in text
-    assert "the same 500 held-out images" in text
-    assert len(make_shapes(SOURCE_CLASSES, 100, seed=50_000)[1]) == 500
-    assert "on 300 held-out images" in text
-    assert len(TARGET_CLASSES) * 100 == 300
-    assert "a Gaussian blur of one pixel" in text
-    suite = shift_suite(size=32)
-    assert list(suite) == ["grayscale", "blur", "stripes"]
-    assert list(suite["blur"].sigma) == [1.0, 1.0]
-    assert "5 or 50 labelled images per class" in text
-    assert run_cell("parameters")["FEW_LABELS"] == (5, 50)
-
-
-def test_the_notebooks_split_of_the_validation_photos(tmp_path):
-    namespace = {"STANDIN": True, "OFFLINE": False, "IMAGES_PER_CLASS": None,
-                 "PHOTOS": "hymenoptera"}
-    run_cell("data", namespace)
-    selection, test = namespace["selection_indices"], namespace["test_indices"]
-    counts = HYMENOPTERA_COUNTS["val"]
-    assert len(selection) + len(test) == sum(counts.values()) == 153
-    assert not set(selection) & set(test)
-    assert (len(selection), len(test)) == (77, 76)
-    assert len(namespace["train_indices"]) == sum(HYMENOPTERA_COUNTS["train"].values())
-    model_answer = load_bank(BANK).question("open_test_accuracy").explanation
-    assert f"{len(test)} photos, so one photo moves the accuracy by {100 / len(test):.1f}" \
-        in " ".join(model_answer.split())
 
 
 def test_model_card_words_in_code_and_prose_agree():
@@ -222,13 +227,16 @@ def test_licence_facts_the_lesson_states():
         assert list(meta["_metrics"]) == ["ImageNet-1K"] and meta["recipe"].startswith("https://")
 
 
+
 def test_the_notebook_keeps_the_conventions():
     code = [c.source for c in cells() if c.cell_type == "code"]
     source = "\n".join(code)
     assert 'SMOKE_TEST = env_flag("LABKIT_SMOKE_TEST")' in code[0]
-    assert source.count("standin=STANDIN, offline=OFFLINE") >= 3  # photos, vision, text
+    assert source.count("standin=STANDIN, offline=OFFLINE") >= 4  # photos, vision x2, text
     assert 'Quiz.from_file("quizzes/11_capstone.yaml")' in source
     assert 'quiz.answer("pick_model", pick_model)' in source
+    assert 'Flashcards.for_lesson("quizzes/glossary.yaml", "11_capstone")' in code[-3]
+    assert 'Flashcards.review("quizzes/glossary.yaml")' in code[-2]
     assert "pretrained" + "=True" not in source and "DEFAULT" not in source
 
 
@@ -242,92 +250,11 @@ def test_bank_validates_and_covers_the_course():
     assert "Fourteen questions" in markdown() and len(graded) == 14
     lessons = {lesson for q in raw for lesson in re.findall(r"Lessons? (\d\d)", q["prompt"])}
     lessons |= {n for q in raw for n in re.findall(r"and (\d\d)\)", q["prompt"])}
-    assert {f"0{n}" for n in range(1, 10)} <= lessons, lessons
+    assert {"01", "02", "03", "04", "05", "06", "08", "09", "10", "11"} <= lessons, lessons
     assert bank.question("vgg_stack").grade(str(2 * 3 * 3 * 64 * 64)).correct
     assert not bank.question("vgg_stack").grade(str(5 * 5 * 64 * 64)).correct
-
-
-# --- labkit.shift -------------------------------------------------------------------------------
-
-
-def test_grayscale_copies_the_luminance_to_three_channels():
-    images = torch.rand(4, 3, 8, 8)
-    out = grayscale()(images)
-    assert out.shape == images.shape
-    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
-    photo = grayscale()(Image.new("RGB", (10, 6), (200, 30, 30)))
-    assert photo.mode == "RGB" and len(set(photo.getpixel((0, 0)))) == 1
-
-
-def test_blur_smooths_and_checks_its_radius():
-    torch.manual_seed(0)
-    noise = torch.rand(1, 3, 32, 32)
-    smooth = blur(1.0)(noise)
-    assert smooth.shape == noise.shape and smooth.std() < noise.std() / 2
-    assert blur(1.0).kernel_size == (7, 7) and blur(3.0).kernel_size == (19, 19)
-    with pytest.raises(ValueError, match="Fix"):
-        blur(0)
-
-
-def test_stripes_overlay_and_repr():
-    images = torch.full((2, 3, 4, 8), 0.6)
-    out = Stripes(period=4, strength=0.5)(images)
-    assert out.shape == images.shape
-    assert torch.allclose(out[0, 0, 0], torch.tensor([0.8, 0.8, 0.3, 0.3] * 2))
-    assert torch.equal(Stripes(strength=0.0)(images), images)
-    assert repr(Stripes(period=4, strength=0.5)) == "Stripes(period=4, strength=0.5)"
-    with pytest.raises(TypeError, match="Fix"):
-        Stripes()(Image.new("RGB", (4, 4)))
-    with pytest.raises(ValueError, match="Fix"):
-        Stripes(period=1)
-
-
-def test_random_shifts_change_each_image_one_way_or_not_at_all():
-    shifts = [grayscale(), Stripes()]
-    augment = RandomShifts(shifts, generator=torch.Generator().manual_seed(0))
-    images = torch.rand(60, 3, 8, 8)
-    original = images.clone()
-    out = augment(images)
-    kinds = []
-    for before, after in zip(images, out):
-        options = [before] + [shift(before[None])[0] for shift in shifts]
-        kinds.append(next(k for k, option in enumerate(options) if torch.allclose(after, option)))
-    assert set(kinds) == {0, 1, 2}  # unchanged, grayscale and stripes all occur
-    assert torch.equal(images, original)  # the input is left alone
-    batch_images, batch_labels = augment.collate([(images[i], i) for i in range(5)])
-    assert batch_images.shape == (5, 3, 8, 8) and batch_labels.tolist() == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="Fix"):
-        RandomShifts([])
-
-
-class SeesColour(nn.Module):
-    """Says class 1 for a grayscale image (three equal channels), class 0 otherwise."""
-
-    def forward(self, images):
-        gray = (images.max(dim=1).values - images.min(dim=1).values).amax(dim=(1, 2)) < 1e-6
-        return torch.stack([(~gray).float(), gray.float()], dim=1)
-
-
-def test_accuracy_under_shifts_measures_each_shift_in_eval_mode():
-    images, labels = torch.rand(10, 3, 8, 8), torch.ones(10, dtype=torch.long)
-    model = SeesColour().train()
-    result = accuracy_under_shifts(model, (images, labels), {"grayscale": grayscale()},
-                                   device="cpu", batch_size=3)
-    assert result == {"none": 0.0, "grayscale": 1.0}
-    assert not model.training
-
-
-def test_shifted_photos_get_their_own_feature_cache_key():
-    from labkit.data import hymenoptera_folders
-
-    folder = hymenoptera_folders(standin=True)["val"]
-    preprocess = REGISTRY["resnet18"].enum().transforms()
-    keys = {name: feature_cache_key(nn.Flatten(), Subset(ImageFolder(folder, transform=t),
-                                                         [0, 1]))
-            for name, t in (("clean", preprocess),
-                            ("grayscale", v2.Compose([grayscale(), preprocess])),
-                            ("blur", v2.Compose([blur(3.0), preprocess])))}
-    assert len(set(keys.values())) == 3
+    assert any(q["id"].startswith("read_") for q in raw)
+    assert any(q["id"].startswith("open_") for q in raw)
 
 
 # --- the exercise and its checker -------------------------------------------------------------
@@ -424,40 +351,3 @@ def test_the_quiz_grades_the_exercise_through_the_checker(tmp_path, notebook_sol
     assert right.session.submit("pick_model", notebook_solution).status == "correct"
     wrong = Quiz.from_file(BANK, results_path=tmp_path / "wrong.json")
     assert wrong.session.submit("pick_model", WRONG["ignores size"][0]).status == "wrong"
-
-
-# --- the real offline configuration: EfficientNet-Lite0 on real faces --------------------------
-
-
-def test_the_suite_runs_parts_1_2_and_6_on_real_weights_and_photos(lesson):
-    assert lesson["PHOTOS"] == "faces" and lesson["class_names"] == ["faces", "non-faces"]
-    assert "efficientnet_lite0" in lesson["BACKBONES"]
-    candidates = lesson["candidates"]
-    assert not candidates["efficientnet_lite0"]["random"]
-    assert candidates["mobilenet_v3_small"]["random"]  # downloaded: a stand-in here
-    assert "mobilenet_v3_small" not in lesson["decision_table"]
-    cells = executed(NOTEBOOK).ok().cells()
-    banners = [cell.source.split("\n")[0] for cell in cells
-               if any("STAND-IN" in out.get("text", "") + out.get("data", {}).get("text/plain", "")
-                      for out in cell.outputs)]
-    # Only a downloaded backbone's and the masked-word probe's own weights are stand-ins.
-    assert banners == ["from labkit.assets import has_random_weights, load_vision_model",
-                       "import transformers"], banners
-    assert lesson["PROJECT_SHIFT"] == "blur"  # faces are grayscale already
-
-
-def test_real_features_learn_faces_and_blur_costs_them_with_every_seed(lesson):
-    accuracy = lesson["candidates"]["efficientnet_lite0"]["accuracy"]
-    assert len(accuracy["clean"]) == len(SEEDS)
-    assert min(accuracy["clean"]) >= 0.75, accuracy  # 8 selection photos: at most 2 wrong
-    assert accuracy["grayscale"] == accuracy["clean"]  # grayscale photos, grayscale again
-    lost = [a - b for a, b in zip(accuracy["clean"], accuracy["blur"])]
-    assert min(lost) >= 0.25, lost
-
-
-def test_the_readme_states_the_blur_drop_of_this_run(lesson):
-    accuracy = lesson["candidates"]["efficientnet_lite0"]["accuracy"]
-    lost = [(a - b) * 100 for a, b in zip(accuracy["clean"], accuracy["blur"])]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    row = next(line for line in readme.splitlines() if line.startswith("| `11_capstone`"))
-    assert f"blur costs its heads {min(lost):g} to {max(lost):g} points" in row, (lost, row)

@@ -1,4 +1,9 @@
-"""Checker for lesson 11 (the capstone): the learner's rule for picking a model under budgets.
+"""Checkers for lessons 10 and 11: how the held-out photos are split (lesson 10), and the
+learner's rule for picking a model under budgets (lesson 11, the capstone).
+
+Lesson 10 hands in ``split_halves(val_by_class)``: ``val_by_class`` holds, for each class, the
+indices of its validation photos in file order. It returns ``(selection, test)``: within each
+class the first photo goes to the selection half, the second to the test half, and so on.
 
 The learner hands in ``pick_model(table, *, max_ms, max_mb)``. ``table`` maps a model's name
 to its measured row, ``{"accuracy": ..., "ms_per_photo": ..., "file_mb": ...}`` (more keys
@@ -17,7 +22,8 @@ from typing import Any
 
 from labkit.quiz.checkers import CheckResult, register_checker
 
-__all__ = ["check_pick_model", "reference_pick_model", "PROBES"]
+__all__ = ["check_pick_model", "reference_pick_model", "PROBES",
+           "check_split_halves", "reference_split_halves", "SPLIT_PROBES"]
 
 HAND_IN = 'quiz.answer("pick_model", pick_model)'
 
@@ -124,3 +130,83 @@ def check_pick_model(pick_model: Any) -> CheckResult:
     return CheckResult(True, f"Well done: on all {len(PROBES)} probe tables pick_model "
                              "returned the most accurate model within both budgets, broke "
                              "ties by the smaller file, and returned None when nothing fits.")
+
+
+# --- lesson 10: the selection half and the test half --------------------------------------------
+
+SPLIT_HAND_IN = 'quiz.answer("split_halves", split_halves)'
+
+
+def reference_split_halves(val_by_class: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Alternately within each class: positions 0, 2, 4... select, 1, 3, 5... test."""
+    selection = [i for ids in val_by_class for i in ids[0::2]]
+    test = [i for ids in val_by_class for i in ids[1::2]]
+    return selection, test
+
+
+# Each probe is built so that one usual mistake gives another split than the reference's.
+SPLIT_PROBES = [
+    [[0, 1, 2, 3], [4, 5, 6, 7]],
+    [[0, 1, 2], [3, 4, 5]],                  # odd classes: pooling the classes shows here
+    [[12, 3, 40, 7, 9], [1, 22, 8]],         # indices out of order: sorting shows here
+    [[5, 6, 7, 8, 9, 10], [], [0, 1]],       # an empty class
+]
+
+
+def _split_problem(split_halves, probe: list[list[int]]) -> str | None:
+    given = copy.deepcopy(probe)
+    try:
+        answer = split_halves(given)
+    except Exception as error:  # noqa: BLE001  (any error in the learner's code)
+        return (f"split_halves({probe}) raised {type(error).__name__}: {error}. Fix: "
+                f"val_by_class is a list with one list of indices per class.")
+    if given != probe:
+        return "split_halves changed the lists it was given. Fix: only read them."
+    if not (isinstance(answer, tuple) and len(answer) == 2):
+        return (f"split_halves returned {answer!r}; expected a pair (selection, test). "
+                f"Fix: return selection, test.")
+    selection, test = (sorted(half) for half in answer)
+    want_selection, want_test = (sorted(half) for half in reference_split_halves(probe))
+    if (selection, test) == (want_selection, want_test):
+        return None
+    everything = sorted(i for ids in probe for i in ids)
+    if set(selection) & set(test):
+        return ("Some photos are in both halves. Fix: each photo goes to exactly one half; "
+                "a photo that chose the model must not grade it.")
+    if sorted(selection + test) != everything:
+        return (f"For {probe} the two halves hold {len(selection) + len(test)} photos, not "
+                f"the {len(everything)} given. Fix: every validation photo goes to one half.")
+    if (selection, test) == (want_test, want_selection):
+        return ("The halves are swapped: the first photo of each class should go to the "
+                "selection half. Fix: selection takes positions 0, 2, 4... (ids[0::2]).")
+    halves = sorted(i for ids in probe for i in ids[:(len(ids) + 1) // 2])
+    if selection == halves:
+        return ("You split each class into its first and second half. Photos next to each "
+                "other in file order often come from one session or camera, so one half can "
+                "differ from the other. Fix: alternate within each class, ids[0::2] and "
+                "ids[1::2].")
+    pooled = sorted(everything[0::2]) if everything else []
+    flat = [i for ids in probe for i in ids]
+    if selection in (pooled, sorted(flat[0::2])):
+        return ("You alternated over all photos at once, so with an odd number of photos in "
+                "a class the halves no longer split every class evenly. Fix: alternate "
+                "within each class, then join the classes.")
+    return (f"For {probe} split_halves returned selection {answer[0]} and test {answer[1]}; "
+            f"expected {list(reference_split_halves(probe))}: within each class, positions "
+            f"0, 2, 4... to the selection half and 1, 3, 5... to the test half.")
+
+
+@register_checker("held_out_split")
+def check_split_halves(split_halves: Any) -> CheckResult:
+    """``split_halves(val_by_class)`` returns ``(selection, test)``, alternating within each
+    class, the first photo of a class to the selection half."""
+    if not callable(split_halves):
+        return CheckResult(False, f"Expected the function split_halves itself, got a "
+                                  f"{type(split_halves).__name__}. Fix: {SPLIT_HAND_IN}.")
+    for probe in SPLIT_PROBES:
+        problem = _split_problem(split_halves, probe)
+        if problem:
+            return CheckResult(False, problem)
+    return CheckResult(True, f"Well done: on all {len(SPLIT_PROBES)} probes split_halves kept "
+                             "every photo in exactly one half and alternated within each "
+                             "class.")
