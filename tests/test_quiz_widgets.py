@@ -4,6 +4,7 @@ Widgets are set and clicked the way the frontend would (``value = ...``, ``butto
 the tests then read feedback from widget values and CSS classes, the score, and the saved file.
 """
 
+import html
 import json
 
 import pytest
@@ -156,6 +157,35 @@ def test_without_a_frontend_the_quiz_is_readable_text(quiz):
     assert "VBox(" not in text
     assert "lk-question-smoke" in classes(view(quiz, "smoke").box)
     assert {"lk-quiz"} <= classes(quiz.widget)
+
+
+LONG = "A choice long enough to wrap onto a second line in a laptop's window: " * 3
+
+
+def test_long_and_right_choices_are_drawn_like_the_others(tmp_path):
+    """Issue 23: the one long choice, the right one, was drawn without its radio button. Every
+    choice is one widget of the same kind, classes and layout; the quiz brings the style sheet
+    that wraps choices (the browser test, tests/test_quiz_browser.py, looks at the result)."""
+    choices = [{"id": "a", "text": "Short."}, {"id": "b", "text": LONG, "correct": True},
+               {"id": "c", "text": "Also short."}]
+    bank = parse_bank({"id": "long", "questions": [
+        {"id": "one", "type": "single", "prompt": "Pick", "choices": choices},
+        {"id": "many", "type": "multiple", "prompt": "Pick", "choices": choices},
+        {"id": "order", "type": "order", "prompt": "Order",
+         "items": [{"id": c["id"], "text": c["text"]} for c in choices]}]})
+    quiz = Quiz(bank, results_path=tmp_path / "r.json")
+    quiz.widget
+    single = view(quiz, "one").input.widget
+    assert [label for label, _ in single.options][1] == f"b) {LONG}"  # in full, no ellipsis
+    boxes = list(view(quiz, "many").input.boxes.values())
+    assert len({(tuple(b._dom_classes), b.layout.width, b.indent) for b in boxes}) == 1
+    items = [row.children[2] for row in view(quiz, "order").input.widget.children]
+    assert all(type(item).__name__ == "HTML" for item in items)  # a Label cuts text short
+    assert any(html.escape(LONG.strip()) in item.value for item in items)
+    style = quiz.widget.children[0]
+    assert "lk-style" in classes(style) and style.layout.display == "none"
+    assert ".lk-choices .widget-radio-box label" in style.value and "white-space: normal" in \
+        style.value
 
 
 # --- code exercises ------------------------------------------------------------------------

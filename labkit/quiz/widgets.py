@@ -6,7 +6,15 @@ the page shows is always what the kernel graded and saved. Feedback lives in wid
 (HTML, Label), not in printed output, so tests can read it; every part carries a stable CSS
 class (``lk-quiz``, ``lk-question-<id>``, ``lk-check``, ``lk-feedback`` plus ``lk-correct`` or
 ``lk-wrong``, ``lk-score`` ...) for browser tests. Only stock widgets are used, so the quiz
-works wherever ipywidgets 8 does: JupyterLab 4, Notebook 7, VS Code, Colab.
+works wherever ipywidgets 8 does.
+
+Stock RadioButtons and Checkbox draw each choice on one line of fixed height: a choice longer
+than the cell's width overflowed onto the next one and hid its own radio button. The quiz
+therefore carries a small style sheet (``CHOICE_CSS``, scoped to ``lk-`` classes) that lets a
+choice's text wrap beside its control, level with the first line. Every choice of a question
+is drawn by the same widget with the same classes: nothing about its look depends on whether
+it is correct. Where a frontend drops the style sheet, the choices look as stock ipywidgets
+draw them, and the text fallback (``quiz.text()``) still lists every choice in full.
 """
 
 from __future__ import annotations
@@ -28,6 +36,28 @@ from labkit.quiz.store import ResultsStore
 __all__ = ["Quiz"]
 
 STATUS_CLASSES = ("lk-correct", "lk-wrong", "lk-invalid", "lk-closed", "lk-revealed")
+
+# Choices wrap beside their control. The control is as tall as one line of text and sits at
+# the top, so it stays level with the first line however many lines the text takes. A radio
+# button comes after its text in the page (stock CSS floats it left): `order` puts it first.
+CHOICE_CSS = """
+.lk-choices .widget-radio-box label, .lk-choice label.widget-label-basic {
+  display: flex; align-items: flex-start; height: auto; overflow: visible;
+  white-space: normal; overflow-wrap: anywhere; line-height: 20px; margin-bottom: 4px;
+}
+.lk-choices .widget-radio-box input, .lk-choice input[type='checkbox'] {
+  order: -1; float: none; flex: none; align-self: flex-start; height: 20px;
+  line-height: 20px; margin: 0 8px 0 1px;
+}
+.lk-choice.widget-checkbox { height: auto; width: auto; }
+.lk-choices .widget-radio-box { margin-bottom: 0; }
+"""
+
+
+def style_sheet() -> widgets.HTML:
+    """The quiz's style sheet as a widget: invisible, yet its rules apply to the whole page."""
+    return _classed(widgets.HTML(f"<style>{CHOICE_CSS}</style>",
+                                 layout=widgets.Layout(display="none")), "lk-style")
 
 
 def css_name(text: str) -> str:
@@ -83,8 +113,9 @@ class AnswerInput:
                             "lk-down")
             up.on_click(lambda _, p=position: self._move(p, -1))
             down.on_click(lambda _, p=position: self._move(p, +1))
-            label = _classed(widgets.Label(f"{position + 1}. {_label(by_id[item_id])}"),
-                             "lk-order-item")
+            # HTML, not Label: a Label cuts long text short with an ellipsis.
+            text = html.escape(f"{position + 1}. {_label(by_id[item_id])}")
+            label = _classed(widgets.HTML(text), "lk-order-item")
             rows.append(widgets.HBox([up, down, label]))
         self.widget.children = rows
 
@@ -261,8 +292,9 @@ class Quiz:
             self._score = _classed(widgets.HTML(), "lk-score")
             self._notes = _classed(widgets.HTML(), "lk-results-note")
             self._widget = _classed(
-                widgets.VBox([title, *(v.box for v in self._views.values()), self._score,
-                              self._notes]), "lk-quiz", f"lk-quiz-{css_name(self.bank.id)}")
+                widgets.VBox([style_sheet(), title, *(v.box for v in self._views.values()),
+                              self._score, self._notes]),
+                "lk-quiz", f"lk-quiz-{css_name(self.bank.id)}")
             self._refresh_footer()
         return self._widget
 
