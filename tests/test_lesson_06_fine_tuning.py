@@ -9,7 +9,6 @@ here, so a change there is tested here.
 """
 
 import math
-import re
 from pathlib import Path
 
 import nbformat
@@ -19,15 +18,13 @@ import torchvision
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
-from torchvision.models import Inception_V3_Weights, ResNet18_Weights
+from torchvision.models import ResNet18_Weights
 
-from labkit.data import HYMENOPTERA_COUNTS
 from labkit.device import seed_everything
 from labkit.exercises.fine_tuning import check_fine_tuning_setup, expected_rates
 from labkit.lr_finder import find_lr
 from labkit.quiz import Quiz, load_bank
-from labkit.transfer import freeze_backbone, param_groups, replace_head, train_mode, unfreeze
+from labkit.transfer import freeze_backbone, param_groups, train_mode, unfreeze
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_fine_tuning.ipynb"

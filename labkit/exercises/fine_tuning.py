@@ -249,8 +249,9 @@ def check_seed_gaps(seed_gaps: Any) -> CheckResult:
         except Exception as error:  # noqa: BLE001  (any error in the learner's code)
             return CheckResult(False, (
                 f"seed_gaps(runs, {strategy!r}, {baseline!r}) raised {type(error).__name__}: "
-                f"{error}, for runs {_runs_text(probe)}. Fix: look a run up by its strategy and its "
-                f"seed together, and skip seeds that only one of the two strategies ran."))
+                f"{error}, for runs {_runs_text(probe)}. Fix: look a run up by its strategy "
+                f"and its seed together, and skip seeds that only one of the two strategies "
+                f"ran."))
         if runs != probe:
             return CheckResult(False, "seed_gaps changed the list of runs it was given. Fix: "
                                       "read the runs without sorting, removing or editing them.")
