@@ -37,7 +37,8 @@ LESSONS = sorted(path.stem for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 # The banks that already hold a question on a printed output and an open question.
 WITH_OPEN_AND_READING = ["01_transfer_learning", "02_vgg", "03_resnet", "04_inception",
                          "05_feature_extraction",
-                         "06_fine_tuning", "08_bert", "09_fine_tuning_bert", "11_capstone"]
+                         "06_fine_tuning", "07_fine_tuning_strategies", "08_bert",
+                         "09_fine_tuning_bert", "10_choosing_a_model", "11_capstone"]
 
 # --- the checks --------------------------------------------------------------------------------
 
@@ -205,7 +206,7 @@ def _text(bank: str, question_id: str) -> str:
 
 def test_the_numbers_of_the_reading_and_open_questions():
     ants, bees = HYMENOPTERA_COUNTS["val"]["ants"], HYMENOPTERA_COUNTS["val"]["bees"]
-    confusion = _text("06_fine_tuning", "read_confusion")  # 8 ants as bees, 5 bees as ants
+    confusion = _text("07_fine_tuning_strategies", "read_confusion")  # 8 ants as bees, 5 bees as ants
     assert f"the {ants} ants and {bees} bees" in confusion
     assert f"{(ants - 8 + bees - 5) / (ants + bees):.1%}" in confusion
     assert f"about {100 * 8 / ants:.0f} % of the ants" in confusion

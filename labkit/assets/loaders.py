@@ -170,7 +170,7 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
 def vision_architecture(name: str, **kwargs):
     """The architecture of the vision model ``name`` with fresh random weights and its
     1,000-class head: the start for training from scratch, or for loading a saved state dict.
-    Nothing is downloaded. Lesson 06 uses it."""
+    Nothing is downloaded. Lessons 06 and 07 use it."""
     import torchvision.models
 
     asset = _kind(name, VisionWeights, "vision")
