@@ -142,8 +142,16 @@ LAYOUT_PROBLEMS = """() => {
     const parts = ':is(.lk-quiz, .lk-flashcards, .lk-glossary)';
     const controls = [...document.querySelectorAll(`${parts} :is(input, button, select)`)];
     const lefts = new Map();
-    for (const el of controls) {
-        if (!el.getClientRects().length) continue;  // display: none on purpose (no hints)
+    const shown = controls.filter(el => el.getClientRects().length);  // not display: none
+    // Across first, before scrolling into view can scroll the output sideways.
+    const inside = shown.filter(el => {
+        const box = el.getBoundingClientRect();
+        const cell = el.closest('.jp-Cell').getBoundingClientRect();
+        if (box.left >= cell.left && box.right <= cell.right + 0.5) return true;
+        problems.push(`${where(el)}: control outside the cell ` +
+                      `(${box.left}-${box.right} not in ${cell.left}-${cell.right})`);
+    });
+    for (const el of inside) {
         el.scrollIntoView({block: 'center', inline: 'nearest'});
         const box = el.getBoundingClientRect();
         const cell = el.closest('.jp-Cell').getBoundingClientRect();
@@ -151,11 +159,6 @@ LAYOUT_PROBLEMS = """() => {
         if (box.width < 8 || box.height < 8 || style.visibility !== 'visible'
                 || Number(style.opacity) < 0.5) {
             problems.push(`${where(el)}: control not visible (${box.width}x${box.height})`);
-            continue;
-        }
-        if (box.left < cell.left || box.right > cell.right + 0.5) {
-            problems.push(`${where(el)}: control outside the cell ` +
-                          `(${box.left}-${box.right} not in ${cell.left}-${cell.right})`);
             continue;
         }
         const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
@@ -186,6 +189,11 @@ LAYOUT_PROBLEMS = """() => {
         const cell = item.closest('.jp-Cell').getBoundingClientRect();
         if (box.right > cell.right + 0.5 || item.scrollWidth > item.clientWidth + 1)
             problems.push(`${where(item)}: text runs past the cell or is cut`);
+        const group = item.matches('.lk-order-item') && item.closest('.lk-input');
+        if (!group) continue;
+        if (!lefts.has(group)) lefts.set(group, box.left);
+        else if (Math.abs(lefts.get(group) - box.left) > 1)
+            problems.push(`${where(item)}: item out of line with the other items`);
     }
     return {problems, choices: document.querySelectorAll('.lk-choices input').length};
 }"""

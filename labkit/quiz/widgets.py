@@ -107,10 +107,11 @@ class AnswerInput:
         by_id = {c.id: c for c in self.question.items}
         rows = []
         for position, item_id in enumerate(self.order):
-            up = _classed(widgets.Button(description="↑", layout=widgets.Layout(width="3em")),
-                          "lk-up")
-            down = _classed(widgets.Button(description="↓", layout=widgets.Layout(width="3em")),
-                            "lk-down")
+            # flex none: a long item would otherwise squeeze its row's buttons out of line.
+            up = _classed(widgets.Button(description="↑", layout=widgets.Layout(
+                width="3em", flex="none")), "lk-up")
+            down = _classed(widgets.Button(description="↓", layout=widgets.Layout(
+                width="3em", flex="none")), "lk-down")
             up.on_click(lambda _, p=position: self._move(p, -1))
             down.on_click(lambda _, p=position: self._move(p, +1))
             # HTML, not Label: a Label cuts long text short with an ellipsis.
