@@ -20,6 +20,7 @@ from notebook_runs import executed
 
 BANK = ROOT / "notebooks" / "quizzes" / "01_transfer_learning.yaml"
 NOTEBOOK = ROOT / "notebooks" / "01_transfer_learning.ipynb"
+GLOSSARY = ROOT / "notebooks" / "quizzes" / "glossary.yaml"
 MARGIN = 0.15  # the margin the notebook names: "fails if either margin drops below 15 points"
 
 
@@ -202,3 +203,104 @@ def test_the_history_cites_the_work_behind_reused_imagenet_features():
                  'Yosinski et al. (2014, "How transferable',
                  'Kornblith et al. (2019, "Do Better'):
         assert work in prose, work
+
+
+# --- ImageNet's origin and AlexNet's ingredients (issue 20) ----------------------------------
+
+def _prose():
+    import nbformat
+
+    cells = nbformat.read(NOTEBOOK, as_version=4).cells
+    return " ".join(" ".join(c.source for c in cells if c.cell_type == "markdown").split())
+
+
+def test_the_history_cites_where_imagenet_and_alexnet_come_from():
+    prose = _prose()
+    for work in ('Deng et al. 2009, "ImageNet: A Large-Scale Hierarchical Image Database"',
+                 'Russakovsky et al. 2015, "ImageNet Large Scale Visual Recognition Challenge"',
+                 'Krizhevsky, Sutskever and Hinton 2012, "ImageNet Classification with Deep '
+                 'Convolutional Neural Networks"',
+                 'Krizhevsky 2014, "One weird trick for parallelizing convolutional neural '
+                 'networks"',
+                 "Simonyan and Zisserman 2015"):
+        assert work in prose, work
+    # How ImageNet was built and labelled, and what AlexNet combined.
+    for fact in ("WordNet", "*synsets*", "image search engines", "Amazon Mechanical Turk",
+                 "3.2 million images in 5,247 synsets", "1.28 million training images",
+                 "two GTX 580 cards", "**ReLU**", "**dropout**", "**data augmentation**",
+                 "**local response normalisation**"):
+        assert fact in prose, fact
+
+
+def test_imagenet_class_counts_are_read_from_what_is_installed():
+    from torchvision.models import ResNet18_Weights, VGG16_Weights
+
+    state = executed(NOTEBOOK).ok().state
+    categories = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    # "ImageNet's 1,000 classes", "a subset of 1,000 synsets": read in the notebook, twice.
+    assert len(state["categories"]) == len(categories) == 1000
+    assert state["lite0_classes"] == 1000
+    assert VGG16_Weights.IMAGENET1K_V1.meta["categories"] == categories
+    assert len(state["terriers"]) == sum(name.endswith("terrier") for name in categories) > 10
+    # "ImageNet has no 'face' class": the one class name with the word is an object.
+    assert [name for name in categories if "face" in name.lower().split()] == ["face powder"]
+
+
+def test_the_real_photo_head_has_the_weights_the_lesson_states():
+    from labkit.assets import vision_architecture
+    from labkit.vision import count_parameters
+
+    lite0 = vision_architecture("efficientnet_lite0")
+    assert lite0.num_features == 1280 and lite0.get_classifier().out_features == 1000
+    assert count_parameters(nn.Linear(lite0.num_features, 2)) == 2562
+
+
+def test_torchvision_alexnet_has_the_ingredients_the_lesson_lists():
+    import torchvision
+
+    with torch.device("meta"):
+        alexnet = torchvision.models.alexnet(weights=None)
+    leaves = [m for m in alexnet.modules() if not list(m.children())]
+    kinds = [type(m) for m in leaves]
+    assert kinds.count(nn.Conv2d) == 5 and kinds.count(nn.Linear) == 3  # 5 conv + 3 fc
+    assert nn.LocalResponseNorm not in kinds  # "without that normalisation"
+    dropouts = [m for m in leaves if isinstance(m, nn.Dropout)]
+    assert [d.p for d in dropouts] == [0.5, 0.5]  # before the first two fully connected layers
+    assert sum(p.numel() for p in alexnet.parameters()) == \
+        torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["num_params"]
+    state = executed(NOTEBOOK).ok().state
+    assert state["layers"] == {"Conv2d": 5, "ReLU": 7, "MaxPool2d": 3, "AdaptiveAvgPool2d": 1,
+                               "Dropout": 2, "Linear": 3}
+
+
+def test_dropout_behaves_as_the_lesson_and_quiz_say():
+    dropout = nn.Dropout(p=0.5)
+    torch.manual_seed(0)
+    out = dropout.train()(torch.ones(10_000))
+    assert set(out.unique().tolist()) == {0.0, 2.0}  # kept values scaled by 1/(1 - p)
+    assert abs(out.mean().item() - 1) < 0.05  # so on average nothing changes
+    assert torch.equal(dropout.eval()(torch.ones(8)), torch.ones(8))
+    question = {q["id"]: q for q in yaml.safe_load(BANK.read_text())["questions"]}["read_dropout"]
+    assert [c["id"] for c in question["choices"] if c.get("correct")] == ["a", "b"]
+
+
+def test_the_glossary_says_relu_is_in_the_next_lessons_networks():
+    """"VGG, ResNet and Inception use it too" (the glossary's ReLU)."""
+    import importlib
+    import inspect
+
+    import torchvision
+
+    for builder in (torchvision.models.vgg16, torchvision.models.resnet50):
+        with torch.device("meta"):
+            model = builder(weights=None)
+        assert any(isinstance(m, nn.ReLU) for m in model.modules()), builder.__name__
+    # torchvision's Inception blocks call the function rather than hold an nn.ReLU.
+    for name in ("googlenet", "inception"):
+        module = importlib.import_module(f"torchvision.models.{name}")
+        assert "F.relu(" in inspect.getsource(module.BasicConv2d.forward), name
+    terms = {t["term"]: t for t in yaml.safe_load(GLOSSARY.read_text())["terms"]}
+    assert "VGG, ResNet and Inception use it too" in " ".join(terms["ReLU"]["definition"].split())
+    for term in ("ImageNet", "synset", "ILSVRC", "AlexNet", "ReLU", "dropout",
+                 "local response normalisation"):
+        assert terms[term]["lesson"] == "01_transfer_learning", term
