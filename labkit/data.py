@@ -170,7 +170,7 @@ def face_folders() -> dict[str, Path]:
     Real photos with no download: scikit-image's ``lfw_subset``, 200 grayscale crops of 25x25
     pixels from the Labeled Faces in the Wild photos (100 faces, 100 other crops), written once
     as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face class, so a pre-trained
-    network has to learn this task from the labels. Lessons 05, 06 and 11 use it offline.
+    network has to learn this task from the labels. Lessons 05, 06, 07, 10 and 11 use it offline.
     """
     import numpy as np
     import skimage.data

@@ -10,4 +10,4 @@ from labkit.exercises import inception, resnet, transfer_demo, vgg  # noqa: F401
 from labkit.exercises import fine_tuning  # noqa: F401  (registers lessons 06 and 07)
 from labkit.exercises import feature_extraction  # noqa: F401  (registers lesson 05's checker)
 from labkit.exercises import bert  # noqa: F401  (registers lessons 08 and 09)
-from labkit.exercises import capstone  # noqa: F401  (registers lesson 11's checker)
+from labkit.exercises import capstone  # noqa: F401  (registers lessons 10 and 11)
