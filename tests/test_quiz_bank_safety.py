@@ -130,7 +130,15 @@ def test_odd_files_are_reported_not_crashed_on(tmp_path, text, name, why):
     assert "Fix:" in str(caught.value)
 
 
-def test_the_course_banks_still_validate(capsys):
-    banks = sorted((ROOT / "notebooks" / "quizzes").glob("[0-9][0-9]_*.yaml"))
-    assert len(banks) >= 10
-    assert main(["quiz", "validate", *map(str, banks)]) == 0, capsys.readouterr().err
+def test_the_course_banks_and_glossary_still_validate(capsys):
+    files = sorted((ROOT / "notebooks" / "quizzes").glob("*.yaml"))
+    assert len(files) >= 13
+    assert main(["quiz", "validate", *map(str, files)]) == 0, capsys.readouterr().err
+    assert "glossary.yaml: OK, glossary with" in capsys.readouterr().out
+
+
+def test_validate_reports_a_broken_glossary(tmp_path, capsys):
+    path = tmp_path / "glossary.yaml"
+    path.write_text("terms:\n  - {term: A, definition: x}\n", encoding="utf-8")
+    assert main(["quiz", "validate", str(path)]) == 1
+    assert "lesson" in capsys.readouterr().err

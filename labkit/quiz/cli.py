@@ -64,11 +64,16 @@ def _gradebook(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from labkit.quiz.bank import BankError, load_bank
+    from labkit.quiz.bank import BankError, load_bank, read_data_file
+    from labkit.quiz.cards import load_glossary
 
     failed = 0
     for path in args.banks:
         try:
+            data = read_data_file(Path(path), "quiz bank")
+            if isinstance(data, dict) and "terms" in data and "questions" not in data:
+                print(f"{path}: OK, glossary with {len(load_glossary(path))} terms")
+                continue
             bank = load_bank(path)
         except (BankError, FileNotFoundError) as error:
             print(error, file=sys.stderr)
