@@ -28,8 +28,9 @@ def add_course_parser(commands) -> None:
     run.add_argument("--offline", action="store_true",
                      help="never download (what a room without network sees)")
     run.add_argument("--installed", action="store_true",
-                     help="run lessons 05, 06, 07, 10 and 11 on the real model and photos installed "
-                          "with the course (EfficientNet-Lite0, faces) instead of downloads")
+                     help="run lessons 05, 06, 07, 10 and 11 on the real model and photos "
+                          "installed with the course (EfficientNet-Lite0, faces) instead of "
+                          "downloads")
     run.add_argument("-o", "--output", type=Path, default=Path("course-run"),
                      help="folder for the executed copies (default: ./course-run)")
     run.add_argument("--report", type=Path, default=None,
