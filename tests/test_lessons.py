@@ -22,8 +22,8 @@ QUIZZES = ROOT / "notebooks" / "quizzes"
 def test_the_lessons_are_here():
     names = {path.stem for path in LESSONS}
     assert {"01_transfer_learning", "02_vgg", "03_resnet", "04_inception",
-            "05_feature_extraction", "06_fine_tuning", "08_bert", "09_fine_tuning_bert",
-            "11_capstone"} <= names, names
+            "05_feature_extraction", "06_fine_tuning", "07_fine_tuning_strategies", "08_bert",
+            "09_fine_tuning_bert", "10_choosing_a_model", "11_capstone"} <= names, names
 
 
 @pytest.fixture(params=LESSONS, ids=lambda p: p.name)
@@ -102,3 +102,36 @@ def test_prose_words_counts_only_markdown(tmp_path):
                                          nbformat.v4.new_code_cell("x = 1  # not prose")])
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert prose_words(tmp_path / "n.ipynb") == 4  # "#", "Two", "words", "three"
+
+
+# --- pacing: one lesson fits one 90-minute lab slot ---------------------------------------------
+
+MAX_PROSE_WORDS = 2_000  # about what a learner reads, runs and thinks through in a lab slot
+MAX_FULL_MINUTES = 10    # full size, default parameters, on the README's 2-core CPU
+
+
+def readme_minutes(cell):
+    """'74 s', '21 min*' or '2.5 min' from the README's lessons table, in minutes."""
+    match = re.fullmatch(r"([\d.,]+) (s|min)\S*", cell.strip())
+    assert match, f"not a time: {cell!r}"
+    value = float(match.group(1).replace(",", ""))
+    return value / 60 if match.group(2) == "s" else value
+
+
+def test_readme_minutes_reads_seconds_and_minutes():
+    assert readme_minutes("90 s") == 1.5 and readme_minutes("21 min*") == 21
+    assert readme_minutes(" 12 s† ") == 0.2
+
+
+def test_no_lesson_is_longer_than_a_lab_slot():
+    rows = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")]
+    too_long = []
+    for path in NOTEBOOKS:
+        if prose_words(path) > MAX_PROSE_WORDS:
+            too_long.append(f"{path.stem}: {prose_words(path):,} words of prose")
+        row = next(line for line in rows if line.startswith(f"| `{path.stem}`"))
+        if readme_minutes(row.split(" | ")[4]) > MAX_FULL_MINUTES:
+            too_long.append(f"{path.stem}: {row.split(' | ')[4]} at full size")
+    assert not too_long, ("longer than one lab slot (split the lesson, or make the heavy "
+                          "settings parameters): " + "; ".join(too_long))
