@@ -36,6 +36,19 @@ def cell_source(notebook: Path, cell_id: str) -> str:
     return next(cell.source for cell in cells if cell.get("id") == cell_id)
 
 
+def markdown_of(notebook: Path) -> str:
+    """The notebook's prose: its markdown cells, joined."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+
+
+def run_cell_of(notebook: Path, cell_id: str, namespace: dict | None = None) -> dict:
+    """Execute one of the notebook's code cells (the course's own code) in ``namespace``."""
+    namespace = {} if namespace is None else namespace
+    exec(cell_source(notebook, cell_id), namespace)  # noqa: S102 - the course's own notebook
+    return namespace
+
+
 def exercise_and_helper(notebook: Path, definition: str, helper: str):
     """(the notebook's cells, the index of the cell that holds ``definition``, the indices of
     the cells that mention ``helper``): does the exercise come before labkit's version?"""

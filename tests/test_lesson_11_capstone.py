@@ -17,12 +17,13 @@ labkit.course.INSTALLED, which the suite uses):
 
 import copy
 import re
+from functools import partial
 
 import nbformat
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, cell_source, markdown_of, run_cell_of
 from notebook_runs import executed
 from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY, PipModel, VisionWeights
@@ -39,19 +40,9 @@ def cells():
     return nbformat.read(NOTEBOOK, as_version=4).cells
 
 
-def cell(cell_id):
-    return next(c.source for c in cells() if c.get("id") == cell_id)
-
-
-def markdown():
-    return "\n".join(c.source for c in cells() if c.cell_type == "markdown")
-
-
-def run_cell(cell_id, namespace=None):
-    """Execute one of the notebook's code cells (the course's own code) in ``namespace``."""
-    namespace = {} if namespace is None else namespace
-    exec(cell(cell_id), namespace)  # noqa: S102 - the course's own notebook
-    return namespace
+cell = partial(cell_source, NOTEBOOK)
+markdown = partial(markdown_of, NOTEBOOK)
+run_cell = partial(run_cell_of, NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
