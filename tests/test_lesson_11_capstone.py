@@ -110,7 +110,8 @@ def test_imagenets_label_set_as_the_prose_states():
         assert name in categories
     assert "three kinds of people, groom, scuba diver and ballplayer" in prose()
     namespace = {}
-    exec(cell("vision-probe").split("\n\nclassifier,")[0].split("\n\n", 1)[1], namespace)  # noqa: S102
+    constants = cell("vision-probe").split("\n\nclassifier,")[0].split("\n\n", 1)[1]
+    exec(constants, namespace)  # noqa: S102 - the course's own notebook
     assert namespace["PEOPLE_CLASSES"] == ("groom", "scuba diver", "ballplayer")
     assert all(tie in categories for tie in namespace["TIE_CLASSES"])
 
