@@ -49,6 +49,15 @@ def run_cell_of(notebook: Path, cell_id: str, namespace: dict | None = None) -> 
     return namespace
 
 
+def smoke_parameters(notebook: Path) -> dict:
+    """The notebook's parameters, shrunk by its own smoke block (the `if SMOKE_TEST:` paragraph
+    that opens its "setup" cell); the root conftest.py sets the flags."""
+    namespace = run_cell_of(notebook, "parameters")
+    assert namespace["SMOKE_TEST"] and namespace["STANDIN"]
+    exec(cell_source(notebook, "setup").split("\n\n")[0], namespace)  # noqa: S102
+    return namespace
+
+
 def exercise_and_helper(notebook: Path, definition: str, helper: str):
     """(the notebook's cells, the index of the cell that holds ``definition``, the indices of
     the cells that mention ``helper``): does the exercise come before labkit's version?"""

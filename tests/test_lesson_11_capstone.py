@@ -23,7 +23,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import ROOT, cell_source, markdown_of, run_cell_of
+from conftest import ROOT, cell_source, markdown_of, run_cell_of, smoke_parameters
 from notebook_runs import executed
 from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY, PipModel, VisionWeights
@@ -47,11 +47,7 @@ run_cell = partial(run_cell_of, NOTEBOOK)
 
 @pytest.fixture(scope="module")
 def smoke():
-    """The notebook's parameters, shrunk by its own smoke block (conftest sets the flags)."""
-    namespace = run_cell("parameters")
-    assert namespace["SMOKE_TEST"] and namespace["STANDIN"]
-    exec(cell("setup").split("\n\n")[0], namespace)  # noqa: S102 - the `if SMOKE_TEST:` block
-    return namespace
+    return smoke_parameters(NOTEBOOK)
 
 
 
