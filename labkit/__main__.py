@@ -40,7 +40,7 @@ def add_course_parser(commands) -> None:
 
 
 def run_course_command(args) -> int:
-    from labkit import course
+    from labkit.instructor import course
 
     try:
         if args.course_command == "student":
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
-        from labkit.diagnose import doctor
+        from labkit.instructor.doctor import doctor
 
         report = doctor(timeout=args.timeout)
         print(report)

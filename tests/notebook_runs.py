@@ -35,7 +35,7 @@ import pytest
 from filelock import FileLock
 from papermill.exceptions import PapermillExecutionError
 
-from labkit.course import INSTALLED, PLACEHOLDER, student_version
+from labkit.instructor.course import INSTALLED, PLACEHOLDER, student_version
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "test-artifacts" / "notebooks"  # the executed copies, for people to read

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.assets.pack import PackError, unpack
+from labkit.instructor.packs import PackError, unpack
 
 INDEX = json.dumps({"format": 1, "assets": {}}).encode()
 
@@ -181,7 +181,7 @@ def test_a_write_that_fails_midway_leaves_nothing_partial_and_says_why(caches, t
                   file("data/set/big.bin", os.urandom(3 << 20)))
     script = (
         "import resource, signal, sys\n"
-        "from labkit.assets.pack import PackError, unpack\n"
+        "from labkit.instructor.packs import PackError, unpack\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
         "try:\n"

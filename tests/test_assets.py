@@ -27,7 +27,7 @@ import torch
 from labkit.assets import (REGISTRY, AssetMissing, ChecksumMismatch, Dataset, DownloadError,
                            Remote, TextModel, VisionWeights, load_text_model, load_vision_model)
 from labkit.assets import store
-from labkit.assets.pack import PackError, pack, unpack
+from labkit.instructor.packs import PackError, pack, unpack
 from labkit.assets.registry import get_asset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import NOTEBOOKS, ROOT
 from notebook_runs import executed
-from labkit.course import (PLACEHOLDER, StudentVersionError, strip_solutions, student_version,
+from labkit.instructor.course import (PLACEHOLDER, StudentVersionError, strip_solutions, student_version,
                            write_student_versions)
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -224,7 +224,7 @@ def test_course_run_measures_wall_time_and_peak_memory(course_run):
 
 
 def test_course_run_installed_sets_the_installed_models_parameters(tmp_path):
-    from labkit.course import INSTALLED
+    from labkit.instructor.course import INSTALLED
 
     params = 'SMOKE_TEST = False\nBACKBONE = "resnet18"\nPHOTOS = "hymenoptera"'
     shown = "print(BACKBONE, PHOTOS)"

@@ -15,8 +15,8 @@ import torch
 from packaging.specifiers import SpecifierSet
 
 import labkit
-from labkit import diagnose
-from labkit.diagnose import FAIL, OK, WARN
+from labkit.instructor import doctor as diagnose
+from labkit.instructor.doctor import FAIL, OK, WARN
 
 ROOT = Path(__file__).resolve().parents[1]
 

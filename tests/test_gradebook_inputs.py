@@ -11,7 +11,7 @@ import json
 import pytest
 
 from labkit.__main__ import main
-from labkit.quiz.gradebook import build_gradebook
+from labkit.instructor.gradebook import build_gradebook
 
 
 def results_text(learner="ada", quiz="demo", questions=("pick",), score="1", max_score="2"):

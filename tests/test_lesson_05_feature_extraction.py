@@ -410,7 +410,7 @@ def test_grading_leaves_the_random_stream_alone(notebook_solution):
 
 
 # --- the lesson as the test suite runs it: real EfficientNet-Lite0 on real photos ------------
-# (labkit.course.INSTALLED, which the suite uses: BACKBONE "efficientnet_lite0", PHOTOS "faces")
+# (labkit.instructor.course.INSTALLED, which the suite uses: BACKBONE "efficientnet_lite0", PHOTOS "faces")
 
 
 def shown(cell):

@@ -451,7 +451,7 @@ def test_the_quiz_grades_the_code_question_through_the_checker(tmp_path):
 
 
 # --- the lesson as the test suite runs it: real EfficientNet-Lite0 on real photos ------------
-# (labkit.course.INSTALLED, which the suite uses: MODEL_NAME "efficientnet_lite0", PHOTOS "faces")
+# (labkit.instructor.course.INSTALLED, which the suite uses: MODEL_NAME "efficientnet_lite0", PHOTOS "faces")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ the split_halves checker.
 
 The claims are read from the notebook's one execution in this test run (tests/notebook_runs.py),
 at its own smoke sizes, for three seeds, with PHOTOS = "faces" (real photos, real
-EfficientNet-Lite0 weights; labkit.course.INSTALLED, which the suite uses):
+EfficientNet-Lite0 weights; labkit.instructor.course.INSTALLED, which the suite uses):
 
 - model choice: real EfficientNet-Lite0 features learn faces from four photos per class, and a
   stand-in's random weights never enter the decision table;

@@ -3,7 +3,7 @@ state, the vision bias probe, privacy, staleness and energy cells, and the pick_
 
 The lesson's state is read from its one execution in this test run (tests/notebook_runs.py), in
 smoke size, with PHOTOS = "faces" (real photos, real EfficientNet-Lite0 weights;
-labkit.course.INSTALLED, which the suite uses):
+labkit.instructor.course.INSTALLED, which the suite uses):
 
 - the candidates are measured again on their own, so the lesson runs without lesson 10, and a
   stand-in's random weights never enter the decision table;

@@ -155,7 +155,7 @@ def test_an_altered_unpacked_file_is_found(tmp_path, monkeypatch):
 
 
 def test_the_doctor_checks_them_and_names_the_fix(monkeypatch):
-    from labkit.diagnose import FAIL, OK, check_pip_models
+    from labkit.instructor.doctor import FAIL, OK, check_pip_models
 
     found = {f.topic: f for f in check_pip_models()}
     assert {f.status for f in found.values()} == {OK}
@@ -167,7 +167,7 @@ def test_the_doctor_checks_them_and_names_the_fix(monkeypatch):
 
 
 def test_packs_leave_them_out(tmp_path):
-    from labkit.assets.pack import PackError, pack
+    from labkit.instructor.packs import PackError, pack
 
     with pytest.raises(PackError, match="nothing to pack"):
         pack(tmp_path / "x.tar", ["efficientnet_lite0"])

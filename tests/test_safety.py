@@ -30,7 +30,7 @@ from labkit.assets import REGISTRY, Dataset, DownloadError, TextModel, VisionWei
 from labkit.assets.registry import PipModel
 from labkit.assets import store
 from labkit.assets.download import download
-from labkit.assets.pack import PackError, unpack
+from labkit.instructor.packs import PackError, unpack
 from labkit.checkpoint import load_checkpoint
 from labkit.features import extract_features, feature_cache_key
 from labkit.quiz.bank import BankError, load_bank
@@ -57,7 +57,7 @@ NETWORK = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.reque
            "torch.hub.download_url_to_file", "torchvision.datasets.utils.download")
 # Modules that may touch the network: the one careful downloader, the asset store (which
 # probes the hub and downloads pinned revisions) and `doctor` (HEAD requests, no download).
-NETWORK_ALLOWED = {"labkit/assets/download.py", "labkit/assets/store.py", "labkit/diagnose.py"}
+NETWORK_ALLOWED = {"labkit/assets/download.py", "labkit/assets/store.py", "labkit/instructor/doctor.py"}
 # extractall without filter="data": only the zip branch of extract_archive, which refuses any
 # member that resolves outside the target before extracting (tested below).
 UNFILTERED_EXTRACT_ALLOWED = {("labkit/assets/store.py", "extract_archive")}

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOKS, ROOT
-from labkit.course import StudentVersionError, strip_solutions, student_version
+from labkit.instructor.course import StudentVersionError, strip_solutions, student_version
 
 SECRET = "secret_answer = 6 * 7"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"

@@ -7,7 +7,7 @@ import sys
 
 from labkit.assets import store
 from labkit.assets.download import CONNECT_TIMEOUT, DownloadError
-from labkit.assets.pack import PackError, pack, unpack
+from labkit.instructor.packs import PackError, pack, unpack
 from labkit.assets.registry import REGISTRY, describe_size, get_asset
 
 __all__ = ["add_arguments", "run"]

@@ -50,7 +50,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _gradebook(args: argparse.Namespace) -> int:
-    from labkit.quiz.gradebook import build_gradebook
+    from labkit.instructor.gradebook import build_gradebook
 
     book = build_gradebook(args.sources)
     text = book.csv_text()

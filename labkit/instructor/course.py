@@ -432,7 +432,7 @@ def run_notebook(notebook: Path | str, executed: Path | str, *, smoke: bool = Tr
     notebook, executed = Path(notebook).resolve(), Path(executed).resolve()
     executed.parent.mkdir(parents=True, exist_ok=True)
     request = json.dumps([str(notebook), str(executed), smoke, timeout, kernel, parameters])
-    process = subprocess.run([sys.executable, "-m", "labkit.course", request],
+    process = subprocess.run([sys.executable, "-m", "labkit.instructor.course", request],
                              capture_output=True, text=True, env=env)
     try:
         result = json.loads(process.stdout.strip().splitlines()[-1])
