@@ -1,13 +1,8 @@
-"""The learning-rate finder: train briefly while raising the rate, watch where the loss falls fastest.
+"""The learning-rate finder (lesson 06): train briefly while raising the rate, and suggest the
+rate where the (smoothed) loss falls fastest. Model and optimizer are put back afterwards.
 
-Start tiny, multiply the learning rate by a constant after every batch, and record the
-(smoothed) loss. Too low a rate barely moves the loss; too high a rate makes it explode.
-The suggestion is the rate where the loss falls most steeply, a good starting point.
-The model and optimizer are put back exactly as they were afterwards.
-
-With discriminative learning rates (``labkit.transfer.param_groups``) pass
-``keep_ratios=True``: the sweep then sets the largest rate (the head's) and every other
-group keeps its own fraction of it, exactly as in the training that follows.
+With discriminative learning rates (``labkit.transfer.param_groups``) pass ``keep_ratios=True``:
+the largest group (the head) gets the swept rate and every other group keeps its fraction of it.
 """
 
 from __future__ import annotations
@@ -31,32 +26,35 @@ class LRFinderResult:
     losses: list[float]
     suggestion: float | None
 
-    def plot(self, ax=None):
-        from labkit.viz import plot_lr_finder
+    def plot(self):
+        """Loss against learning rate on a log axis, the suggestion marked."""
+        import matplotlib.pyplot as plt
 
-        return plot_lr_finder(self, ax=ax)
+        _, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot(self.lrs, self.losses)
+        ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)")
+        if self.suggestion is not None:
+            ax.axvline(self.suggestion, color="red", ls="--",
+                       label=f"suggested {self.suggestion:.1e}")
+            ax.legend()
+        return ax
 
 
 def _steepest(lrs: list[float], losses: list[float]) -> float | None:
+    """The rate where d loss / d log(lr) is most negative (central differences)."""
     if len(losses) < 3:
         return None
-    slopes = [(losses[i + 1] - losses[i - 1]) / (math.log(lrs[i + 1]) - math.log(lrs[i - 1]))
+    slopes = [(losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
               for i in range(1, len(losses) - 1)]
-    return lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)]
+    return lrs[1 + slopes.index(min(slopes))]
 
 
 def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=None,
             start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
             smoothing: float = 0.05, diverge: float = 4.0,
             keep_ratios: bool = False) -> LRFinderResult:
-    """Sweep the learning rate from start_lr to end_lr over num_steps batches (fewer if the
-    loss explodes past ``diverge`` times its best value).
-
-    Every parameter group gets the swept rate, unless ``keep_ratios``: then the group with
-    the largest rate gets it and each other group the same fraction of it as it has in the
-    optimizer now (a group at a tenth of the head's rate stays at a tenth). The recorded
-    rates and the suggestion are then the largest group's.
-    """
+    """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches, stopping once
+    the loss passes ``diverge`` times its best. Lesson 06."""
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
     device = torch.device(device)
@@ -64,35 +62,35 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
     if optimizer is None:
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
-    factor = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
     top = max(group["lr"] for group in optimizer.param_groups)
     if keep_ratios and not top > 0:
         raise ValueError("keep_ratios=True needs the optimizer's groups to have positive "
                          "learning rates to take the ratios from. Fix: build the optimizer "
                          "with its rates, e.g. AdamW(param_groups(model, lr=1e-3)).")
-    # Each group's share of the largest rate: all 1 unless keep_ratios.
     ratios = [group["lr"] / top if keep_ratios else 1.0 for group in optimizer.param_groups]
+    factor = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
     lrs, losses, smooth, best = [], [], None, math.inf
+    batches = iter(())
     train_mode(model)
     try:
-        batches = iter(())
         for step in range(num_steps):
-            try:
-                batch = next(batches)
-            except StopIteration:  # a short loader is walked again
+            batch = next(batches, None)
+            if batch is None:  # a short loader is walked again
                 batches = iter(train_loader)
                 batch = next(batches)
             lr = start_lr * factor**step
             for group, ratio in zip(optimizer.param_groups, ratios):
                 group["lr"] = lr * ratio
             inputs, targets = split_batch(batch)
-            loss, _ = aux_loss(run_model(model, to_device(inputs, device)), targets.to(device), loss_fn)
+            outputs = run_model(model, to_device(inputs, device))
+            loss, _ = aux_loss(outputs, targets.to(device), loss_fn)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = loss.item()  # one sync per step is fine for a 100-step sweep
-            smooth = value if smooth is None else smoothing * value + (1 - smoothing) * smooth
+            smooth = loss.item() if smooth is None else (
+                smoothing * loss.item() + (1 - smoothing) * smooth)
             if not math.isfinite(smooth) or smooth > diverge * best:
                 break
             best = min(best, smooth)

@@ -1,6 +1,5 @@
-"""Figures the lessons show: training curves, the learning-rate finder, the confusion matrix,
-top-k predictions next to a photo, convolution filters, feature maps and features projected
-to two dimensions."""
+"""Figures the lessons show: training curves, the confusion matrix, top-k predictions beside a
+photo, convolution filters, feature maps, label efficiency and 2-D projections of features."""
 
 from __future__ import annotations
 
@@ -9,194 +8,39 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 
-__all__ = ["plot_history", "plot_lr_finder", "plot_confusion_matrix", "plot_predictions",
-           "plot_filters", "plot_feature_maps", "plot_label_efficiency", "plot_projection",
-           "LivePlot"]
+from labkit.files import in_notebook
+
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_predictions", "plot_filters",
+           "plot_feature_maps", "plot_label_efficiency", "plot_projection", "LivePlot"]
 
 
-def plot_history(history, *, fig=None):
-    """Loss (and accuracy, when there is one) per epoch, train against validation."""
+def plot_history(history):
+    """Loss (and accuracy, when there is one) per epoch, train against validation. Lesson 01."""
     metrics = [name for name in ("loss", "accuracy")
                if any(row.get(f"train_{name}") is not None for row in history.rows)]
-    fig = fig or plt.figure(figsize=(5 * len(metrics), 3.2))
-    fig.clear()
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    for ax, name in zip(axes, metrics):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
         for split, style in (("train", "o-"), ("val", "s--")):
             values = [row.get(f"{split}_{name}") for row in history.rows]
             if any(v is not None for v in values):
                 ax.plot(history["epoch"], values, style, label=split)
         if history.best_epoch is not None:
             ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":", label="best")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
+        ax.set(xlabel="epoch", ylabel=name)
         ax.legend()
     fig.tight_layout()
     return fig
-
-
-def plot_lr_finder(result, *, ax=None):
-    """Loss against learning rate on a log axis, with the suggested rate marked."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(result.lrs, result.losses)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("loss (smoothed)")
-    if result.suggestion is not None:
-        ax.axvline(result.suggestion, color="red", ls="--", label=f"suggested {result.suggestion:.1e}")
-        ax.legend()
-    return ax
-
-
-def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None, *, ax=None):
-    """Counts with the true class on rows and the predicted class on columns."""
-    matrix = matrix.cpu()
-    n = matrix.shape[0]
-    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    threshold = matrix.max().item() / 2 if matrix.numel() else math.inf
-    for i in range(n):
-        for j in range(n):
-            value = matrix[i, j].item()
-            ax.text(j, i, value, ha="center", va="center",
-                    color="white" if value > threshold else "black")
-    return ax
-
-
-def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None, fig=None):
-    """Each image beside a bar chart of its top-k classes (from ``labkit.vision.classify``)."""
-    n = len(images)
-    fig = fig or plt.figure(figsize=(9, 2.6 * n))
-    fig.clear()
-    axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.4]})
-    for row, (image, top) in enumerate(zip(images, predictions)):
-        axes[row, 0].imshow(image)
-        axes[row, 0].axis("off")
-        if titles is not None:
-            axes[row, 0].set_title(titles[row])
-        names, probs = [name for name, _ in top][::-1], [p for _, p in top][::-1]
-        axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
-        axes[row, 1].set_yticks(range(len(top)), names)
-        axes[row, 1].set_xlim(0, 1)
-        axes[row, 1].set_xlabel("probability")
-        for y, p in enumerate(probs):
-            axes[row, 1].text(min(p + 0.02, 0.85), y, f"{p:.1%}", va="center")
-    fig.tight_layout()
-    return fig
-
-
-def plot_filters(weight, *, max_filters: int = 64, columns: int = 16, fig=None):
-    """First-layer convolution filters, (out, 3, k, k), as small colour images.
-
-    Each filter is scaled to [0, 1] on its own, so the pattern shows whatever its size.
-    """
-    weight = weight.detach().float().cpu()[:max_filters]
-    if weight.ndim != 4 or weight.shape[1] != 3:
-        raise ValueError(f"plot_filters draws RGB filters shaped (out, 3, k, k), got "
-                         f"{tuple(weight.shape)}. Fix: pass the first convolution's weight, "
-                         f"e.g. model.features[0].weight.")
-    rows = math.ceil(len(weight) / columns)
-    fig = fig or plt.figure(figsize=(columns * 0.6, rows * 0.6 + 0.3))
-    fig.clear()
-    axes = fig.subplots(rows, columns, squeeze=False)
-    low = weight.amin(dim=(1, 2, 3), keepdim=True)
-    high = weight.amax(dim=(1, 2, 3), keepdim=True)
-    scaled = (weight - low) / (high - low).clamp_min(1e-8)
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < len(scaled):
-            ax.imshow(scaled[index].permute(1, 2, 0), interpolation="nearest")
-    return fig
-
-
-def plot_feature_maps(maps, *, per_layer: int = 8, fig=None):
-    """A row per layer: the first ``per_layer`` channels of each (1, C, H, W) feature map."""
-    fig = fig or plt.figure(figsize=(per_layer * 1.3, len(maps) * 1.5))
-    fig.clear()
-    axes = fig.subplots(len(maps), per_layer, squeeze=False)
-    for row, (name, fmap) in enumerate(maps.items()):
-        channels, height, width = fmap.shape[-3:]
-        for column, ax in enumerate(axes[row]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if column < channels:
-                ax.imshow(fmap[0, column].float(), cmap="viridis")
-        axes[row, 0].set_ylabel(f"{name}\n{channels}x{height}x{width}", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_label_efficiency(summary, *, ax=None):
-    """Accuracy against labelled examples per class, one line per method: the mean over
-    seeds, with a band of one standard deviation. ``summary`` comes from
-    ``labkit.few_labels.summarise``: {(method, labels): (mean, std, runs)}."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.8))
-    methods = list(dict.fromkeys(method for method, _ in summary))
-    for method in methods:
-        counts = sorted(labels for m, labels in summary if m == method)
-        mean = [summary[method, n][0] for n in counts]
-        std = [summary[method, n][1] for n in counts]
-        ax.plot(counts, mean, "o-", label=method)
-        ax.fill_between(counts, [m - s for m, s in zip(mean, std)],
-                        [m + s for m, s in zip(mean, std)], alpha=0.2)
-    ax.set_xscale("log")
-    ticks = sorted({labels for _, labels in summary})
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set_xlabel("labelled examples per class")
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    return ax
-
-
-def plot_projection(points, labels, class_names: Sequence[str], *, ax=None, title=None):
-    """A scatter plot of 2-D points (N, 2), one colour per class, e.g. features after PCA."""
-    points, labels = points.detach().float().cpu(), labels.cpu()
-    if points.ndim != 2 or points.shape[1] != 2 or labels.shape != points.shape[:1]:
-        raise ValueError(f"plot_projection draws (N, 2) points with (N,) labels, got "
-                         f"{tuple(points.shape)} and {tuple(labels.shape)}. Fix: project the "
-                         f"features to two dimensions first, e.g. with PCA.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 3.6))
-    for index, name in enumerate(class_names):
-        chosen = labels == index
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=name)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title is not None:
-        ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return ax
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
 
 
 class LivePlot:
-    """Redraws the training curves in one output after every epoch.
+    """Redraws the training curves in one output after every epoch. Lesson 01.
 
-    The figure is shown through a display handle and replaced in place, so a live
-    JupyterLab shows it growing, and papermill or nbval, which record the updates,
-    keep a single image: the last one. Outside a notebook it does nothing.
+    The figure goes through a display handle and is replaced in place, so papermill and nbval
+    keep a single image, the last. Outside a notebook it does nothing.
     """
 
     def __init__(self):
-        self.enabled = _in_notebook()
-        self.handle = None
+        self.enabled, self.handle = in_notebook(), None
 
     def update(self, history) -> None:
         if not self.enabled or not history.rows:
@@ -209,3 +53,112 @@ class LivePlot:
         else:
             self.handle.update(fig)
         plt.close(fig)  # otherwise the inline backend shows it a second time at the cell's end
+
+
+def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None):
+    """Counts, true class on rows, predicted class on columns. Lesson 07."""
+    matrix, n = matrix.cpu(), matrix.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    _, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set(xlabel="predicted", ylabel="true")
+    threshold = matrix.max().item() / 2 if matrix.numel() else math.inf
+    for i in range(n):
+        for j in range(n):
+            value = matrix[i, j].item()
+            ax.text(j, i, value, ha="center", va="center",
+                    color="white" if value > threshold else "black")
+    return ax
+
+
+def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None):
+    """Each image beside a bar chart of its top-k classes (``labkit.vision.classify``). Lesson 02."""
+    fig, axes = plt.subplots(len(images), 2, figsize=(9, 2.6 * len(images)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.4]})
+    for row, (image, top) in enumerate(zip(images, predictions)):
+        axes[row, 0].imshow(image)
+        axes[row, 0].axis("off")
+        if titles is not None:
+            axes[row, 0].set_title(titles[row])
+        names, probs = [name for name, _ in top][::-1], [p for _, p in top][::-1]
+        axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
+        axes[row, 1].set_yticks(range(len(top)), names)
+        axes[row, 1].set(xlim=(0, 1), xlabel="probability")
+        for y, p in enumerate(probs):
+            axes[row, 1].text(min(p + 0.02, 0.85), y, f"{p:.1%}", va="center")
+    fig.tight_layout()
+    return fig
+
+
+def plot_filters(weight, *, max_filters: int = 64, columns: int = 16):
+    """First-layer filters (out, 3, k, k) as colour images, each scaled to [0, 1]. Lesson 01."""
+    weight = weight.detach().float().cpu()[:max_filters]
+    if weight.ndim != 4 or weight.shape[1] != 3:
+        raise ValueError(f"plot_filters draws RGB filters shaped (out, 3, k, k), got "
+                         f"{tuple(weight.shape)}. Fix: pass the first convolution's weight, "
+                         f"e.g. model.features[0].weight.")
+    rows = math.ceil(len(weight) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.6 + 0.3),
+                             squeeze=False)
+    low = weight.amin(dim=(1, 2, 3), keepdim=True)
+    high = weight.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = (weight - low) / (high - low).clamp_min(1e-8)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index < len(scaled):
+            ax.imshow(scaled[index].permute(1, 2, 0), interpolation="nearest")  # (k, k, 3)
+    return fig
+
+
+def plot_feature_maps(maps, *, per_layer: int = 8):
+    """A row per layer: the first ``per_layer`` channels of each (1, C, H, W) map. Lesson 02."""
+    fig, axes = plt.subplots(len(maps), per_layer, figsize=(per_layer * 1.3, len(maps) * 1.5),
+                             squeeze=False)
+    for row, (name, fmap) in enumerate(maps.items()):
+        channels, height, width = fmap.shape[-3:]
+        for column, ax in enumerate(axes[row]):
+            ax.set(xticks=[], yticks=[])
+            if column < channels:
+                ax.imshow(fmap[0, column].float(), cmap="viridis")
+        axes[row, 0].set_ylabel(f"{name}\n{channels}x{height}x{width}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_efficiency(summary):
+    """Accuracy against labels per class, one line per method (mean over seeds, band of one
+    standard deviation), from ``labkit.few_labels.summarise``. Lesson 01."""
+    _, ax = plt.subplots(figsize=(6, 3.8))
+    for method in dict.fromkeys(method for method, _ in summary):
+        counts = sorted(labels for m, labels in summary if m == method)
+        mean, std, _ = zip(*(summary[method, n] for n in counts))
+        ax.plot(counts, mean, "o-", label=method)
+        ax.fill_between(counts, [m - s for m, s in zip(mean, std)],
+                        [m + s for m, s in zip(mean, std)], alpha=0.2)
+    ticks = sorted({labels for _, labels in summary})
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set(xlabel="labelled examples per class", ylabel="test accuracy", ylim=(0, 1))
+    ax.legend()
+    return ax
+
+
+def plot_projection(points, labels, class_names: Sequence[str], *, ax=None, title=None):
+    """A scatter of 2-D points (N, 2), one colour per class, e.g. features after PCA. Lesson 05."""
+    points, labels = points.detach().float().cpu(), labels.cpu()
+    if points.ndim != 2 or points.shape[1] != 2 or labels.shape != points.shape[:1]:
+        raise ValueError(f"plot_projection draws (N, 2) points with (N,) labels, got "
+                         f"{tuple(points.shape)} and {tuple(labels.shape)}. Fix: project the "
+                         f"features to two dimensions first, e.g. with PCA.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.6))
+    for index, name in enumerate(class_names):
+        chosen = labels == index
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=name)
+    ax.set(xticks=[], yticks=[])
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
