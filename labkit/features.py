@@ -190,5 +190,5 @@ class FeatureLoader:
             order = order.to(self.features.device)
         for start in range(0, count, self.batch_size):
             end = start + self.batch_size
-            rows = slice(start, end) if order is None else order[start:end]  # a slice copies nothing
+            rows = slice(start, end) if order is None else order[start:end]  # slices copy nothing
             yield self.features[rows], self.labels[rows]

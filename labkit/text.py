@@ -1,22 +1,9 @@
-"""Text pieces the BERT lessons share: a tokenised dataset, dynamic padding, pooling, and
-reading a masked-language model's guesses.
+"""Text pieces of the BERT lessons (08, 09): a tokenise-once dataset, dynamic padding, pooling,
+a masked-language model's guesses, and texts of your own from a CSV file, checked.
 
-    from labkit.text import DynamicPadding, TextClassificationDataset, SentenceEncoder
     train_set = TextClassificationDataset(texts, labels, tokenizer, max_length=128)
     train_loader = DataLoader(train_set, batch_size=32, shuffle=True,
                               collate_fn=DynamicPadding(tokenizer.pad_token_id))
-    encoder = SentenceEncoder(model.base_model, pooling="mean")  # (B, H) sentence vectors
-    optimizer, scheduler, warmup_steps = fine_tuning_optimizer(model, lr=1e-4, total_steps=400)
-
-Sentences are tokenised once, without padding; each batch is padded only to its own longest
-sentence (dynamic padding), so short batches cost short computations. ``fine_tuning_optimizer``
-sets up AdamW and its learning-rate schedule the way BERT's own fine-tuning code does.
-
-Texts of your own: ``load_text_csv("reviews.csv", text_column="text", label_column="label")``
-gives ``(texts, labels, label_names)`` and names every problem it finds (a file that is not
-UTF-8, a missing column, empty texts, unexpected labels) with the line and the fix. The dataset
-refuses empty or non-string texts and labels that are not class indices, and warns when it
-cuts texts longer than ``max_length``.
 """
 
 from __future__ import annotations
@@ -32,6 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 __all__ = ["TextClassificationDataset", "DynamicPadding", "input_names", "mean_pool",
@@ -39,20 +27,18 @@ __all__ = ["TextClassificationDataset", "DynamicPadding", "input_names", "mean_p
            "load_sst2", "load_text_csv"]
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# What each input is padded with; input_ids use the tokenizer's own [PAD] id.
-PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
 
 
 def input_names(model: nn.Module) -> tuple[str, ...]:
-    """The tokenizer outputs the model's forward accepts (DistilBERT takes no token_type_ids)."""
+    """Tokenizer outputs the model's forward takes (DistilBERT: no token_type_ids). Lesson 09."""
     accepted = inspect.signature(model.forward).parameters
     return tuple(name for name in MODEL_INPUTS if name in accepted)
 
 
 class TextClassificationDataset(Dataset):
-    """Sentences tokenised once, unpadded; item i is a dict of lists plus its ``labels``.
+    """Texts tokenised once, unpadded; item i is a dict of token lists plus ``labels``. Lesson 09.
 
-    ``truncated`` lists the positions of the texts that were cut to ``max_length`` tokens.
+    Texts longer than ``max_length`` tokens are cut with a warning; ``truncated`` lists them.
     """
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer, *,
@@ -61,11 +47,15 @@ class TextClassificationDataset(Dataset):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels. Fix: pass one "
                              "label per text, in the same order.")
         _check_texts(texts)
-        self.texts, self.labels = list(texts), _class_indices(labels)
+        self.texts, self.labels = list(texts), [_class_index(i, y) for i, y in enumerate(labels)]
         # truncation: a longer text would not fit the position embeddings (512 for BERT).
         encodings = tokenizer(self.texts, truncation=True, max_length=max_length)
         self.encodings = {name: encodings[name] for name in names if name in encodings}
-        self.truncated = _truncated(self.texts, encodings["input_ids"], tokenizer, max_length)
+        # Only texts that came back max_length long can have been cut: tokenise those again.
+        full = [i for i, ids in enumerate(encodings["input_ids"]) if len(ids) >= max_length]
+        longer = tokenizer([self.texts[i] for i in full], truncation=True,
+                           max_length=max_length + 1)["input_ids"] if full else []
+        self.truncated = [i for i, ids in zip(full, longer) if len(ids) > max_length]
         if self.truncated:
             limit = getattr(tokenizer, "model_max_length", None)
             most = f" (this tokenizer takes up to {limit})" if limit and limit < 1e6 else ""
@@ -79,15 +69,17 @@ class TextClassificationDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
-        item = {name: values[index] for name, values in self.encodings.items()}
-        item["labels"] = self.labels[index]
-        return item
+        return {**{name: values[index] for name, values in self.encodings.items()},
+                "labels": self.labels[index]}
 
 
 def _check_texts(texts: Sequence) -> None:
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
     if bad:
-        shown = ", ".join(f"text {i} ({_describe(texts[i])})" for i in bad[:5])
+        def what(text) -> str:
+            return "empty" if isinstance(text, str) else f"{type(text).__name__} {text!r}"
+
+        shown = ", ".join(f"text {i} ({what(texts[i])})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise ValueError(
             f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown}{more}. (An "
@@ -95,42 +87,24 @@ def _check_texts(texts: Sequence) -> None:
             "e.g. keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()].")
 
 
-def _describe(value) -> str:
-    return "empty" if isinstance(value, str) else f"{type(value).__name__} {value!r}"
-
-
-def _class_indices(labels: Sequence) -> list[int]:
-    indices = []
-    for i, label in enumerate(labels):
-        try:
-            if isinstance(label, bool) or str(getattr(label, "dtype", "")) == "torch.bool":
-                raise TypeError
-            index = operator.index(label)  # ints, NumPy and 0-d torch integers; not 1.5 or "pos"
-        except TypeError:
-            index = -1
-        if index < 0:
-            raise ValueError(f"label {i} is {label!r}, not a class index (0, 1, 2, ...). Fix: map "
-                             "each label name to a number, e.g. labels = [names.index(l) for l in "
-                             "labels], or read the file with labkit.text.load_text_csv.")
-        indices.append(index)
-    return indices
-
-
-def _truncated(texts: list[str], input_ids: list, tokenizer, max_length: int) -> list[int]:
-    """Positions of the texts longer than ``max_length`` tokens: only texts that came back
-    exactly ``max_length`` long can have been cut, so only those are tokenised again."""
-    full = [i for i, ids in enumerate(input_ids) if len(ids) >= max_length]
-    if not full:
-        return []
-    longer = tokenizer([texts[i] for i in full], truncation=True, max_length=max_length + 1)
-    return [i for i, ids in zip(full, longer["input_ids"]) if len(ids) > max_length]
+def _class_index(i: int, label) -> int:
+    is_bool = isinstance(label, bool) or str(getattr(label, "dtype", "")) == "torch.bool"
+    try:
+        index = -1 if is_bool else operator.index(label)  # ints, NumPy and 0-d torch integers
+    except TypeError:  # 1.5, "pos", None
+        index = -1
+    if index < 0:
+        raise ValueError(f"label {i} is {label!r}, not a class index (0, 1, 2, ...). Fix: map "
+                         "each label name to a number, e.g. labels = [names.index(l) for l in "
+                         "labels], or read the file with labkit.text.load_text_csv.")
+    return index
 
 
 class DynamicPadding:
-    """collate_fn: pad each batch to its own longest sequence, not to a fixed maximum.
+    """collate_fn: pad each batch to its own longest sequence. Lesson 09.
 
-    Takes a list of dicts of token lists (as ``TextClassificationDataset`` gives) and returns
-    a dict of (B, L) long tensors, L the longest sequence in the batch, plus (B,) ``labels``.
+    A list of dicts of token lists becomes a dict of (B, L) long tensors (L: the longest in the
+    batch) plus (B,) ``labels``; input_ids are padded with ``pad_token_id``, the rest with 0.
     """
 
     def __init__(self, pad_token_id: int = 0) -> None:
@@ -139,33 +113,32 @@ class DynamicPadding:
     def __call__(self, features: list[dict]) -> dict[str, Tensor]:
         if not features:
             raise ValueError("An empty batch cannot be padded. Fix: check the dataset.")
-        longest = max(len(f["input_ids"]) for f in features)
         batch = {}
         for name in features[0]:
+            rows = [torch.tensor(f[name], dtype=torch.long) for f in features]
             if name == "labels":
-                batch[name] = torch.tensor([f[name] for f in features], dtype=torch.long)
-                continue
-            pad = self.pad_token_id if name == "input_ids" else PAD_VALUES.get(name, 0)
-            batch[name] = torch.tensor([list(f[name]) + [pad] * (longest - len(f[name]))
-                                        for f in features], dtype=torch.long)  # (B, L)
+                batch[name] = torch.stack(rows)                                      # (B,)
+            else:
+                pad = self.pad_token_id if name == "input_ids" else 0
+                batch[name] = pad_sequence(rows, batch_first=True, padding_value=pad)  # (B, L)
         return batch
 
 
 def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor) -> Tensor:
-    """Mean of the token vectors of each sentence, padding left out: (B, L, H) -> (B, H)."""
+    """Mean of each sentence's token vectors, padding left out: (B, L, H) -> (B, H). Lesson 08."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)  # (B, L, 1)
     summed = (last_hidden_state * mask).sum(dim=1)                   # (B, H)
     return summed / mask.sum(dim=1).clamp(min=1)                     # / real tokens per row
 
 
 def cls_pool(last_hidden_state: Tensor) -> Tensor:
-    """The vector at the first position, [CLS]: (B, L, H) -> (B, H)."""
+    """The vector at position 0, [CLS]: (B, L, H) -> (B, H). Lesson 08."""
     return last_hidden_state[:, 0]
 
 
 class SentenceEncoder(nn.Module):
-    """A Hugging Face encoder that returns one vector per sentence, (B, H): what
-    ``labkit.features.extract_features`` needs from a text backbone."""
+    """A Hugging Face encoder that returns one (B, H) vector per sentence, for
+    ``labkit.features.extract_features``. Lesson 09."""
 
     def __init__(self, encoder: nn.Module, *, pooling: str = "mean") -> None:
         super().__init__()
@@ -181,14 +154,12 @@ class SentenceEncoder(nn.Module):
 
 def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
                           warmup_ratio: float = 0.1, weight_decay: float = 0.01):
-    """AdamW with a linear warm-up and decay, as BERT's fine-tuning code sets them up.
+    """(AdamW, linear warm-up and decay schedule, warm-up steps), as BERT's fine-tuning code
+    sets them up. Lesson 09.
 
-    Biases and LayerNorm weights get no weight decay (google-research/bert's optimization.py
-    leaves out "LayerNorm", "layer_norm" and "bias"; transformers' Trainer leaves out the same
-    through ``get_parameter_names``). The warm-up lasts ``int(warmup_ratio * total_steps)``
-    steps, as in BERT's run_classifier.py, and reaches the scheduler as a number of steps,
-    which every transformers version reads the same way. Step the scheduler once per batch.
-    Returns ``(optimizer, scheduler, warmup_steps)``.
+    Biases and LayerNorm weights get no weight decay (google-research/bert's optimization.py;
+    transformers' ``get_parameter_names`` finds them). The warm-up lasts
+    ``int(warmup_ratio * total_steps)`` steps. Step the scheduler once per batch.
     """
     from transformers import get_linear_schedule_with_warmup
     from transformers.trainer_pt_utils import get_parameter_names
@@ -206,20 +177,24 @@ def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
     return optimizer, scheduler, warmup_steps
 
 
+def _encode(model: nn.Module, tokenizer, text: str):
+    """(tokenizer output on the model's device, model output of the inputs it takes)."""
+    inputs = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
+    model.eval()
+    return inputs, model(**{k: v for k, v in inputs.items() if k in input_names(model)})
+
+
 @torch.no_grad()
 def fill_mask(model: nn.Module, tokenizer, text: str, *, top_k: int = 5) -> list[tuple[str, float]]:
-    """The ``top_k`` most probable tokens for the one [MASK] in ``text``, with probabilities."""
-    inputs = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
+    """The ``top_k`` most probable tokens, with probabilities, for the one [MASK]. Lesson 08."""
+    inputs, outputs = _encode(model, tokenizer, text)
     positions = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero().flatten()
     if len(positions) != 1:
         raise ValueError(f"{text!r} has {len(positions)} {tokenizer.mask_token} tokens. "
                          f"Fix: put exactly one {tokenizer.mask_token} where the word is missing.")
-    model.eval()
-    names = input_names(model)
-    logits = model(**{k: v for k, v in inputs.items() if k in names}).logits[0, positions[0]]
-    # A stand-in model keeps the checkpoint's 30,522 outputs while the course's tokenizer has
-    # fewer tokens; only ids the tokenizer can spell are candidates (all of them, normally).
-    probs = logits[:len(tokenizer)].float().softmax(dim=-1)
+    # A stand-in model keeps the checkpoint's 30,522 outputs while the course's tokenizer may
+    # have fewer: only ids the tokenizer can spell are candidates.
+    probs = outputs.logits[0, positions[0], :len(tokenizer)].float().softmax(dim=-1)
     top = probs.topk(top_k)
     return [(tokenizer.convert_ids_to_tokens(int(i)), float(p))
             for p, i in zip(top.values, top.indices)]
@@ -227,12 +202,9 @@ def fill_mask(model: nn.Module, tokenizer, text: str, *, top_k: int = 5) -> list
 
 @torch.no_grad()
 def word_vector(encoder: nn.Module, tokenizer, sentence: str, word: str) -> tuple[Tensor, Tensor]:
-    """(contextual, static) vectors of ``word`` in ``sentence``, each (H,).
-
-    Contextual: the encoder's last hidden state at the word's sub-word positions (their mean).
-    Static: the same positions' rows of the input embedding table, which ignore the context.
-    """
-    inputs = tokenizer(sentence, return_tensors="pt").to(next(encoder.parameters()).device)
+    """(contextual, static) (H,) vectors of ``word`` in ``sentence``: the mean over its sub-words
+    of the last hidden state, and of the input embedding rows. Lesson 08."""
+    inputs, outputs = _encode(encoder, tokenizer, sentence)
     pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
     ids = inputs["input_ids"][0].tolist()
     start = next((i for i in range(len(ids)) if ids[i:i + len(pieces)] == pieces), None)
@@ -240,16 +212,13 @@ def word_vector(encoder: nn.Module, tokenizer, sentence: str, word: str) -> tupl
         raise ValueError(f"{word!r} does not appear in {sentence!r} as the same tokens. "
                          "Fix: pick a word written the same way in the sentence.")
     span = slice(start, start + len(pieces))
-    encoder.eval()
-    names = input_names(encoder)
-    hidden = encoder(**{k: v for k, v in inputs.items() if k in names}).last_hidden_state[0]
     static = encoder.get_input_embeddings().weight[inputs["input_ids"][0, span]]  # (pieces, H)
-    return hidden[span].mean(dim=0), static.mean(dim=0)
+    return outputs.last_hidden_state[0, span].mean(dim=0), static.mean(dim=0)
 
 
 def load_sst2(root: Path | str, split: str = "train") -> tuple[list[str], list[int]]:
     """(sentences, labels) of GLUE SST-2's ``train`` or ``dev`` split (the test split has no
-    labels) from the folder ``labkit.assets.dataset_path("sst2")`` returns."""
+    labels) under ``root``. Lesson 09."""
     if split not in ("train", "dev"):
         raise ValueError(f"split={split!r}: GLUE SST-2 has labels for 'train' and 'dev'. "
                          "Fix: pass one of them.")
@@ -263,10 +232,9 @@ def load_sst2(root: Path | str, split: str = "train") -> tuple[list[str], list[i
 
 def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8",
                quoting: int = csv.QUOTE_MINIMAL) -> tuple[list[str], list[tuple[int, dict]]]:
-    """(column names, [(line number, row), ...]) of a CSV/TSV file; a file in another encoding
-    is an error naming the line and the fix. A UTF-8 byte-order mark (Excel's) is dropped."""
-    path = Path(path)
-    data = path.read_bytes()
+    """(column names, [(line number, row), ...]); a file in another encoding is an error naming
+    the line and the fix. Excel's UTF-8 byte-order mark is dropped."""
+    data = Path(path).read_bytes()
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
         text = data.decode(codec)
@@ -276,7 +244,8 @@ def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8
             f"{path} is not {encoding} text: byte {data[exc.start]:#04x} on line {line} cannot be "
             f"read ({exc.reason}). It was probably saved as Windows-1252 or Latin-1 (what Excel "
             "writes for plain \"CSV\"). Fix: save it again as UTF-8 (Excel: \"CSV UTF-8\"; a text "
-            "editor: encoding UTF-8), or pass encoding=\"cp1252\" if you know it is that.") from None
+            "editor: encoding UTF-8), or pass encoding=\"cp1252\" if you know it is that."
+        ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     rows = [(reader.line_num, row) for row in reader]
     return list(reader.fieldnames or []), rows
@@ -295,15 +264,18 @@ def _need_column(path, columns: list[str], name: str, argument: str, delimiter: 
                      f"{argument}= with the right column name.")
 
 
+def _lines(lines: list[int]) -> str:
+    return ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10
+                                              else "")
+
+
 def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: str = "label",
                   label_names: Sequence[str] | None = None, delimiter: str = ",",
                   encoding: str = "utf-8") -> tuple[list[str], list[int], list[str]]:
     """(texts, labels, label_names) from a CSV file of your own (``delimiter="\\t"`` for TSV).
 
-    Label i is ``label_names[i]``. Pass ``label_names`` to fix their order and to catch any
-    other value in the label column; without it they are the distinct values, sorted (numbers
-    as numbers). Empty texts, unexpected labels and a single label value are errors that list
-    the lines.
+    Label i is ``label_names[i]``: as given (any other value is an error naming its lines), or
+    the distinct values sorted, numbers as numbers. Empty texts and a single label are errors.
     """
     columns, rows = _read_rows(path, delimiter=delimiter, encoding=encoding)
     _need_column(path, columns, text_column, "text_column", delimiter)
@@ -316,8 +288,9 @@ def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: 
     if empty:
         raise ValueError(f"{path}: {len(empty)} rows have an empty {text_column!r}: lines "
                          f"{_lines(empty)}. Fix: fill them in or delete those rows.")
-    if label_names is None:
-        label_names = sorted(set(values), key=_label_order)
+    if label_names is None:  # numbers as numbers: "2" before "10"
+        label_names = sorted(set(values), key=lambda v: (0, int(v), "") if v.isdigit() else
+                             (1, 0, v))
     label_names = [str(name) for name in label_names]
     unexpected: dict[str, list[int]] = {}
     for (line, _), value in zip(rows, values):
@@ -332,12 +305,3 @@ def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: 
         raise ValueError(f"{path}: every row has the label {label_names[0]!r}, and a classifier "
                          "needs at least two. Fix: add examples of the other labels.")
     return texts, [label_names.index(v) for v in values], label_names
-
-
-def _label_order(value: str) -> tuple:
-    return (0, int(value), "") if value.isdigit() else (1, 0, value)  # "2" before "10"
-
-
-def _lines(lines: list[int]) -> str:
-    more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
-    return ", ".join(map(str, lines[:10])) + more

@@ -116,7 +116,7 @@ def _frozen_batchnorms(model: nn.Module) -> list[nn.Module]:
 
 
 def train_mode(model: nn.Module) -> nn.Module:
-    """``model.train()``, but BatchNorm layers with nothing to train stay in eval mode. Lesson 05."""
+    """``model.train()``, but BatchNorms with nothing to train stay in eval mode. Lesson 05."""
     model.train()
     for batchnorm in _frozen_batchnorms(model):
         batchnorm.eval()
@@ -143,8 +143,8 @@ def unfreeze(model: nn.Module, *stages: str) -> nn.Module:
     known |= {name for name, _ in model.named_parameters(remove_duplicate=False)}
     for stage in stages:  # check all of them before changing anything
         if not isinstance(stage, str):
-            raise TypeError(f"unfreeze takes stage names as separate strings, got {stage!r}. "
-                            f"Fix: unfreeze(model, 'layer3', 'layer4'), or unfreeze(model, *names).")
+            raise TypeError(f"unfreeze takes stage names as separate strings, got {stage!r}. Fix: "
+                            f"unfreeze(model, 'layer3', 'layer4'), or unfreeze(model, *names).")
         if stage not in known:
             top = ", ".join(name for name, _ in model.named_children())
             raise ValueError(f"{type(model).__name__} has no stage named {stage!r}; its top-level "

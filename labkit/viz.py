@@ -74,7 +74,7 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None):
 
 
 def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None):
-    """Each image beside a bar chart of its top-k classes (``labkit.vision.classify``). Lesson 02."""
+    """Each image beside a bar chart of its top-k classes (from ``classify``). Lesson 02."""
     fig, axes = plt.subplots(len(images), 2, figsize=(9, 2.6 * len(images)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.4]})
     for row, (image, top) in enumerate(zip(images, predictions)):
