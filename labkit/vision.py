@@ -1,10 +1,6 @@
-"""Looking inside pre-trained image models: predictions, metadata, activations, latency.
+"""Looking inside pre-trained image models (lessons 01 to 04): predictions with the weights' own
+preprocessing, what the weights' metadata says, activations through forward hooks, latency.
 
-The CNN lessons (VGG, ResNet, Inception) use these to classify real photos with the
-weights' own preprocessing, to read what the weights' metadata says about a model, to
-capture feature maps with forward hooks and to time a model on the learner's machine::
-
-    model, weights = load_vision_model("vgg16")
     classify(model, weights, [sample_photo("cat")], device=device)  # [[("tabby", 0.41), ...]]
     weights_summary(weights)["params"]                              # 138357544
 """
@@ -18,118 +14,108 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["count_parameters", "weights_summary", "classify", "activations",
+__all__ = ["count_parameters", "weights_summary", "classify", "find_layer", "activations",
            "measure_latency"]
 
 
 def count_parameters(module: nn.Module, *, trainable: bool = False) -> int:
-    """Number of parameter values in ``module`` (only those that require grad if
-    ``trainable``). Shared parameters count once, as in ``weights.meta["num_params"]``."""
+    """Parameter values in ``module`` (only those that require grad if ``trainable``); shared
+    ones count once, as in ``weights.meta["num_params"]``. Lesson 01."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
 def weights_summary(weights) -> dict:
-    """What a torchvision weights enum member says about its model, as plain numbers.
+    """A torchvision weights enum's metadata as plain numbers. Lesson 02.
 
-    ``params`` (count), ``gflops`` (per image at the weights' input size; torchvision
-    counts one multiply-add as one operation), ``acc1``/``acc5`` (ImageNet-1K validation
-    accuracy in percent, single crop), ``file_mb`` (download size), ``crop`` (input size
-    the weights' transforms produce) and ``min_size``.
+    ``gflops`` per image at the weights' crop (one multiply-add counts as one operation),
+    ``acc1``/``acc5`` ImageNet-1K validation accuracy in percent, ``file_mb`` download size.
     """
-    meta = weights.meta
+    meta, crop = weights.meta, weights.transforms().crop_size
     metrics = meta["_metrics"]["ImageNet-1K"]
-    crop = weights.transforms().crop_size
-    return {
-        "weights": f"{type(weights).__name__}.{weights.name}",
-        "params": meta["num_params"],
-        "gflops": meta["_ops"],
-        "acc1": metrics["acc@1"],
-        "acc5": metrics["acc@5"],
-        "file_mb": meta["_file_size"],
-        "crop": crop[0] if isinstance(crop, (list, tuple)) else crop,
-        "min_size": meta["min_size"],
-    }
+    return {"weights": f"{type(weights).__name__}.{weights.name}", "params": meta["num_params"],
+            "gflops": meta["_ops"], "acc1": metrics["acc@1"], "acc5": metrics["acc@5"],
+            "file_mb": meta["_file_size"], "crop": crop[0] if isinstance(crop, list) else crop,
+            "min_size": meta["min_size"]}
 
 
 @torch.no_grad()
 def classify(model: nn.Module, weights, images: Sequence, *, device: torch.device | str,
              k: int = 5) -> list[list[tuple[str, float]]]:
-    """Top-``k`` ImageNet classes with probabilities for each PIL image, best first.
-
-    Each image goes through ``weights.transforms()`` (resize, crop, normalise: exactly
-    what the model saw in training), then the model in eval mode.
-    """
-    categories = weights.meta["categories"]
+    """Top-``k`` (ImageNet class, probability) per PIL image, through ``weights.transforms()``
+    (the resize, crop and normalisation the model was trained with), in eval mode. Lesson 00."""
     preprocess = weights.transforms()
     batch = torch.stack([preprocess(image) for image in images]).to(device)  # (N, 3, H, W)
-    model.eval()
-    logits = model(batch)
-    logits = getattr(logits, "logits", logits)  # Inception/GoogLeNet named tuples
-    probs = logits.float().softmax(dim=1)
-    top = probs.topk(min(k, probs.shape[1]), dim=1)
+    logits = model.eval()(batch)
+    logits = getattr(logits, "logits", logits)  # Inception and GoogLeNet named tuples
+    top = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)
+    categories = weights.meta["categories"]
     return [[(categories[i], p) for p, i in zip(values.tolist(), indices.tolist())]
             for values, indices in zip(top.values, top.indices)]
 
 
+def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
+    """The submodule ``layer``: a name from ``model.named_modules()`` or the module itself."""
+    modules = dict(model.named_modules())
+    if isinstance(layer, str):
+        if layer not in modules:
+            raise KeyError(f"{type(model).__name__} has no layer {layer!r}. Fix: use a name "
+                           f"from [name for name, _ in model.named_modules()], such as "
+                           f"{', '.join(list(modules)[1:8])}.")
+        return modules[layer]
+    if not any(module is layer for module in modules.values()):
+        raise ValueError(f"The layer ({type(layer).__name__}) is not part of this "
+                         f"{type(model).__name__}. Fix: pass a module of the same model.")
+    return layer
+
+
 @torch.no_grad()
 def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict[str, Tensor]:
-    """The outputs of the named submodules for ``inputs``, captured with forward hooks.
-
-    ``layers`` are names from ``model.named_modules()`` (for example ``"features.3"`` or
-    ``"layer2"``). The hooks are removed afterwards, even if the forward pass fails.
-    """
-    modules = dict(model.named_modules())
-    missing = [name for name in layers if name not in modules]
-    if missing:
-        some = ", ".join(list(modules)[1:8])
-        raise KeyError(f"{type(model).__name__} has no layer(s) {missing}. Fix: use names from "
-                       f"[name for name, _ in model.named_modules()], such as {some}.")
+    """Name -> output of each named layer for ``inputs``, kept by forward hooks that are
+    removed afterwards, even after an error. Lesson 01."""
     captured: dict[str, Tensor] = {}
 
     def keep(name):
         def hook(module, args, output):
-            # clone: on a CPU .cpu() returns the same tensor, which a following in-place
-            # layer (ReLU(inplace=True)) would overwrite
+            # clone: on a CPU .cpu() is the same tensor, which an in-place ReLU would overwrite
             captured[name] = output.detach().cpu().clone()
         return hook
 
-    handles = [modules[name].register_forward_hook(keep(name)) for name in layers]
+    handles = [find_layer(model, name).register_forward_hook(keep(name)) for name in layers]
     try:
-        model.eval()
-        model(inputs)
+        model.eval()(inputs)
     finally:
         for handle in handles:
             handle.remove()
     return {name: captured[name] for name in layers}
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 @torch.no_grad()
 def measure_latency(model: nn.Module, inputs: Tensor, *, device: torch.device | str,
                     repeats: int = 10, warmup: int = 2) -> float:
-    """Median seconds for one forward pass of ``inputs`` (a whole batch) in eval mode.
+    """Median seconds of one forward pass of the batch ``inputs`` in eval mode. Lesson 02.
 
-    The first ``warmup`` calls are not timed: they pay one-off costs (memory allocation,
-    kernel selection). The median ignores the odd slow call caused by other programs.
+    ``warmup`` untimed calls pay the one-off costs (allocation, kernel choice); the median
+    ignores the odd call slowed down by another program.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
     device = torch.device(device)
     model.eval().to(device)
     inputs = inputs.to(device)
+
+    def synchronize():  # wait for the GPU's queued work before reading the clock
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elif device.type == "mps":
+            torch.mps.synchronize()
+
     for _ in range(warmup):
         model(inputs)
-    _synchronize(device)
     times = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         model(inputs)
-        _synchronize(device)
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
