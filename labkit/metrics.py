@@ -1,4 +1,4 @@
-"""Accuracy and the confusion matrix, on tensors of class indices or logits."""
+"""Accuracy and the confusion matrix, from class indices (B,) or logits (B, C)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import torch
 __all__ = ["accuracy", "confusion_matrix"]
 
 
-def _as_preds(preds_or_logits: torch.Tensor) -> torch.Tensor:
-    # (B, C) logits -> (B,) predicted classes; (B,) class indices pass through.
-    return preds_or_logits.argmax(dim=1) if preds_or_logits.ndim == 2 else preds_or_logits
+def _preds(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(B,) predicted classes: the argmax of (B, C) logits; (B,) class indices pass through."""
+    preds = preds_or_logits.argmax(dim=1) if preds_or_logits.ndim == 2 else preds_or_logits
+    if preds.shape != targets.shape:
+        raise ValueError(f"predictions have shape {tuple(preds.shape)} but targets "
+                         f"{tuple(targets.shape)}. Fix: pass one predicted class (or one row of "
+                         "logits) per target.")
+    return preds
 
 
 def accuracy(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """Fraction of predictions equal to the targets (logits are turned into classes first)."""
-    preds = _as_preds(preds_or_logits)
-    if preds.shape != targets.shape:
-        raise ValueError(f"predictions have shape {tuple(preds.shape)} but targets {tuple(targets.shape)}. "
-                         "Fix: pass one predicted class (or one row of logits) per target.")
+    """The share of predictions equal to the targets. Lesson 01."""
+    preds = _preds(preds_or_logits, targets)
     if targets.numel() == 0:
         raise ValueError("accuracy of no predictions is undefined. Fix: pass at least one target.")
     return (preds == targets).float().mean().item()
@@ -25,15 +27,12 @@ def accuracy(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 def confusion_matrix(preds_or_logits: torch.Tensor, targets: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
-    """(num_classes, num_classes) counts: row = true class, column = predicted class."""
-    preds = _as_preds(preds_or_logits).long().cpu()
-    targets = targets.long().cpu()
-    if preds.shape != targets.shape:
-        raise ValueError(f"predictions have shape {tuple(preds.shape)} but targets {tuple(targets.shape)}. "
-                         "Fix: pass one predicted class (or one row of logits) per target.")
+    """(num_classes, num_classes) counts: row = true class, column = predicted. Lesson 07."""
+    preds, targets = _preds(preds_or_logits, targets).long().cpu(), targets.long().cpu()
     seen = torch.cat([preds, targets])
     if seen.numel() and (seen.min() < 0 or seen.max() >= num_classes):
-        raise ValueError(f"class indices run from {seen.min().item()} to {seen.max().item()}, outside "
-                         f"0..{num_classes - 1}. Fix: pass num_classes equal to the number of classes.")
-    flat = targets * num_classes + preds
-    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+        raise ValueError(f"class indices run from {seen.min().item()} to {seen.max().item()}, "
+                         f"outside 0..{num_classes - 1}. Fix: pass num_classes equal to the "
+                         "number of classes.")
+    counts = torch.bincount(targets * num_classes + preds, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes)

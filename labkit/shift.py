@@ -1,19 +1,12 @@
-"""Domain shift on purpose: the same images, changed the way a new camera, a new site or a new
-season changes them, to measure what a trained model makes of the change.
+"""Domain shift on purpose (lesson 10): the same images changed the way a new camera, site or
+season changes them, to measure what a trained model makes of it.
 
-Every shift is a transform that takes images in [0, 1], one (3, H, W) or a batch (B, 3, H, W),
-and returns the same shape; ``grayscale`` and ``blur`` take PIL images too, so they can go in
-front of a weights' own transforms::
+Each shift takes images in [0, 1], (3, H, W) or (B, 3, H, W), and returns the same shape
+(``grayscale`` and ``blur`` take PIL images too); its repr names its settings, so
+``extract_features`` caches shifted images apart from the originals::
 
-    shifts = shift_suite(size=32)          # {"grayscale": ..., "blur": ..., "stripes": ...}
-    accuracy_under_shifts(model, (images, labels), shifts, device=device)
-    # {"none": 0.86, "grayscale": 0.58, ...}
-
-    augment = RandomShifts([shifts["grayscale"], shifts["blur"]])   # training-time defence
-    train_loader = DataLoader(train_set, batch_size=64, shuffle=True, collate_fn=augment.collate)
-
-Each transform has a repr that names its settings, so ``labkit.features.extract_features``
-caches the features of shifted images apart from those of the originals.
+    shifts = shift_suite(size=32)   # {"grayscale": ..., "blur": ..., "stripes": ...}
+    accuracy_under_shifts(model, (images, labels), shifts, device=device)  # {"none": 0.86, ...}
 """
 
 from __future__ import annotations
@@ -31,24 +24,20 @@ __all__ = ["grayscale", "blur", "Stripes", "shift_suite", "RandomShifts",
 
 
 def grayscale() -> v2.Grayscale:
-    """Colour removed: each pixel becomes its luminance, copied to the three channels."""
+    """Colour removed: each pixel's luminance copied to the three channels. Lesson 01."""
     return v2.Grayscale(num_output_channels=3)
 
 
 def blur(sigma: float) -> v2.GaussianBlur:
-    """A Gaussian blur of standard deviation ``sigma`` pixels (a camera out of focus)."""
+    """A Gaussian blur of ``sigma`` pixels (a camera out of focus). Lesson 10."""
     if sigma <= 0:
         raise ValueError(f"sigma={sigma!r}. Fix: pass a blur radius in pixels above 0, e.g. 1.0.")
-    kernel = 2 * math.ceil(3 * sigma) + 1  # odd, and wide enough for +-3 sigma
-    return v2.GaussianBlur(kernel_size=kernel, sigma=sigma)
+    return v2.GaussianBlur(kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)  # +-3 sigma
 
 
 class Stripes:
-    """A striped texture laid over the whole image (a fence, a screen door, a new background).
-
-    ``strength`` of the stripes' brightness replaces the same share of the image's:
-    image * (1 - strength) + strength * stripes, with vertical stripes ``period`` pixels wide.
-    """
+    """Vertical stripes ``period`` pixels wide over the image (a fence, a new background):
+    image * (1 - strength) + strength * stripes. Lesson 10."""
 
     def __init__(self, *, period: int = 4, strength: float = 0.5) -> None:
         if period < 2 or not 0 <= strength <= 1:
@@ -60,9 +49,8 @@ class Stripes:
         if not isinstance(images, Tensor):
             raise TypeError(f"Stripes takes image tensors, got a {type(images).__name__}. "
                             "Fix: convert first, e.g. v2.functional.to_image(photo).")
-        width = images.shape[-1]
-        on = (torch.arange(width, device=images.device) % self.period) < self.period // 2
-        stripes = on.to(images.dtype).expand(images.shape[-2], width)  # (H, W), 0 or 1
+        on = torch.arange(images.shape[-1], device=images.device) % self.period < self.period // 2
+        stripes = on.to(images.dtype).expand(images.shape[-2:])    # (H, W), 0 or 1
         return (images * (1 - self.strength) + self.strength * stripes).clamp(0, 1)
 
     def __repr__(self) -> str:
@@ -70,18 +58,14 @@ class Stripes:
 
 
 def shift_suite(size: int = 32) -> dict[str, Callable]:
-    """Name -> shift, scaled to images ``size`` pixels wide: what this course measures."""
+    """Name -> shift, scaled to images ``size`` pixels wide. Lesson 10."""
     return {"grayscale": grayscale(), "blur": blur(sigma=size / 32),
             "stripes": Stripes(period=max(2, size // 8))}
 
 
 class RandomShifts:
-    """Augmentation against the shifts you expect: each image of a batch gets one of
-    ``shifts`` or stays as it is, each with the same chance.
-
-    ``augment(images)`` works on a (B, 3, H, W) batch; ``augment.collate`` is a DataLoader
-    ``collate_fn`` that stacks (image, label) pairs and then augments the images.
-    """
+    """Augmentation: each image of a (B, 3, H, W) batch gets one of ``shifts`` or none, with
+    equal chances; ``collate`` is the same as a DataLoader ``collate_fn``. Lesson 10."""
 
     def __init__(self, shifts: Sequence[Callable], *, generator: torch.Generator | None = None):
         if not shifts:
@@ -89,10 +73,9 @@ class RandomShifts:
         self.shifts, self.generator = list(shifts), generator
 
     def __call__(self, images: Tensor) -> Tensor:                   # (B, 3, H, W)
-        choice = torch.randint(len(self.shifts) + 1, (images.shape[0],),
-                               generator=self.generator)            # 0 means unchanged
+        choice = torch.randint(len(self.shifts) + 1, (len(images),), generator=self.generator)
         out = images.clone()
-        for k, shift in enumerate(self.shifts, start=1):
+        for k, shift in enumerate(self.shifts, start=1):            # 0: left as it is
             rows = (choice == k).to(images.device)
             if rows.any():
                 out[rows] = shift(images[rows])  # one call per shift, on its share of the batch
@@ -110,17 +93,15 @@ class RandomShifts:
 def accuracy_under_shifts(model: torch.nn.Module, data: tuple[Tensor, Tensor],
                           shifts: dict[str, Callable], *, device,
                           batch_size: int = 256) -> dict[str, float]:
-    """Accuracy of ``model`` on ``data`` = (images (N, 3, H, W) in [0, 1], labels (N,)), as
-    they are ("none") and under each shift; the model is put in eval mode."""
+    """Accuracy on ``data`` = (images (N, 3, H, W) in [0, 1], labels (N,)) as they are ("none")
+    and under each shift, in eval mode. Lesson 10."""
     images, labels = data
     model.eval()
     results = {}
-    for name, shift in {"none": None, **shifts}.items():
+    for name, shift in {"none": lambda batch: batch, **shifts}.items():
         correct = 0
         for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
-            batch = batch if shift is None else shift(batch)
-            logits = model(batch.to(device))
-            correct += (logits.argmax(dim=1).cpu() == labels[start:start + batch_size]).sum().item()
-        results[name] = correct / len(images)
+            logits = model(shift(images[start:start + batch_size]).to(device))
+            correct += (logits.argmax(dim=1).cpu() == labels[start:start + batch_size]).sum()
+        results[name] = correct.item() / len(images)
     return results
