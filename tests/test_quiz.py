@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from labkit.quiz.bank import BankError, load_bank
-from labkit.quiz.grading import (CORRECT, INVALID, WRONG, CheckResult, Choice, CodeExercise,
-                                 Mistake, MultipleChoice, Numeric, Ordering, ShortText,
-                                 SingleChoice, Target)
-from labkit.quiz.parsing import normalise_text, parse_number
+from labkit.quiz.checkers import CheckResult
+from labkit.quiz.grading import (CORRECT, INVALID, WRONG, Choice, CodeExercise, Mistake,
+                                 MultipleChoice, Numeric, Ordering, ShortText, SingleChoice,
+                                 Target, normalise_text, parse_number)
 
 from conftest import ROOT
 
@@ -196,8 +196,7 @@ def test_ordering_needs_a_permutation(answer, why):
 # --- code exercises ------------------------------------------------------------------------
 
 def code_question(checker):
-    return CodeExercise(id="e", prompt="?", checker="test", options={"limit": 3},
-                        lookup=lambda name: checker)
+    return CodeExercise(id="e", prompt="?", checker="test", options={"limit": 3}, check=checker)
 
 
 def test_code_exercise_passes_options_and_returns_the_checkers_feedback():

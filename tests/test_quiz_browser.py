@@ -27,7 +27,7 @@ from conftest import ARTIFACTS, ROOT
 from labkit.quiz.bank import load_bank
 from labkit.quiz.grading import (CORRECT, WRONG, CodeExercise, MultipleChoice, Numeric, Ordering,
                                  ShortText, SingleChoice)
-from labkit.quiz.widgets import css_name
+from labkit.quiz.quiz import css_name
 
 expect = require_chromium().expect
 

@@ -26,7 +26,7 @@ from labkit.data import HYMENOPTERA_COUNTS
 from labkit.quiz import BankError, Flashcards, load_bank
 from labkit.quiz.bank import read_data_file
 from labkit.quiz.cards import load_glossary
-from labkit.quiz.parsing import normalise_text
+from labkit.quiz.grading import normalise_text
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

@@ -4,8 +4,8 @@
   ``yaml.load`` without a safe loader, no ``eval``/``exec``, no pickle loads, ``torch.load``
   only with ``weights_only=True``, archives only unpacked with checks, network access only in
   the modules that download pinned files. The scanner is tested on code that breaks each rule.
-- Files built to run code when read (a checkpoint, a feature cache, YAML banks, a glossary, a
-  deck) are refused and run nothing: a marker file they would create stays absent. Each payload
+- Files built to run code when read (a checkpoint, a feature cache, YAML banks, a glossary)
+  are refused and run nothing: a marker file they would create stays absent. Each payload
   is first shown to work against the unsafe way of reading it, so the test can fail.
 - Archives with ``../``, absolute paths and links that point outside write nothing outside.
 - Every download is pinned: a checksum or a commit for each asset, https only.
@@ -34,7 +34,7 @@ from labkit.instructor.packs import PackError, unpack
 from labkit.checkpoint import load_checkpoint
 from labkit.features import extract_features, feature_cache_key
 from labkit.quiz.bank import BankError, load_bank
-from labkit.quiz.cards import load_deck, load_glossary
+from labkit.quiz.cards import load_glossary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,8 +257,7 @@ YAML_PAYLOAD = "!!python/object/apply:builtins.open [{marker}, w]"
 
 @pytest.mark.parametrize("loader, what, template", [
     (load_bank, "quiz bank", "id: demo\ntitle: {payload}\nquestions: []\n"),
-    (load_glossary, "glossary", "terms:\n  - term: {payload}\n    definition: d\n"),
-    (load_deck, "deck", "title: {payload}\ncards: []\n")])
+    (load_glossary, "glossary", "terms:\n  - term: {payload}\n    definition: d\n")])
 def test_yaml_data_files_are_read_safely_and_run_nothing(tmp_path, loader, what, template):
     marker = tmp_path / "ran"
     text = template.format(payload=YAML_PAYLOAD.format(marker=marker))

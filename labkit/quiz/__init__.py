@@ -7,23 +7,24 @@ In a lesson::
     quiz                                  # widgets in Jupyter; readable text elsewhere
     quiz.answer("smoke", "b")             # the same grading, from code
 
-How it fits together (each module owns one idea):
-
-- ``grading``: question types and their pure grading (no widgets, no files);
-- ``bank``: quiz bank files (YAML/JSON, also jupyterquiz's JSON via ``jupyterquiz``),
-  validated with errors that name the file, the question and the field;
-- ``checkers``: Python functions that grade code exercises, registered by name;
-- ``session``: attempts, hints, revealing and the score for one learner;
-- ``store``: the learner's results file (atomic writes; a corrupt file is kept and reported);
-- ``widgets``: the thin ipywidgets layer, ``plain``: the text shown where widgets cannot be;
-- ``cards``: flashcards and the glossary; ``gradebook`` and ``cli``: the instructor's side.
+``grading``: question types and their grading; ``bank``: quiz bank files, checked against a
+schema; ``checkers``: how code exercises find their checkers; ``session``: attempts, hints,
+reveal and score; ``store``: the results file; ``quiz``: the widget and its text form;
+``cards``: flashcards and the glossary. Widgets are imported when ``Quiz``, ``Flashcards`` or
+``Glossary`` is first used.
 """
 
-from labkit.quiz.bank import Bank, BankError, load_bank
-from labkit.quiz.cards import Flashcards, Glossary
-from labkit.quiz.checkers import CheckResult, register_checker
-from labkit.quiz.store import default_results_path, export_results
-from labkit.quiz.widgets import Quiz
+from labkit.quiz.bank import BankError, load_bank
+from labkit.quiz.store import export_results
 
-__all__ = ["Quiz", "Flashcards", "Glossary", "Bank", "BankError", "load_bank", "CheckResult",
-           "register_checker", "default_results_path", "export_results"]
+__all__ = ["Quiz", "Flashcards", "Glossary", "BankError", "load_bank", "export_results"]
+
+
+def __getattr__(name: str):
+    if name == "Quiz":
+        from labkit.quiz.quiz import Quiz
+        return Quiz
+    if name in ("Flashcards", "Glossary"):
+        from labkit.quiz import cards
+        return getattr(cards, name)
+    raise AttributeError(f"module 'labkit.quiz' has no attribute {name!r}")

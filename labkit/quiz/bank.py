@@ -1,30 +1,27 @@
-"""Quiz banks: data files beside the notebooks, read safely and checked field by field.
-
-A bank is YAML (read with ``yaml.safe_load``: no Python objects, no code) or JSON::
+"""Quiz banks: YAML or JSON files beside the notebooks, checked against a JSON schema.
 
     id: 00_start_here              # names the quiz in results files and gradebooks
     title: First quiz
     previous_ids: [00_intro]       # optional: ids it had before (answers saved there count)
     max_attempts: 3                # default for every question (a question may override it)
+    checkers: labkit.exercises     # code questions: the module whose CHECKERS table grades them
     questions:
       - id: smoke                  # unique in the bank; letters, digits, _ . -
         type: single               # single | multiple | numeric | text | order | code
         prompt: What does `SMOKE_TEST = True` change?
-        choices:                   # single and multiple
-          - {id: a, text: ..., correct: true, explanation: ...}
+        choices: [{id: a, text: ..., correct: true, explanation: ...}, ...]  # single, multiple
         hints: [...]
         explanation: ...           # shown once answered correctly or revealed
       - {id: n, type: numeric, prompt: ..., answer: 2, tolerance: 0.05, unit: GFLOP,
-         units: {MFLOP: 0.001}, mistakes: [{answer: 1, feedback: ...}]}
+         units: {MFLOP: 0.001}, mistakes: [{answer: 1, feedback: ...}]}   # or range: [lo, hi]
       - {id: t, type: text, prompt: ..., answer: parameters, accept: [...], mistakes: [...]}
       - {id: o, type: order, prompt: ..., items: [{id: x, text: ...}, ...]}   # correct order
-      - {id: e, type: code, prompt: ..., checker: frozen_backbone, options: {num_classes: 3}}
+      - {id: e, type: code, prompt: ..., checker: vgg_block, options: {num_convs: 2}}
 
-jupyterquiz's JSON (a list of questions) is read too; see ``labkit.quiz.jupyterquiz``.
-Every problem in a bank is reported at once, each naming the file, the question and the field.
-A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
-(``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can
-expand a small file into billions of values.
+jupyterquiz's JSON (a list of questions) loads too. Every problem is reported at once, naming
+the file, the question and the field, with the fix. A bank no answer could pass (``answer:
+.nan``, an empty text answer) or any answer would (``tolerance: .inf``) is refused, and so are
+YAML aliases (``*name``): a few of them can expand a small file into billions of values.
 """
 
 from __future__ import annotations
@@ -35,38 +32,28 @@ import math
 import random
 import re
 import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator, ValidationError, validators
 
+from labkit.quiz.checkers import Checker, checker_table
 from labkit.quiz.grading import (Choice, CodeExercise, Mistake, MultipleChoice, Numeric,
-                                 Ordering, Question, ShortText, SingleChoice, Target)
-from labkit.quiz.parsing import normalise_text
-
-__all__ = ["Bank", "BankError", "Problem", "load_bank", "parse_bank", "read_data_file"]
+                                 Ordering, Question, ShortText, SingleChoice, Target,
+                                 normalise_text)
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-COMMON_FIELDS = {"id", "type", "prompt", "code", "hints", "explanation", "points",
-                 "max_attempts"}
-TYPE_FIELDS = {
-    "single": {"choices"}, "multiple": {"choices"},
-    "numeric": {"answer", "tolerance", "relative_tolerance", "range", "unit", "units",
-                "mistakes"},
-    "text": {"answer", "accept", "mistakes"},
-    "order": {"items"},
-    "code": {"checker", "options"},
-}
-BANK_FIELDS = {"id", "title", "description", "max_attempts", "previous_ids", "questions"}
 
 
 @dataclass(frozen=True)
 class Problem:
-    question: str  # "'smoke'" or "#3" when the question has no usable id; "" for the bank
+    question: str  # "'smoke'", or "#3" for a question without a usable id; "" for the file
     field: str
     message: str
-    item: str = "question"  # what ``question`` names: a question, a card, a glossary term
+    item: str = "question"  # what ``question`` names: a question or a glossary term
 
     def __str__(self) -> str:
         where = f"{self.item} {self.question}, " if self.question else ""
@@ -74,7 +61,7 @@ class Problem:
 
 
 class BankError(ValueError):
-    """A data file (quiz bank, deck, glossary) that cannot be used; ``problems`` lists why."""
+    """A data file (quiz bank, glossary) that cannot be used; ``problems`` lists why."""
 
     def __init__(self, path: Path | str, problems: list[Problem], what: str = "quiz bank"):
         self.path, self.problems = Path(path), problems
@@ -88,10 +75,7 @@ class Bank:
     title: str
     questions: tuple[Question, ...]
     path: Path | None = None
-    description: str = ""
-    # Ids this bank (or some of its questions) had before, oldest first: answers a learner saved
-    # under them are still found after a lesson is renumbered or split.
-    previous_ids: tuple[str, ...] = ()
+    previous_ids: tuple[str, ...] = ()  # ids it had before: answers saved under them count
 
     def question(self, question_id: str) -> Question:
         for question in self.questions:
@@ -101,34 +85,162 @@ class Bank:
                        f"{', '.join(q.id for q in self.questions)}.")
 
 
-class _Checker:
-    """Collects problems for one question; ``need`` returns a value or records why not."""
+# --- the schema: "must" and "fix" are ours, and word the message when a field fails -------
 
-    def __init__(self, question: str):
-        self.question, self.problems = question, []
+def field(kind: str | list, must: str, fix: str = "", **rules) -> dict:
+    return {"type": kind, "must": must, "fix": fix, **rules}
 
-    def add(self, field: str, message: str) -> None:
-        self.problems.append(Problem(self.question, field, message))
 
-    def need(self, raw: dict, field: str, kind: type | tuple, what: str, *, required=True):
-        if field not in raw:
-            if required:
-                self.add(field, f"missing. Fix: add {field}: <{what}>.")
-            return None
-        value = raw[field]
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-            self.add(field, f"must be {what}, got {_show(value)}.")
-            return None
-        return value
+NAME = field("string", "a short name (letters, digits, _ . -)", pattern=f"^{ID_PATTERN.pattern}$")
+TEXT = field("string", "text")
+TEXTS = field("array", "a list of strings", "put quotes around numbers", items=TEXT)
+ATTEMPTS = field(["integer", "null"], "a whole number of at least 1 (or null for unlimited)",
+                 "e.g. max_attempts: 3", minimum=1)
+ANSWER = field("string", "text", "e.g. answer: ResNet (quotes around numbers)",
+               answerable="write the expected answer in words")
 
+
+def entries(*, correct: bool) -> dict:
+    """The schema of ``choices`` (with ``correct``) or of ``items`` to order."""
+    entry = {"id": NAME, "text": field("string", "non-empty text", pattern=r"\S")}
+    if correct:
+        entry |= {"correct": field("boolean", "true or false"), "explanation": TEXT}
+    return field("array", "a list of {id, text} entries", minItems=2, uniqueIds=True,
+                 someCorrect=correct, items=field("object", "a mapping with id and text",
+                                                  properties=entry, required=["text"],
+                                                  additionalProperties=False))
+
+
+def mistakes(answer: dict, **rules) -> dict:
+    return field("array", "a list of {answer, feedback} entries", items=field(
+        "object", "a mapping with answer and feedback", additionalProperties=False,
+        properties={**answer, "feedback": TEXT}, **rules))
+
+
+TARGET = {  # a numeric answer, or a known wrong one
+    "answer": field("number", "a number (or give range: [low, high])", "e.g. answer: 2.5"),
+    "tolerance": field("number", "a number of at least 0", "e.g. tolerance: 0.05", minimum=0),
+    "relative_tolerance": field("number", "a fraction of the answer, at least 0 and below 1 "
+                                "(0.05 is 5%)", "e.g. relative_tolerance: 0.05", minimum=0,
+                                exclusiveMaximum=1),
+    "range": field("array", "[low, high], two finite numbers with low <= high",
+                   "e.g. range: [0.5, 1.5]", interval=True)}
+NEEDS_ANSWER = {"if": {"required": ["range"]}, "else": {
+    "required": ["answer"], "fix": "add answer: <a number>, or range: [low, high]"}}
+KINDS = {
+    "single": {"choices": entries(correct=True)},
+    "multiple": {"choices": entries(correct=True)},
+    "order": {"items": entries(correct=False)},
+    "numeric": {**TARGET, "unit": TEXT, "units": field(
+        "object", "a mapping of unit -> its size in `unit`", additionalProperties=field(
+            "number", "a positive number (its size in `unit`)", "e.g. MFLOP: 0.001",
+            exclusiveMinimum=0)),
+                "mistakes": mistakes(TARGET, required=["feedback"], **NEEDS_ANSWER)},
+    "text": {"answer": ANSWER, "accept": {**TEXTS, "answerable": "remove it, or write the "
+                                          "other spelling in words"},
+             "mistakes": mistakes({"answer": {**ANSWER, "answerable": "write the wrong answer "
+                                                                      "this feedback is for"}},
+                                  required=["answer", "feedback"])},
+    "code": {"checker": field("string", "the name of a checker function"),
+             "options": field("object", "a mapping of keyword arguments")},
+}
+COMMON = {"id": {}, "type": {}, "prompt": TEXT, "code": TEXT, "hints": TEXTS,
+          "explanation": TEXT, "max_attempts": ATTEMPTS,
+          "points": field("number", "a number of at least 0", "e.g. points: 1", minimum=0)}
+REQUIRED = {"single": ["choices"], "multiple": ["choices"], "order": ["items"],
+            "numeric": [], "text": ["answer"], "code": ["checker"]}
+QUESTION = field(
+    "object", "a mapping of fields", required=["id", "type"], properties={
+        "id": NAME, "type": field("string", f"one of {', '.join(KINDS)}", enum=list(KINDS))},
+    allOf=[{"if": {"required": ["type"], "properties": {"type": {"enum": [kind]}}},
+            "then": {"properties": {**COMMON, **fields}, "additionalProperties": False,
+                     "required": ["prompt", *REQUIRED[kind]], "needs": {"units": "unit"},
+                     **(NEEDS_ANSWER if kind == "numeric" else {})}}
+           for kind, fields in KINDS.items()])
+BANK = field("object", "a mapping with id, title and questions", required=["id", "questions"],
+             additionalProperties=False, properties={
+                 "id": {**NAME, "must": "an id (letters, digits, _ . -)"}, "title": TEXT,
+                 "max_attempts": ATTEMPTS,
+                 "previous_ids": field("array", "a list of earlier bank ids", items=NAME),
+                 "checkers": field("string", "the name of a Python module",
+                                   "e.g. checkers: labkit.exercises", pattern=r"^\w+(\.\w+)*$"),
+                 "questions": field("array", "a list of questions", "add at least one question",
+                                    minItems=1, items=QUESTION)})
+
+
+# --- checking data against a schema ---------------------------------------------------------
+
+def is_number(value: Any) -> bool:
+    """An int or float, finite: NaN matches no answer and infinity any."""
+    try:
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range
+        return False
+
+
+def _rule(test):
+    """A keyword whose error carries no text: jsonschema's own ``type``, ``enum`` and
+    ``minItems`` print the whole value, which for shared lists may be billions of items."""
+    def keyword(validator, expected, instance, schema):
+        if not test(validator, expected, instance):
+            yield ValidationError("")
+    return keyword
+
+
+def _required(validator, names, instance, schema):
+    for name in names if isinstance(instance, dict) else ():
+        if name not in instance:
+            yield ValidationError("missing.", path=[name])
+
+
+def _needs(validator, needs, instance, schema):
+    for name, other in needs.items() if isinstance(instance, dict) else ():
+        if name in instance and other not in instance:
+            yield ValidationError(f"needs {other!r} too. Fix: add {other}.", path=[name])
+
+
+def _unique_ids(validator, on, instance, schema):
+    ids = [e.get("id", chr(97 + i)) for i, e in enumerate(instance) if isinstance(e, dict)]
+    for twice in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+        yield ValidationError(f"the id {twice!r} is used twice. Fix: give each entry its own id.")
+
+
+def _some_correct(validator, on, instance, schema):
+    if on and instance and not any(isinstance(c, dict) and c.get("correct") is True
+                                   for c in instance):
+        yield ValidationError("no choice has correct: true. Fix: mark the right one(s).")
+
+
+def _answerable(validator, fix, instance, schema):
+    for text in instance if isinstance(instance, list) else [instance]:
+        if isinstance(text, str) and not normalise_text(text):
+            yield ValidationError(f"is empty once spaces and punctuation are dropped (got "
+                                  f"{text!r:.40}), so no answer could ever match it. Fix: {fix}.")
+            return
+
+
+OWN_MESSAGES = {"required", "needs", "uniqueIds", "someCorrect", "answerable"}
+Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({
+        "number": lambda _, value: is_number(value),
+        "integer": lambda _, value: type(value) is int}),
+    validators={
+        "type": _rule(lambda v, kinds, x: any(v.is_type(x, kind) for kind in (
+            [kinds] if isinstance(kinds, str) else kinds))),
+        "enum": _rule(lambda v, allowed, x: isinstance(x, str) and x in allowed),
+        "minItems": _rule(lambda v, count, x: not isinstance(x, list) or len(x) >= count),
+        "interval": _rule(lambda v, _, x: isinstance(x, list) and len(x) == 2
+                          and all(map(is_number, x)) and x[0] <= x[1]),
+        "required": _required, "needs": _needs, "uniqueIds": _unique_ids,
+        "someCorrect": _some_correct, "answerable": _answerable})
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
 
 
 def _show(value: Any) -> str:
-    """The type and the start of a value, never the whole: a value built with YAML aliases or
-    shared lists may stand for billions of items."""
+    """The type and the start of a value, never the whole (it may stand for billions)."""
     try:
         text = _REPR.repr(value)
     except ValueError:  # an int with more digits than Python turns into text
@@ -136,315 +248,219 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
 
 
-def _strings(check: _Checker, raw: dict, field: str) -> tuple[str, ...]:
-    values = check.need(raw, field, list, "a list of strings", required=False) or []
-    if not all(isinstance(v, str) for v in values):
-        check.add(field, "must be a list of strings; put quotes around numbers.")
-        return ()
-    return tuple(values)
+def _field(path: list) -> str:
+    """``["choices", 1, "correct"]`` -> ``"choices[1].correct"``."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "(file)"
 
 
-def _unknown_fields(check: _Checker, raw: dict, allowed: set[str]) -> None:
-    for name in raw:
-        if name not in allowed:
-            close = difflib.get_close_matches(str(name), sorted(allowed), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else \
-                f" Known fields: {', '.join(sorted(allowed))}."
-            check.add(str(name), f"unknown field.{hint}")
+def _label(entry: Any, index: int, key: str) -> str:
+    name = entry.get(key) if isinstance(entry, dict) else None
+    return repr(name) if isinstance(name, str) and 0 < len(name) <= 60 else f"#{index + 1}"
 
 
-def _choices(check: _Checker, raw: dict, field: str, *, need_correct: bool) -> tuple[Choice, ...]:
-    items = check.need(raw, field, list, "a list of {id, text} entries")
-    if items is None:
-        return ()
-    allowed = {"id", "text", "correct", "explanation"} if need_correct else {"id", "text"}
-    choices, letters = [], "abcdefghijklmnopqrstuvwxyz"
-    for i, item in enumerate(items):
-        where = f"{field}[{i}]"
-        if not isinstance(item, dict):
-            check.add(where, f"must be a mapping with id and text, got {_show(item)}.")
+def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key: str = "id",
+                    item: str = "question") -> list[Problem]:
+    """Every way ``data`` fails ``schema``, each naming the entry (of ``data[entries]``, by
+    its ``key``), the field, and the fix."""
+    problems = []
+    for error in Validator(schema).iter_errors(data):
+        path, label = list(error.absolute_path), ""
+        if len(path) > 1 and path[0] == entries and isinstance(path[1], int):
+            label, path = _label(data[entries][path[1]], path[1], key), path[2:]
+        if error.validator == "additionalProperties":
+            known = sorted(error.schema.get("properties", {}))
+            for name in (str(n) for n in error.instance if n not in known):
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"Did you mean {close[0]!r}?" if close else f"Known fields: " \
+                                                                   f"{', '.join(known)}."
+                problems.append(Problem(label, _field([*path, name]), f"unknown field. {hint}",
+                                        item))
             continue
-        _unknown_fields(_Prefixed(check, where), item, allowed)
-        choice_id = item.get("id", letters[i] if i < 26 else str(i))
-        text, correct = item.get("text"), item.get("correct", False)
-        if not isinstance(choice_id, str) or not ID_PATTERN.fullmatch(choice_id):
-            check.add(f"{where}.id", f"must be a short name (letters, digits, _ . -), got "
-                                     f"{_show(choice_id)}.")
-        if not isinstance(text, str) or not text.strip():
-            check.add(f"{where}.text", f"must be non-empty text, got {_show(text)}.")
-        if not isinstance(correct, bool):
-            check.add(f"{where}.correct", f"must be true or false, got {_show(correct)}.")
-        choices.append(Choice(str(choice_id), str(text), correct is True,
-                              str(item.get("explanation", ""))))
-    ids = [c.id for c in choices]
-    for twice in sorted({i for i in ids if ids.count(i) > 1}):
-        check.add(field, f"the id {twice!r} is used twice; ids must be unique.")
-    if len(choices) < 2:
-        check.add(field, f"needs at least 2 entries, found {len(choices)}.")
-    return tuple(choices)
-
-
-class _Prefixed(_Checker):
-    """A view of a checker whose field names sit under ``prefix`` (``choices[2].colour``)."""
-
-    def __init__(self, parent: _Checker, prefix: str):
-        self.question, self.problems, self.prefix = parent.question, parent.problems, prefix
-
-    def add(self, field: str, message: str) -> None:
-        super().add(f"{self.prefix}.{field}", message)
-
-
-def _finite_float(value: Any) -> float | None:
-    """``value`` (a number) as a float; None for NaN, infinities and ints beyond a float."""
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _finite(check: _Checker, raw: dict, field: str, what: str, example: str, *,
-            required: bool = False) -> float | None:
-    """A number that is neither NaN nor infinite (NaN matches no answer; infinity any)."""
-    value = check.need(raw, field, (int, float), what, required=required)
-    if value is None:
-        return None
-    number = _finite_float(value)
-    if number is None:
-        check.add(field, f"must be a finite number, got {_show(value)}: .nan matches no answer "
-                         f"and .inf any. Fix: write a plain number, e.g. {field}: {example}.")
-        return None
-    return number
-
-
-def _number(check: _Checker, raw: dict, field: str, example: str, *,
-            minimum: float | None = None):
-    value = _finite(check, raw, field, "a number", example)
-    if value is not None and minimum is not None and value < minimum:
-        check.add(field, f"must be at least {minimum:g}, got {value:g}. Fix: e.g. "
-                         f"{field}: {example}.")
-        return None
-    return value
-
-
-def _text_answer(check: _Checker, field: str, text: str, fix: str) -> bool:
-    """False (and a problem recorded) when ``text`` could never equal a learner's answer."""
-    if normalise_text(text):
-        return True
-    check.add(field, f"is empty once spaces and punctuation are dropped (got {text!r:.40}), so "
-                     f"no answer could ever match it. Fix: {fix}.")
-    return False
-
-
-def _target(check: _Checker, raw: dict, field_prefix: str = "") -> Target | None:
-    """An interval from ``answer`` with ``tolerance``/``relative_tolerance``, or ``range``."""
-    sub = _Prefixed(check, field_prefix) if field_prefix else check
-    if "range" in raw:
-        pair = raw["range"]
-        if not (isinstance(pair, list) and len(pair) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool)
-                and _finite_float(v) is not None for v in pair) and pair[0] <= pair[1]):
-            sub.add("range", f"must be [low, high], two finite numbers with low <= high, got "
-                             f"{_show(pair)}. Fix: e.g. range: [0.5, 1.5].")
-            return None
-        return Target(float(pair[0]), float(pair[1]))
-    value = _finite(sub, raw, "answer", "a number (or give range: [low, high])", "2.5",
-                    required=True)
-    absolute = _number(sub, raw, "tolerance", "0.05", minimum=0) or 0.0
-    relative = _number(sub, raw, "relative_tolerance", "0.05", minimum=0) or 0.0
-    if relative >= 1:
-        sub.add("relative_tolerance", f"must be below 1, got {relative:g}: it is a fraction of "
-                                      f"the answer (0.05 is 5%), and 1 or more accepts 0 or "
-                                      f"numbers of the wrong sign. Fix: e.g. "
-                                      f"relative_tolerance: 0.05.")
-        return None
-    if value is None:
-        return None
-    spread = max(absolute, relative * abs(value))
-    return Target(value - spread, value + spread)
-
-
-def _numeric(check: _Checker, raw: dict, common: dict) -> Numeric:
-    target = _target(check, raw)
-    unit = check.need(raw, "unit", str, "text", required=False) or ""
-    units = check.need(raw, "units", dict, "a mapping of unit -> size in `unit`",
-                       required=False) or {}
-    sizes = {}
-    for name, size in units.items():
-        number = (_finite_float(size) if isinstance(size, (int, float))
-                  and not isinstance(size, bool) else None)
-        if number is not None and number > 0:
-            sizes[name] = number
+        schema_ = (error.schema.get("properties", {}).get(path[-1], {})
+                   if error.validator == "required" else error.schema)
+        must, fix, value = schema_.get("must", ""), schema_.get("fix", ""), error.instance
+        if error.validator in OWN_MESSAGES:
+            message = error.message
+        elif error.validator == "type" and type(value) in (int, float):  # NaN, infinity
+            message = (f"must be {must} and finite, got {_show(value)}: .nan matches no answer "
+                       f"and .inf any.")
+        elif error.validator == "minItems":
+            message = f"has {len(value)} entries; it needs at least {error.validator_value}."
         else:
-            check.add(f"units.{name}", f"must be a positive finite number (its size in "
-                                       f"{unit or 'unit'}), got {_show(size)}. Fix: e.g. "
-                                       f"{name}: 0.001.")
-    if units and not unit:
-        check.add("units", "needs `unit` too: the sizes are given in that unit.")
-    mistakes = []
-    for i, item in enumerate(check.need(raw, "mistakes", list, "a list", required=False) or []):
-        where = f"mistakes[{i}]"
-        if not isinstance(item, dict):
-            check.add(where, f"must be a mapping with answer and feedback, got {_show(item)}.")
+            message = f"must be {must}, got {_show(value)}."
+        if error.validator == "required":
+            fix = fix or error.schema.get("fix") or f"add {path[-1]}: <{must}>"
+        if fix and "Fix:" not in message:
+            message += f" Fix: {fix}."
+        problems.append(Problem(label, _field(path), message, item))
+    return problems
+
+
+# --- from checked data to a Bank ------------------------------------------------------------
+
+def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
+    """(the checkers' table, a Problem for each code question whose checker is not in it)."""
+    questions = data.get("questions") if isinstance(data.get("questions"), list) else []
+    code = [(i, q) for i, q in enumerate(questions) if isinstance(q, dict)
+            and q.get("type") == "code" and isinstance(q.get("checker"), str)]
+    module, why, problems = data.get("checkers"), "", []
+    if code and checkers is None and isinstance(module, str):
+        try:
+            checkers = checker_table(module)
+        except ValueError as error:
+            why = str(error)
+    for i, question in code:
+        name = question["checker"]
+        if why:
+            message = f"cannot look up {name!r}: {why}."
+        elif checkers is None:
+            message = (f"no checker table to find {name!r} in. Fix: name the module that holds "
+                       f"it at the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS"
+                       f" table), or pass checkers= to load_bank.")
+        elif name not in checkers:
+            message = (f"{module or 'the checkers given'} has no checker {name!r} (it has: "
+                       f"{', '.join(sorted(checkers)) or 'none'}). Fix: add it to the CHECKERS "
+                       f"table, or correct the name.")
+        else:
             continue
-        _unknown_fields(_Prefixed(check, where), item,
-                        {"answer", "tolerance", "relative_tolerance", "range", "feedback"})
-        wrong = _target(check, item, where)
-        feedback = _Prefixed(check, where).need(item, "feedback", str, "text")
-        if wrong and feedback:
-            mistakes.append(Mistake(feedback, target=wrong))
-    return Numeric(**common, targets=(target,) if target else (), unit=unit,
-                   units=sizes, mistakes=tuple(mistakes))
+        problems.append(Problem(_label(question, i, "id"), "checker", message))
+    return checkers, problems
 
 
-def _text(check: _Checker, raw: dict, common: dict) -> ShortText:
-    answer = check.need(raw, "answer", str, "text (put quotes around numbers)")
-    if answer is not None:
-        _text_answer(check, "answer", answer, "write the expected answer in words, e.g. "
-                                              "answer: ResNet")
-    answers = (answer or "", *_strings(check, raw, "accept"))
-    for other in answers[1:]:
-        _text_answer(check, "accept", other, "remove it, or write the other spelling to "
-                                             "accept in words")
-    mistakes = []
-    for i, item in enumerate(check.need(raw, "mistakes", list, "a list", required=False) or []):
-        sub = _Prefixed(check, f"mistakes[{i}]")
-        if not isinstance(item, dict):
-            check.add(f"mistakes[{i}]", f"must be a mapping with answer and feedback, got "
-                                        f"{_show(item)}.")
-            continue
-        _unknown_fields(sub, item, {"answer", "feedback"})
-        said, feedback = sub.need(item, "answer", str, "text"), sub.need(item, "feedback", str,
-                                                                          "text")
-        readable = said is not None and _text_answer(
-            sub, "answer", said, "write the wrong answer this feedback is for")
-        if readable and feedback:
-            mistakes.append(Mistake(feedback, text=normalise_text(said)))
-    return ShortText(**common, answers=answers, mistakes=tuple(mistakes))
+def _choices(raw: list[dict]) -> tuple[Choice, ...]:
+    return tuple(Choice(c.get("id", chr(97 + i)), c["text"], c.get("correct", False),
+                        c.get("explanation", "")) for i, c in enumerate(raw))
 
 
-def _ordering(check: _Checker, raw: dict, common: dict) -> Ordering:
-    items = _choices(check, raw, "items", need_correct=False)
-    ids = [c.id for c in items]
-    shown = ids[:]
-    # Shown shuffled, the same way every time (seeded by the question id); never already solved.
-    random.Random(common["id"]).shuffle(shown)
-    if shown == ids and len(ids) > 1:
-        shown = ids[1:] + ids[:1]
-    return Ordering(**common, items=items, display_order=tuple(shown))
+def _target(raw: dict) -> Target:
+    if "range" in raw:
+        return Target(*map(float, raw["range"]))
+    answer = float(raw["answer"])
+    spread = max(raw.get("tolerance", 0), raw.get("relative_tolerance", 0) * abs(answer))
+    return Target(answer - spread, answer + spread)
 
 
-def _code(check: _Checker, raw: dict, common: dict, registered: set[str]) -> CodeExercise:
-    name = check.need(raw, "checker", str, "the name of a registered checker function") or ""
-    if name and name not in registered:
-        check.add("checker", f"no checker is registered as {name!r} (registered: "
-                             f"{', '.join(sorted(registered)) or 'none'}). Fix: define it with "
-                             f"@register_checker({name!r}) in Python before loading the bank.")
-    options = check.need(raw, "options", dict, "a mapping of keyword arguments",
-                         required=False) or {}
-    common = {**common, "max_attempts": common["max_attempts"] if "max_attempts" in raw else None}
-    return CodeExercise(**common, checker=name, options=options)
-
-
-def _common(check: _Checker, raw: dict, default_attempts: int | None) -> dict:
-    attempts = raw.get("max_attempts", default_attempts)
-    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool)
-                                 or attempts < 1):
-        check.add("max_attempts", f"must be a whole number of at least 1 (or null for "
-                                  f"unlimited), got {_show(attempts)}.")
-        attempts = default_attempts
-    points = _number(check, raw, "points", "1", minimum=0)
-    return {"id": str(raw.get("id", "")),
-            "prompt": check.need(raw, "prompt", str, "the question text") or "",
-            "code": check.need(raw, "code", str, "text", required=False) or "",
-            "hints": _strings(check, raw, "hints"),
-            "explanation": check.need(raw, "explanation", str, "text", required=False) or "",
-            "points": float(points if points is not None else 1.0),
-            "max_attempts": attempts}
-
-
-def _question(raw: Any, index: int, default_attempts: int | None,
-              registered: set[str]) -> tuple[Question | None, list[Problem]]:
-    raw_id = raw.get("id") if isinstance(raw, dict) else None
-    usable = isinstance(raw_id, str) and ID_PATTERN.fullmatch(raw_id)
-    check = _Checker(repr(raw_id) if usable else f"#{index + 1}")
-    if not isinstance(raw, dict):
-        check.add("(question)", f"must be a mapping of fields, got {_show(raw)}.")
-        return None, check.problems
-    if not usable:
-        check.add("id", f"must be a short name (letters, digits, _ . -), got {_show(raw_id)}."
-                  if "id" in raw else "missing. Fix: add id: <short name>, unique in the bank.")
-    kind = raw.get("type")
-    if not isinstance(kind, str) or kind not in TYPE_FIELDS:
-        check.add("type", f"must be one of {', '.join(TYPE_FIELDS)}, got {_show(kind)}.")
-        return None, check.problems
-    _unknown_fields(check, raw, COMMON_FIELDS | TYPE_FIELDS[kind])
-    common = _common(check, raw, default_attempts)
+def _question(raw: dict, max_attempts: int | None, checkers) -> Question:
+    kind = raw["type"]
+    common = {"id": raw["id"], "prompt": raw["prompt"], "code": raw.get("code", ""),
+              "hints": tuple(raw.get("hints", ())), "explanation": raw.get("explanation", ""),
+              "points": float(raw.get("points", 1)),  # code: unlimited unless the bank says
+              "max_attempts": raw.get("max_attempts", None if kind == "code" else max_attempts)}
     if kind in ("single", "multiple"):
-        choices = _choices(check, raw, "choices", need_correct=True)
-        right = sum(c.correct for c in choices)
-        if choices and right == 0:
-            check.add("choices", "no choice has correct: true. Fix: mark the right one(s).")
-        question = (SingleChoice if kind == "single" else MultipleChoice)(**common,
-                                                                          choices=choices)
-    elif kind == "numeric":
-        question = _numeric(check, raw, common)
-    elif kind == "text":
-        question = _text(check, raw, common)
-    elif kind == "order":
-        question = _ordering(check, raw, common)
-    else:
-        question = _code(check, raw, common, registered)
-    return (None if check.problems else question), check.problems
+        cls = SingleChoice if kind == "single" else MultipleChoice
+        return cls(**common, choices=_choices(raw["choices"]))
+    if kind == "order":
+        items = _choices(raw["items"])
+        shown = [c.id for c in items]
+        random.Random(raw["id"]).shuffle(shown)  # the same every time; never already solved
+        if shown == [c.id for c in items]:
+            shown = shown[1:] + shown[:1]
+        return Ordering(**common, items=items, display_order=tuple(shown))
+    if kind == "numeric":
+        return Numeric(**common, targets=(_target(raw),), unit=raw.get("unit", ""),
+                       units={u: float(size) for u, size in raw.get("units", {}).items()},
+                       mistakes=tuple(Mistake(m["feedback"], target=_target(m))
+                                      for m in raw.get("mistakes", ())))
+    if kind == "text":
+        return ShortText(**common, answers=(raw["answer"], *raw.get("accept", ())),
+                         mistakes=tuple(Mistake(m["feedback"], text=normalise_text(m["answer"]))
+                                        for m in raw.get("mistakes", ())))
+    return CodeExercise(**common, checker=raw["checker"], options=raw.get("options", {}),
+                        check=checkers[raw["checker"]])
 
 
-def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "") -> Bank:
-    """A validated ``Bank`` from already-parsed data; raises ``BankError`` listing every problem."""
-    from labkit.quiz.checkers import registered_checkers
-    from labkit.quiz.jupyterquiz import is_jupyterquiz, from_jupyterquiz
-
-    if is_jupyterquiz(data):
+def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "",
+               checkers: Mapping[str, Checker] | None = None) -> Bank:
+    """A checked ``Bank`` from parsed data; ``BankError`` lists every problem."""
+    if isinstance(data, list) and data and all(isinstance(q, dict) and "question" in q
+                                               for q in data):
         data = from_jupyterquiz(data, bank_id=default_id, path=path)
-    check = _Checker("")
-    if not isinstance(data, dict):
-        raise BankError(path, [Problem("", "(file)", f"must hold a mapping with id, title and "
-                                                     f"questions, got {_show(data)}.")])
-    _unknown_fields(check, data, BANK_FIELDS)
-    bank_id = data.get("id", default_id)
-    if not isinstance(bank_id, str) or not ID_PATTERN.fullmatch(bank_id):
-        check.add("id", f"the bank needs an id (letters, digits, _ . -), got {_show(bank_id)}.")
-    title = check.need(data, "title", str, "text", required=False) or str(bank_id)
-    description = check.need(data, "description", str, "text", required=False) or ""
-    previous = data.get("previous_ids", [])
-    if not isinstance(previous, list) or not all(
-            isinstance(old, str) and ID_PATTERN.fullmatch(old) for old in previous):
-        check.add("previous_ids", f"must be a list of earlier bank ids, got {_show(previous)}.")
-        previous = []
-    attempts = data.get("max_attempts", 3)
-    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool)
-                                 or attempts < 1):
-        check.add("max_attempts", f"must be a whole number of at least 1 (or null for "
-                                  f"unlimited), got {_show(attempts)}.")
-        attempts = 3
-    raw_questions = check.need(data, "questions", list, "a list of questions") or []
-    if not raw_questions and "questions" in data:
-        check.add("questions", "is empty. Fix: add at least one question.")
-    questions, problems = [], list(check.problems)
-    registered = set(registered_checkers())
-    for i, raw in enumerate(raw_questions):
-        question, found = _question(raw, i, attempts, registered)
+    if isinstance(data, dict):
+        data = {"id": default_id, **data} if default_id else dict(data)
+    problems = schema_problems(data, BANK)
+    if isinstance(data, dict):
+        questions = data.get("questions") if isinstance(data.get("questions"), list) else []
+        ids = [q.get("id") for q in questions if isinstance(q, dict)]
+        for twice in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
+            problems.append(Problem(repr(twice), "id", "is used by more than one question. "
+                                                       "Fix: give each question its own id."))
+        checkers, found = _find_checkers(data, checkers)
         problems += found
-        if question is not None:
-            questions.append(question)
-    ids = [q.get("id") for q in raw_questions if isinstance(q, dict)]
-    for twice in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
-        problems.append(Problem(repr(twice), "id", "is used by more than one question; "
-                                                   "question ids must be unique in a bank."))
     if problems:
         raise BankError(path, problems)
-    return Bank(bank_id, title, tuple(questions), Path(path), description,
-                tuple(previous))
+    questions = tuple(_question(q, data.get("max_attempts", 3), checkers)
+                      for q in data["questions"])
+    return Bank(data["id"], data.get("title", data["id"]), questions, Path(path),
+                tuple(data.get("previous_ids", ())))
 
+
+def load_bank(path: Path | str, *, checkers: Mapping[str, Checker] | None = None) -> Bank:
+    """Read and check a quiz bank (YAML, JSON, or jupyterquiz JSON)."""
+    path = Path(path)
+    return parse_bank(read_data_file(path), path=path, default_id=path.stem.split(".")[0],
+                      checkers=checkers)
+
+
+# --- jupyterquiz ----------------------------------------------------------------------------
+
+JUPYTERQUIZ_TYPES = {"multiple_choice": "single", "many_choice": "multiple",
+                     "numeric": "numeric", "string": "text"}
+
+
+def from_jupyterquiz(items: list[dict], *, bank_id: str, path: Path | str) -> dict:
+    """Bank data (checked afterwards like any other) for jupyterquiz's JSON question list.
+
+    multiple_choice -> single, many_choice -> multiple (feedback becomes the explanation);
+    numeric: the correct value or range is the answer (``precision`` significant digits become
+    a tolerance), wrong ones are mistakes, the default feedback a hint; string: correct answers
+    are accepted, wrong ones mistakes. Question ids are q1, q2, ...; the bank id is the file's.
+    """
+    questions = []
+    for index, item in enumerate(items):
+        kind, answers = JUPYTERQUIZ_TYPES.get(item.get("type")), item.get("answers")
+        where = f"#{index + 1} (jupyterquiz)"
+        if kind is None:
+            raise BankError(path, [Problem(where, "type", f"jupyterquiz type "
+                                           f"{item.get('type')!r} is not supported; supported: "
+                                           f"{', '.join(JUPYTERQUIZ_TYPES)}.")])
+        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+            raise BankError(path, [Problem(where, "answers", "must be a list of answer "
+                                                             "objects.")])
+        question = {"id": f"q{index + 1}", "type": kind, "prompt": item["question"]}
+        if item.get("code"):
+            question["code"] = item["code"]
+        right = [a for a in answers if a.get("correct") and a.get("type") != "default"]
+        wrong = [a for a in answers if not a.get("correct") and a.get("type") != "default"]
+        if kind in ("single", "multiple"):
+            question["choices"] = [
+                {"id": chr(97 + i), "correct": a.get("correct", False),
+                 "text": a.get("answer") or (f"`{a['code']}`" if a.get("code") else ""),
+                 "explanation": a.get("feedback", "")} for i, a in enumerate(answers)]
+        elif kind == "numeric":
+            def target(answer, digits=item.get("precision")):
+                if answer.get("type") == "range":
+                    return {"range": list(answer.get("range", []))}
+                value = answer.get("value")
+                if isinstance(digits, int) and is_number(value):  # half the last digit
+                    exponent = math.floor(math.log10(abs(value))) if value else 0
+                    return {"answer": value, "tolerance": 0.5 * 10.0 ** (exponent + 1 - digits)}
+                return {"answer": value}
+            question |= target(right[0]) if right else {}
+            question["mistakes"] = [{**target(a), "feedback": a.get("feedback", "")}
+                                    for a in wrong]
+            question["hints"] = [a["feedback"] for a in answers
+                                 if a.get("type") == "default" and a.get("feedback")]
+        else:
+            question["answer"] = right[0].get("answer") if right else None
+            question["accept"] = [a.get("answer") for a in right[1:]]
+            question["mistakes"] = [{"answer": a.get("answer"), "feedback": a.get("feedback", "")}
+                                    for a in wrong]
+        questions.append(question)
+    return {"id": bank_id, "title": bank_id, "questions": questions}
+
+
+# --- reading YAML and JSON safely -----------------------------------------------------------
 
 class _AliasRefused(yaml.YAMLError):
     def __init__(self, anchor: str, mark: Any):
@@ -453,8 +469,7 @@ class _AliasRefused(yaml.YAMLError):
 
 class _SafeLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader (plain data only, never Python objects) that also refuses
-    aliases: nine lines of ``*name`` can stand for a billion values (a "billion laughs" file)
-    that any later walk over the data, even printing it, would expand."""
+    aliases: nine lines of ``*name`` can stand for a billion values."""
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -464,14 +479,14 @@ class _SafeLoader(yaml.SafeLoader):
 
 
 def _parse(path: Path, text: str) -> Any:
-    """The data in ``text``; a message for the learner (ValueError) when it cannot be read."""
+    """The data in ``text``; ValueError with a message for the learner if it cannot be read."""
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.load(text, Loader=_SafeLoader)
     except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise ValueError(f"is not valid JSON: {error.msg} at {where}.") from None
+        raise ValueError(f"is not valid JSON: {error.msg} at line {error.lineno}, column "
+                         f"{error.colno}.") from None
     except _AliasRefused as error:
         raise ValueError(
             f"uses the YAML alias *{error.anchor} at line {error.mark.line + 1}, column "
@@ -495,32 +510,22 @@ def _parse(path: Path, text: str) -> Any:
 
 
 def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
-    """The parsed content of a YAML or JSON data file; syntax errors become ``BankError``
-    (``what`` names the kind of file in the message: quiz bank, glossary, deck)."""
+    """The parsed content of a YAML or JSON data file; what cannot be read is a ``BankError``
+    (``what`` names the kind of file: quiz bank or glossary)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+        return _parse(path, text)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no quiz data file at {path} (looked from {Path.cwd()}). Fix: check the name, or "
             f"give the path from the notebook's folder, e.g. quizzes/{path.name}.") from None
     except IsADirectoryError:
-        raise BankError(path, [Problem("", "(file)", f"is a folder, not a {what} file. Fix: "
-                                                     f"name the file, e.g. {path}/NAME.yaml.")],
-                        what) from None
+        why = f"is a folder, not a {what} file. Fix: name the file, e.g. {path}/NAME.yaml."
     except UnicodeDecodeError as error:
         line = path.read_bytes()[:error.start].count(b"\n") + 1
-        raise BankError(path, [Problem("", "(file)", f"is not UTF-8 text: byte "
-                                       f"{error.object[error.start]:#04x} on line {line}. Fix: "
-                                       "save the file again with the encoding UTF-8.")],
-                        what) from None
-    try:
-        return _parse(path, text)
+        why = (f"is not UTF-8 text: byte {error.object[error.start]:#04x} on line {line}. "
+               f"Fix: save the file again with the encoding UTF-8.")
     except ValueError as error:
-        raise BankError(path, [Problem("", "(file)", str(error))], what) from None
-
-
-def load_bank(path: Path | str) -> Bank:
-    """Read and validate a quiz bank (YAML, JSON, or jupyterquiz JSON)."""
-    path = Path(path)
-    return parse_bank(read_data_file(path), path=path, default_id=path.stem.split(".")[0])
+        why = str(error)
+    raise BankError(path, [Problem("", "(file)", why)], what)

@@ -1,6 +1,4 @@
-"""Flashcards and a glossary, fed from data files beside the notebooks.
-
-A glossary file (``quizzes/glossary.yaml``)::
+"""Flashcards and a glossary, fed from ``quizzes/glossary.yaml``::
 
     id: glossary
     terms:
@@ -10,35 +8,24 @@ A glossary file (``quizzes/glossary.yaml``)::
         aliases: [finetuning]          # optional: other spellings that find the entry
         see_also: [feature extraction] # optional: must be terms of this glossary
 
-A deck of flashcards (``quizzes/<lesson>.cards.yaml``)::
-
-    id: 00_start_here_cards
-    title: Words of the course
-    cards:
-      - {front: ..., back: ...}
-
-``Flashcards.from_glossary`` turns glossary entries into cards (term in front),
-``Flashcards.for_lesson`` the terms one lesson teaches, and ``Flashcards.review`` every term of
-the course, spaced out so that cards of one lesson do not follow each other. As with quiz
-banks, the files are read with ``yaml.safe_load`` and every problem names the file, the entry
-and the field. The state (which card, which side) is a plain ``Deck``; the widgets only draw it.
+``Flashcards.from_glossary`` makes a card of each term (term in front), ``for_lesson`` of the
+terms one lesson teaches, ``review`` of every term, spaced out. The file is checked like a quiz
+bank; the state (which card, which side) is a plain ``Deck`` that the widgets draw.
 """
 
 from __future__ import annotations
 
 import html
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as widgets
 
-from labkit.quiz.bank import BankError, Problem, read_data_file
-from labkit.quiz.parsing import normalise_text
-from labkit.quiz.session import inline_markup
-
-__all__ = ["Card", "Deck", "Entry", "load_glossary", "load_deck", "Flashcards", "Glossary"]
+from labkit.quiz.bank import BankError, Problem, read_data_file, schema_problems
+from labkit.quiz.bank import TEXTS, field as schema_field
+from labkit.quiz.grading import normalise_text
+from labkit.quiz.quiz import inline_markup
 
 
 @dataclass(frozen=True)
@@ -56,89 +43,43 @@ class Entry:
     lesson: str = ""  # the notebook that teaches the term, e.g. "05_feature_extraction"
 
 
-LESSON_PATTERN = re.compile(r"\d\d_[A-Za-z0-9_]+")
-LESSON_FIX = ("name the notebook that teaches the term, without .ipynb, e.g. "
-              "lesson: 05_feature_extraction.")
+WORDS = schema_field("string", "non-empty text", "give it some text", pattern=r"\S")
+GLOSSARY = schema_field("object", "a mapping with terms", required=["terms"], properties={
+    "id": {}, "title": {}, "terms": schema_field(
+        "array", "a non-empty list of term entries", minItems=1, items=schema_field(
+            "object", "a mapping of fields", required=["term", "definition", "lesson"],
+            additionalProperties=False, properties={
+                "term": WORDS, "definition": WORDS, "aliases": TEXTS, "see_also": TEXTS,
+                "lesson": schema_field(
+                    "string", "the name of a lesson's notebook", "name the notebook that "
+                    "teaches the term, without .ipynb, e.g. lesson: 05_feature_extraction",
+                    pattern=r"^\d\d_[A-Za-z0-9_]+$")}))})
 
 
-def _problems_in(items, field_name: str, item: str,
-                 fields: dict[str, bool | None]) -> tuple[list[dict], list[Problem]]:
-    """The well-formed mappings of a list, and a Problem for everything else.
-
-    ``fields`` maps each allowed field to whether it is required (a non-empty string);
-    optional fields are lists of strings; None: allowed, and checked by the caller.
-    """
-    problems, good = [], []
-    if not isinstance(items, list) or not items:
-        return [], [Problem("", field_name, f"must be a non-empty list of {item} entries.",
-                            item)]
-    for i, raw in enumerate(items):
-        if not isinstance(raw, dict):
-            problems.append(Problem(f"#{i + 1}", "(entry)", "must be a mapping of fields.", item))
-            continue
-        label = raw.get("term") or raw.get("front")  # entries are named by what they show
-        name = repr(label) if label else f"#{i + 1}"
-        found = []
-        for key in raw:
-            if key not in fields:
-                found.append(Problem(name, str(key), f"unknown field; known fields: "
-                                                     f"{', '.join(fields)}.", item))
-        for key, required in fields.items():
-            value = raw.get(key)
-            if required and (not isinstance(value, str) or not value.strip()):
-                found.append(Problem(name, key, "missing or empty: give it some text.", item))
-            if required is False and value is not None and not (
-                    isinstance(value, list) and all(isinstance(v, str) for v in value)):
-                found.append(Problem(name, key, "must be a list of strings.", item))
-        problems += found
-        if not found:
-            good.append(raw)
-    return good, problems
+def _strings(value) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) \
+        else ()
 
 
 def load_glossary(path: Path | str) -> list[Entry]:
-    path = Path(path)
+    """The checked entries of a glossary file, sorted by term."""
     data = read_data_file(path, "glossary")
-    if not isinstance(data, dict):
-        raise BankError(path, [Problem("", "(file)", "must hold a mapping with terms.")],
-                        "glossary")
-    raws, problems = _problems_in(data.get("terms"), "terms", "term",
-                                  {"term": True, "definition": True, "lesson": None,
-                                   "aliases": False, "see_also": False})
-    entries = [Entry(r["term"], r["definition"], tuple(r.get("aliases", [])),
-                     tuple(r.get("see_also", [])), r.get("lesson")) for r in raws]
-    for entry in entries:  # every term names the lesson that teaches it
-        if not isinstance(entry.lesson, str) or not LESSON_PATTERN.fullmatch(entry.lesson):
-            why = ("missing" if entry.lesson is None else
-                   f"{entry.lesson!r} is not a lesson's name")
-            problems.append(Problem(repr(entry.term), "lesson", f"{why}. Fix: {LESSON_FIX}",
-                                    "term"))
+    problems = schema_problems(data, GLOSSARY, entries="terms", key="term", item="term")
+    terms = data.get("terms") if isinstance(data, dict) else None
+    entries = [Entry(t["term"], t.get("definition"), _strings(t.get("aliases")),
+                     _strings(t.get("see_also")), t.get("lesson"))
+               for t in terms if isinstance(t, dict) and isinstance(t.get("term"), str)
+               ] if isinstance(terms, list) else []
+    names = [normalise_text(e.term) for e in entries]
+    problems += [Problem(repr(twice), "term", "appears more than once. Fix: merge the entries.",
+                         "term") for twice in sorted({n for n in names if names.count(n) > 1})]
     known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
-    terms = [normalise_text(e.term) for e in entries]
-    for twice in sorted({t for t in terms if terms.count(t) > 1}):
-        problems.append(Problem(repr(twice), "term", "appears more than once.", "term"))
-    for entry in entries:
-        for other in entry.see_also:
-            if normalise_text(other) not in known:
-                problems.append(Problem(repr(entry.term), "see_also", f"{other!r} is not a term "
-                                        f"of this glossary. Fix: add it, or correct the name.",
-                                        "term"))
+    problems += [Problem(repr(e.term), "see_also", f"{other!r} is not a term of this glossary. "
+                         f"Fix: add it, or correct the name.", "term")
+                 for e in entries for other in e.see_also if normalise_text(other) not in known]
     if problems:
         raise BankError(path, problems, "glossary")
     return sorted(entries, key=lambda e: normalise_text(e.term))
-
-
-def load_deck(path: Path | str) -> tuple[str, list[Card]]:
-    """(title, cards) of a flashcard deck file."""
-    path = Path(path)
-    data = read_data_file(path, "deck")
-    if not isinstance(data, dict):
-        raise BankError(path, [Problem("", "(file)", "must hold a mapping with cards.")], "deck")
-    raws, problems = _problems_in(data.get("cards"), "cards", "card",
-                                  {"front": True, "back": True})
-    if problems:
-        raise BankError(path, problems, "deck")
-    return str(data.get("title", path.stem)), [Card(r["front"], r["back"]) for r in raws]
 
 
 @dataclass
@@ -151,7 +92,7 @@ class Deck:
 
     def __post_init__(self) -> None:
         if not self.cards:
-            raise ValueError("a deck needs at least one card. Fix: add cards to the deck file.")
+            raise ValueError("a deck needs at least one card. Fix: give it some cards.")
         self.order = self.order or list(range(len(self.cards)))
 
     @property
@@ -178,11 +119,6 @@ class Flashcards:
     def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
         self.deck, self.title = Deck(list(cards)), title
         self._widget: widgets.VBox | None = None
-
-    @classmethod
-    def from_file(cls, path: Path | str) -> Flashcards:
-        title, cards = load_deck(path)
-        return cls(cards, title=title)
 
     @classmethod
     def from_glossary(cls, path: Path | str, *, terms: list[str] | None = None,

@@ -1,24 +1,17 @@
 """One learner working through one quiz: attempts, hints, revealing, score, saving.
 
-Pure Python like the grading it calls, so the rules are tested without widgets; the widget
-and the text fallback both call these methods and only draw what they return.
-
-The rules: an answer that cannot be read (``invalid``) costs no attempt. A question closes
-when it is answered correctly, revealed, or out of attempts; after ``max_attempts`` wrong
-answers the answer can be revealed, and a revealed question scores nothing.
-Questions with unlimited attempts (code exercises by default) are never revealed: their
-solution lives in the lesson.
-
-One quiz may be open in several kernels at once: each save merges, with the results file
-locked, what the others saved since (``merge_progress``), so no attempt is lost.
+The rules, in pure Python (the widget and the text form only draw what these methods return):
+an answer that cannot be read (``invalid``) costs no attempt; a question closes when answered
+correctly, revealed, or out of attempts; once the attempts are used the answer can be shown,
+and a revealed question scores nothing. Questions with unlimited attempts (code exercises by
+default) are never revealed: their solution is in the lesson. A quiz open in several kernels
+merges, under the results file's lock, what the others saved (``merge_progress``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import json
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,14 +19,7 @@ from labkit.quiz.bank import Bank
 from labkit.quiz.grading import INVALID, WRONG, Question
 from labkit.quiz.store import ResultsStore, now
 
-__all__ = ["Progress", "Feedback", "Score", "QuizSession", "inline_markup"]
-
 CLOSED, REVEALED = "closed", "revealed"
-
-
-def inline_markup(text: str) -> str:
-    """Escaped HTML, with `backticks` as <code>: enough Markdown for prompts and feedback."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 @dataclass
@@ -79,11 +65,6 @@ class Feedback:
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
-
-    def html(self) -> str:
-        details = "".join(f"<li>{inline_markup(d)}</li>" for d in self.details)
-        return (f"<div class='lk-verdict lk-{self.status}'>{inline_markup(self.message)}</div>"
-                + (f"<ul class='lk-details'>{details}</ul>" if details else ""))
 
 
 @dataclass(frozen=True)

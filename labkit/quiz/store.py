@@ -3,31 +3,22 @@
 One JSON file per learner holds all quizzes::
 
     {"format": "labkit-quiz-results", "version": 1, "learner": "ada", "updated": "...",
-     "quizzes": {"00_start_here": {
-         "title": "...", "score": 1.0, "max_score": 5.0, "answered": 2, "questions_total": 5,
-         "updated": "...",
-         "questions": {"smoke": {"answer": "b", "correct": true, "attempts": 2,
-                                 "revealed": false, "hints": 0, "timestamp": "...",
-                                 "key": "3f2a...", "status": "correct", "feedback": "..."}}}}}
+     "quizzes": {"00_start_here": {"title": "...", "score": 1.0, "max_score": 5.0, ...,
+         "questions": {"smoke": {"answer": "b", "correct": true, "attempts": 2, ...}}}}}
 
-Where: ``$LABKIT_QUIZ_RESULTS`` if set, else ``quiz-results.json`` in the user's data folder
-(``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows), so
-answers survive restarts and are not written into the course folder.
-
-Writes are atomic (a temporary file beside it, then ``os.replace``), so a crash mid-write
-leaves the old file whole. Every change (read, change, write) holds a lock on
-``<name>.lock`` beside it (``filelock``: Linux, macOS, Windows), so kernels saving into one
-file at once each keep their answers; a session merges what other kernels saved into its own
-(see ``labkit.quiz.session``). A file that cannot be read is never dropped: it is renamed to
-``<name>.corrupt-<time>.json`` (once, under the lock, however many kernels find it), every
-kernel that saw it is told, and a fresh file takes new answers.
+It is ``$LABKIT_QUIZ_RESULTS``, else ``quiz-results.json`` in the user's data folder
+(``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows).
+Writes are atomic (``labkit.files.atomic_write``) and hold a lock on ``<name>.lock`` beside
+it, so kernels saving at once each keep their answers (``labkit.quiz.session`` merges them).
+A file that cannot be read is renamed to ``<name>.corrupt-<time>.json`` (once, under the lock),
+every kernel that saw it says so, and a fresh file takes new answers.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -36,11 +27,9 @@ from typing import Any, Callable, Iterator
 
 import filelock
 
-__all__ = ["RESULTS_ENV", "LEARNER_ENV", "FORMAT", "ResultsStore", "ResultsFileError",
-           "default_results_path", "learner_name", "now", "validate_results", "export_results"]
+from labkit.files import atomic_write
 
 RESULTS_ENV = "LABKIT_QUIZ_RESULTS"
-LEARNER_ENV = "LABKIT_LEARNER"
 FORMAT = "labkit-quiz-results"
 VERSION = 1
 LOCK_TIMEOUT = 20  # seconds; a save holds the lock for milliseconds
@@ -65,12 +54,9 @@ def default_results_path() -> Path:
 
 
 def learner_name() -> str:
-    if os.environ.get(LEARNER_ENV):
-        return os.environ[LEARNER_ENV]
     try:
-        import getpass
         return getpass.getuser()
-    except (ImportError, KeyError, OSError):  # no login name in some containers
+    except (KeyError, OSError):  # no login name in some containers
         return "learner"
 
 
@@ -111,19 +97,9 @@ def read_results(path: Path) -> dict:
     return validate_results(data)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(data, file, indent=1, ensure_ascii=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda file: file.write(
+        json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8")))
 
 
 class ResultsStore:
@@ -132,11 +108,8 @@ class ResultsStore:
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path).expanduser() if path is not None else default_results_path()
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.notes: list[str] = []
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -178,13 +151,8 @@ class ResultsStore:
         return data
 
     def _set_aside(self, reason: str) -> None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # under the lock: unique
         kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
-        counter = 1
-        while kept.exists():
-            kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}-{counter}"
-                                       f"{self.path.suffix}")
-            counter += 1
         os.replace(self.path, kept)
         self.tell(f"Your results file {self.path} could not be read ({reason}). It was kept "
                    f"as {kept.name} and a new file was started; earlier answers are in the kept "
@@ -218,7 +186,7 @@ class ResultsStore:
                 data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
                 data["learner"] = data.get("learner") or learner_name()
                 data["updated"] = now()
-                write_json_atomic(self.path, data)
+                write_json(self.path, data)
             return True
         except filelock.Timeout:
             self.tell(self._busy_note("save your answers to"))
@@ -227,10 +195,6 @@ class ResultsStore:
                       f"{RESULTS_ENV} to a file in a folder you can write, then run the "
                       f"quiz cell again.")
         return False
-
-    def save_quiz(self, quiz_id: str, entry: dict) -> bool:
-        """Store one quiz's entry as it is, keeping every other quiz. False if it failed."""
-        return self.update_quiz(quiz_id, lambda stored: entry)
 
     def _busy_note(self, action: str) -> str:
         return (f"Could not {action} {self.path}: another process has held its lock "
@@ -258,5 +222,5 @@ def export_results(*, destination: Path | str | None = None, source: Path | str 
     target = Path(destination) if destination is not None else Path(f"quiz-results-{safe}.json")
     if target.is_dir() or not target.suffix:  # a folder, existing or to be made
         target = target / f"quiz-results-{safe}.json"
-    write_json_atomic(target, data)
+    write_json(target, data)
     return target

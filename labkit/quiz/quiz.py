@@ -1,0 +1,338 @@
+"""``Quiz``: a quiz bank and a learner's progress, drawn with stock ipywidgets 8 or as text.
+
+A button calls what a learner can call in code (``quiz.answer``, ``quiz.hint``,
+``quiz.reveal``), then redraws from the session, so the page shows what the kernel graded and
+saved. Every part carries a CSS class (``lk-quiz``, ``lk-question-<id>``, ``lk-check``,
+``lk-feedback`` plus ``lk-correct`` ...) for browser tests. Where no widget can be drawn
+(papermill, nbval, a text export) the ``text/plain`` part lists every question and the call
+that answers it, and nothing waits for input.
+
+Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
+overflowed onto the next and hid its control. ``CHOICE_CSS`` lets the text wrap beside its
+control, level with the first line; every choice is drawn alike, right or wrong.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from labkit.quiz.bank import Bank, load_bank
+from labkit.quiz.checkers import Checker
+from labkit.quiz.grading import (CodeExercise, MultipleChoice, Numeric, Ordering, Question,
+                                 SingleChoice)
+from labkit.quiz.session import Feedback, QuizSession, Score
+from labkit.quiz.store import RESULTS_ENV, ResultsStore
+
+# The control is one line tall and sits at the top, level with the text's first line however
+# many lines it takes. A radio button comes after its text in the page: `order` puts it first.
+CHOICE_CSS = """
+.lk-choices .widget-radio-box label, .lk-choice label.widget-label-basic {
+  display: flex; align-items: flex-start; height: auto; overflow: visible;
+  white-space: normal; overflow-wrap: anywhere; line-height: 20px; margin-bottom: 4px;
+}
+.lk-choices .widget-radio-box input, .lk-choice input[type='checkbox'] {
+  order: -1; float: none; flex: none; align-self: flex-start; height: 20px;
+  line-height: 20px; margin: 0 8px 0 1px;
+}
+.lk-choice.widget-checkbox { height: auto; width: auto; }
+.lk-choices .widget-radio-box { margin-bottom: 0; }
+"""
+STATUS_CLASSES = ("lk-correct", "lk-wrong", "lk-invalid", "lk-closed", "lk-revealed")
+FORMS = {"single": "one choice", "multiple": "choose all that apply", "numeric": "a number",
+         "text": "a word or short phrase", "order": "put in order",
+         "code": "a code exercise, graded by a checker"}
+
+
+def inline_markup(text: str) -> str:
+    """Escaped HTML, with `backticks` as <code>: enough Markdown for prompts and feedback."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def css_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)
+
+
+def classed(widget: widgets.Widget, *classes: str) -> widgets.Widget:
+    for name in classes:
+        widget.add_class(name)
+    return widget
+
+
+def _label(choice) -> str:
+    return f"{choice.id}) {choice.text.replace('`', '')}"
+
+
+class AnswerInput:
+    """The input part of a question: a widget, and its value as an answer for grading."""
+
+    def __init__(self, question: Question, hand_in: str):
+        self.question, self.boxes = question, {}
+        self.order = list(question.display_order) if isinstance(question, Ordering) else []
+        auto = widgets.Layout(width="auto")  # the default width cuts long choices short
+        if isinstance(question, SingleChoice):
+            self.widget = widgets.RadioButtons(
+                options=[(_label(c), c.id) for c in question.choices], value=None, layout=auto)
+        elif isinstance(question, MultipleChoice):
+            self.boxes = {c.id: classed(widgets.Checkbox(description=_label(c), indent=False,
+                                                         layout=auto), "lk-choice")
+                          for c in question.choices}
+            self.widget = widgets.VBox(list(self.boxes.values()))
+        elif isinstance(question, Ordering):
+            self.widget = widgets.VBox()
+            self._draw_order()
+        elif isinstance(question, CodeExercise):
+            self.widget = widgets.HTML(f"Hand your object to the checker in a code cell: "
+                                       f"<code>{hand_in}</code>")
+        else:
+            unit = f" in {question.unit}" if isinstance(question, Numeric) and question.unit else ""
+            self.widget = widgets.Text(placeholder=("a number" + unit) if isinstance(
+                question, Numeric) else "your answer", layout=widgets.Layout(width="24em"))
+        classed(self.widget, "lk-choices" if isinstance(question, (SingleChoice, MultipleChoice))
+                else "lk-input")
+
+    def _draw_order(self) -> None:
+        by_id, rows = {c.id: c for c in self.question.items}, []
+        for position, item_id in enumerate(self.order):
+            buttons = []
+            for text, css, step in (("↑", "lk-up", -1), ("↓", "lk-down", +1)):
+                # flex none: a long item would otherwise squeeze the buttons out of line
+                button = classed(widgets.Button(description=text, layout=widgets.Layout(
+                    width="3em", flex="none")), css)
+                button.on_click(lambda _, p=position, s=step: self._move(p, s))
+                buttons.append(button)
+            # HTML, not Label: a Label cuts long text short with an ellipsis.
+            text = html.escape(f"{position + 1}. {_label(by_id[item_id])}")
+            rows.append(widgets.HBox([*buttons, classed(widgets.HTML(text), "lk-order-item")]))
+        self.widget.children = rows
+
+    def _move(self, position: int, step: int) -> None:
+        other = position + step
+        if 0 <= other < len(self.order):
+            self.order[position], self.order[other] = self.order[other], self.order[position]
+            self._draw_order()
+
+    def value(self) -> Any:
+        if isinstance(self.question, SingleChoice):
+            return self.widget.value or ""
+        if isinstance(self.question, MultipleChoice):
+            return [i for i, box in self.boxes.items() if box.value]
+        return list(self.order) if isinstance(self.question, Ordering) else self.widget.value
+
+    def show(self, answer: Any) -> None:
+        """Put a saved answer back into the input, after a kernel restart."""
+        question = self.question
+        if answer is None or isinstance(question, CodeExercise):
+            return
+        if isinstance(question, SingleChoice) and answer in dict(self.widget.options).values():
+            self.widget.value = answer
+        elif isinstance(question, MultipleChoice) and isinstance(answer, list):
+            for choice_id, box in self.boxes.items():
+                box.value = choice_id in answer
+        elif isinstance(question, Ordering) and isinstance(answer, list) \
+                and sorted(answer) == sorted(self.order):
+            self.order = list(answer)
+            self._draw_order()
+        elif isinstance(self.widget, widgets.Text):
+            self.widget.value = f"{answer:g}" if isinstance(answer, float) else str(answer)
+
+    def disable(self, disabled: bool) -> None:
+        parts = (list(self.boxes.values()) if self.boxes else
+                 [b for row in self.widget.children for b in row.children[:2]]
+                 if isinstance(self.question, Ordering) else [self.widget])
+        for part in parts:
+            if hasattr(part, "disabled"):
+                part.disabled = disabled
+
+
+class QuestionView:
+    """One question's widgets; ``refresh`` draws them from the session's state."""
+
+    def __init__(self, quiz: Quiz, question: Question, number: int):
+        self.quiz, self.question = quiz, question
+        prompt = f"<b>{number}.</b> {inline_markup(question.prompt)}"
+        if question.code:
+            prompt += f"<pre>{html.escape(question.code)}</pre>"
+        self.prompt = classed(widgets.HTMLMath(prompt), "lk-prompt")
+        self.input = AnswerInput(question, question.example_call(quiz.name))
+        self.check = classed(widgets.Button(description="Check", button_style="primary"),
+                             "lk-check")
+        self.hint = classed(widgets.Button(description="Hint"), "lk-hint")
+        self.reveal = classed(widgets.Button(description="Show answer"), "lk-reveal")
+        self.attempts = classed(widgets.Label(), "lk-attempts")
+        self.hints = classed(widgets.HTML(), "lk-hints")
+        self.feedback = classed(widgets.HTML(), "lk-feedback")
+        self.check.on_click(lambda _: self._guarded(
+            lambda: quiz.answer(question.id, self.input.value())))
+        self.hint.on_click(lambda _: self._guarded(lambda: quiz.hint(question.id)))
+        self.reveal.on_click(lambda _: self._guarded(lambda: quiz.reveal(question.id)))
+        for button, hidden in ((self.check, isinstance(question, CodeExercise)),
+                               (self.hint, not question.hints),
+                               (self.reveal, question.max_attempts is None)):
+            button.layout.display = "none" if hidden else None
+        buttons = widgets.HBox([self.check, self.hint, self.reveal, self.attempts])
+        self.box = classed(widgets.VBox([self.prompt, self.input.widget, buttons, self.hints,
+                                         self.feedback]),
+                           "lk-question", f"lk-question-{css_name(question.id)}")
+        self.input.show(quiz.session.progress[question.id].answer)
+
+    def _guarded(self, action) -> None:
+        # A failing callback would vanish into the kernel log; show it to the learner instead.
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001
+            self.show(Feedback(self.question.id, "invalid",
+                               f"Something went wrong: {type(error).__name__}: {error}"))
+
+    def show(self, feedback: Feedback | None) -> None:
+        if feedback is not None:
+            details = "".join(f"<li>{inline_markup(d)}</li>" for d in feedback.details)
+            self.feedback.value = (
+                f"<div class='lk-verdict lk-{feedback.status}'>{inline_markup(feedback.message)}"
+                f"</div>" + (f"<ul class='lk-details'>{details}</ul>" if details else ""))
+            for name in STATUS_CLASSES:
+                self.feedback.remove_class(name)
+            self.feedback.add_class(f"lk-{feedback.status}")
+        session, question = self.quiz.session, self.question
+        state = session.progress[question.id]
+        self.attempts.value = f"attempts: {state.attempts}" + (
+            f" of {question.max_attempts}" if question.max_attempts is not None else "")
+        closed = session.is_closed(question)
+        self.check.disabled = closed
+        self.input.disable(closed)
+        self.reveal.disabled = not session.can_reveal(question)
+        self.hint.disabled = state.hints >= len(question.hints)
+        self.hints.value = "".join(f"<div>💡 {inline_markup(h)}</div>"
+                                   for h in session.shown_hints(question.id))
+
+
+class Quiz:
+    """A quiz bank with a learner's progress, shown as widgets or, without them, as text.
+
+    ``Quiz.from_file("quizzes/00_start_here.yaml")``, as the last line of a cell. ``name`` is
+    the variable it is assigned to, used in the text that says how to answer in code.
+    """
+
+    def __init__(self, bank: Bank, *, results_path: Path | str | None = None,
+                 name: str = "quiz"):
+        self.bank, self.name = bank, name
+        self.session = QuizSession(bank, ResultsStore(results_path))
+        self._views: dict[str, QuestionView] = {}
+        self._widget: widgets.VBox | None = None
+
+    @classmethod
+    def from_file(cls, path: Path | str, *, results_path: Path | str | None = None,
+                  name: str = "quiz", checkers: Mapping[str, Checker] | None = None) -> Quiz:
+        """``checkers``: a table of checkers to use instead of the module the bank names."""
+        return cls(load_bank(path, checkers=checkers), results_path=results_path, name=name)
+
+    @property
+    def results_path(self) -> Path:
+        return self.session.store.path
+
+    def answer(self, question_id: str, value: Any) -> Feedback:
+        """Grade ``value`` as the answer to ``question_id``, save it, and return feedback."""
+        return self._show(question_id, self.session.submit(question_id, value))
+
+    def reveal(self, question_id: str) -> Feedback:
+        return self._show(question_id, self.session.reveal(question_id))
+
+    def hint(self, question_id: str) -> str:
+        hint = self.session.next_hint(question_id)
+        self._show(question_id, None)
+        return hint if hint is not None else "No more hints for this question."
+
+    def score(self) -> Score:
+        return self.session.score()
+
+    def _show(self, question_id: str, feedback: Feedback | None) -> Feedback | None:
+        if question_id in self._views:
+            self._views[question_id].show(feedback)
+            self._refresh_footer()
+        return feedback
+
+    @property
+    def widget(self) -> widgets.VBox:
+        if self._widget is None:
+            style = classed(widgets.HTML(f"<style>{CHOICE_CSS}</style>", layout=widgets.Layout(
+                display="none")), "lk-style")  # invisible; its rules apply to the whole page
+            title = classed(widgets.HTML(f"<h3>{inline_markup(self.bank.title)}</h3>"),
+                            "lk-quiz-title")
+            for number, question in enumerate(self.bank.questions, start=1):
+                view = self._views[question.id] = QuestionView(self, question, number)
+                state = self.session.progress[question.id]
+                view.show(Feedback(question.id, state.status, state.feedback,
+                                   tuple(state.details)) if state.status else None)
+            self._score = classed(widgets.HTML(), "lk-score")
+            self._notes = classed(widgets.HTML(), "lk-results-note")
+            self._widget = classed(
+                widgets.VBox([style, title, *(v.box for v in self._views.values()),
+                              self._score, self._notes]),
+                "lk-quiz", f"lk-quiz-{css_name(self.bank.id)}")
+            self._refresh_footer()
+        return self._widget
+
+    def _refresh_footer(self) -> None:
+        if self._widget is None:
+            return
+        self._score.value = f"<b>{inline_markup(str(self.score()))}</b>"
+        notes = "".join(f"<div style='color:#cf222e'>{inline_markup(n)}</div>"
+                        for n in self.session.store.notes)
+        self._notes.value = notes + (f"<small>Answers are saved to <code>"
+                                     f"{inline_markup(str(self.results_path))}</code>.</small>")
+
+    def text(self) -> str:
+        """Every question, the call that answers it, the score and where answers are saved."""
+        bank, name, session = self.bank, self.name, self.session
+        helps = [f"{name}.hint(\"<id>\") gives a hint"] if any(q.hints for q in bank.questions) \
+            else []
+        if any(q.max_attempts is not None for q in bank.questions):
+            helps.append(f"{name}.reveal(\"<id>\") shows the answer once your attempts are used")
+        lines = [f"{bank.title} [{bank.id}]: {len(bank.questions)} questions. {self.score()}",
+                 f"No widgets here: answer in a code cell with {name}.answer(\"<question id>\", "
+                 f"<answer>)." + (f" {'; '.join(helps)}." if helps else ""),
+                 f"Answers are saved to {self.results_path} (set {RESULTS_ENV} to change where).",
+                 *(f"Note: {note}" for note in session.store.notes)]
+        for number, question in enumerate(bank.questions, start=1):
+            lines += ["", *self._question_text(question, number)]
+        if any(isinstance(q, CodeExercise) for q in bank.questions):
+            lines += ["", f"Code exercises: hand your object to its checker, e.g. "
+                          f"{name}.answer(\"<id>\", model)."]
+        return "\n".join(lines)
+
+    def _question_text(self, question: Question, number: int) -> list[str]:
+        form = FORMS[question.kind]
+        if isinstance(question, Numeric) and question.unit:
+            form += f", in {question.unit}"
+        lines = textwrap.wrap(f"{number}. [{question.id}] {question.prompt} ({form})", width=96,
+                              subsequent_indent="   ")
+        if question.code:
+            lines += ["", *("       " + line for line in question.code.splitlines()), ""]
+        if isinstance(question, (SingleChoice, MultipleChoice)):
+            lines += [f"     {c.id}) {c.text}" for c in question.choices]
+        elif isinstance(question, Ordering):
+            by_id = {c.id: c for c in question.items}
+            lines += [f"     {i}) {by_id[i].text}" for i in question.display_order]
+        lines.append(f"   -> {question.example_call(self.name)}")
+        state, left = self.session.progress[question.id], self.session.attempts_left(question)
+        if state.correct:
+            lines.append(f"   (answered correctly ({state.attempts} "
+                         f"attempt{'s' if state.attempts != 1 else ''}))")
+        elif state.revealed:
+            lines.append("   (answer shown)")
+        elif state.attempts:
+            lines.append(f"   ({state.attempts} wrong so far"
+                         + (f", {left} left)" if left is not None else ")"))
+        return lines
+
+    __str__ = text
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        # Frontends with widgets draw the widget; everything else shows the text/plain part.
+        return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
