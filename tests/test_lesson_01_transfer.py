@@ -12,7 +12,7 @@ from torch import nn
 from labkit.config import shipped_data_dir
 from labkit.few_labels import (LEARNING_RATES, METHODS, SmallCNN, compare_methods, learn_target,
                                pretrain_source, summarise, target_test_set)
-from labkit.quiz.checkers import get_checker
+from labkit.exercises import CHECKERS
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES
 from labkit.transfer import freeze_backbone, head_modules, replace_head
 from conftest import ROOT
@@ -105,41 +105,41 @@ def reference_solution(backbone_state):
 
 
 def test_checker_accepts_the_reference_solution(backbone_state):
-    result = get_checker("pretrained_frozen")(reference_solution(backbone_state), num_classes=3)
+    result = CHECKERS["pretrained_frozen"](reference_solution(backbone_state), num_classes=3)
     assert result.correct, result.message
 
 
 def test_checker_rejects_a_random_backbone():
     model = SmallCNN(len(SOURCE_CLASSES))
     model.fc = nn.Linear(128, 3)
-    result = get_checker("pretrained_frozen")(freeze_backbone(model), num_classes=3)
+    result = CHECKERS["pretrained_frozen"](freeze_backbone(model), num_classes=3)
     assert not result.correct and "load_state_dict" in result.message
 
 
 def test_checker_rejects_the_old_head(backbone_state):
     model = SmallCNN(len(SOURCE_CLASSES))
     model.load_state_dict(backbone_state)
-    result = get_checker("pretrained_frozen")(freeze_backbone(model), num_classes=3)
+    result = CHECKERS["pretrained_frozen"](freeze_backbone(model), num_classes=3)
     assert not result.correct and "5 outputs" in result.message and "num_classes=3" in result.message
 
 
 def test_checker_rejects_a_trainable_backbone(backbone_state):
     model = reference_solution(backbone_state)
     model.features.requires_grad_(True)
-    result = get_checker("pretrained_frozen")(model, num_classes=3)
+    result = CHECKERS["pretrained_frozen"](model, num_classes=3)
     assert not result.correct and "still trainable" in result.message
 
 
 def test_checker_rejects_drifting_batchnorm(backbone_state):
     model = reference_solution(backbone_state).train()  # model.train() undoes the eval mode
-    result = get_checker("pretrained_frozen")(model, num_classes=3)
+    result = CHECKERS["pretrained_frozen"](model, num_classes=3)
     assert not result.correct and "train_mode(model)" in result.message
 
 
 def test_checker_leaves_the_model_alone(backbone_state):
     model = reference_solution(backbone_state)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    get_checker("pretrained_frozen")(model, num_classes=3)
+    CHECKERS["pretrained_frozen"](model, num_classes=3)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from conftest import ROOT
 from labkit.exercises.vgg import vgg_block_parameters
 from labkit.quiz import load_bank
-from labkit.quiz.checkers import get_checker
+from labkit.exercises import CHECKERS
 from notebook_runs import executed
 
 NOTEBOOK = ROOT / "notebooks" / "02_vgg.ipynb"
@@ -255,7 +255,7 @@ def test_checker_accepts_nested_containers_and_a_reused_relu():
                                 padding="same"), relu]
         return nn.Sequential(nn.Sequential(*convs), nn.MaxPool2d(2))
 
-    result = get_checker("vgg_block")(vgg_block, num_convs=3, in_channels=128, out_channels=256)
+    result = CHECKERS["vgg_block"](vgg_block, num_convs=3, in_channels=128, out_channels=256)
     assert result.correct, result.message
 
 
@@ -267,9 +267,9 @@ def test_checker_leaves_the_learners_blocks_alone():
         built.setdefault(key, _block(*key))
         return built[key]
 
-    get_checker("vgg_block")(vgg_block, num_convs=3, in_channels=128, out_channels=256)
+    CHECKERS["vgg_block"](vgg_block, num_convs=3, in_channels=128, out_channels=256)
     before = {k: {n: t.clone() for n, t in b.state_dict().items()} for k, b in built.items()}
-    result = get_checker("vgg_block")(vgg_block, num_convs=3, in_channels=128, out_channels=256)
+    result = CHECKERS["vgg_block"](vgg_block, num_convs=3, in_channels=128, out_channels=256)
     assert result.correct
     for key, block in built.items():
         assert block.training

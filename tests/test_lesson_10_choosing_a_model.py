@@ -34,7 +34,7 @@ from conftest import ROOT, cell_source, markdown_of, run_cell_of, smoke_paramete
 from notebook_runs import executed
 from labkit.assets.registry import REGISTRY
 from labkit.data import HYMENOPTERA_COUNTS
-from labkit.exercises.capstone import (SPLIT_PROBES, check_split_halves,
+from labkit.exercises.choosing_a_model import (SPLIT_PROBES, check_split_halves,
                                        reference_split_halves)
 from labkit.features import feature_cache_key
 from labkit.few_labels import SmallCNN

@@ -28,7 +28,7 @@ from notebook_runs import executed
 from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY, PipModel, VisionWeights
 from labkit.data import FACES_COUNTS
-from labkit.exercises.capstone import PROBES, check_pick_model, reference_pick_model
+from labkit.exercises.choosing_a_model import PROBES, check_pick_model, reference_pick_model
 from labkit.quiz import Quiz, load_bank
 
 NOTEBOOK = ROOT / "notebooks" / "11_capstone.ipynb"

@@ -1,13 +1,24 @@
-"""Checkers for the lessons' code exercises, one module per lesson.
+"""Checkers for the lessons' code exercises, one module per lesson topic.
 
-Importing a module registers its checkers with ``labkit.quiz.register_checker``; the quiz
-package imports this package the first time it looks a checker up, so a lesson's quiz bank
-can name them (``checker: vgg_block``) without any import in the notebook. Checkers import
-torch inside the function: loading a quiz bank must stay cheap.
+A quiz bank names this module (``checkers: labkit.exercises``) and each exercise's checker
+(``checker: vgg_block``); the quiz package looks the name up in ``CHECKERS``. A checker takes
+the learner's answer and the bank's options, and returns a ``CheckResult`` that names the
+mistake and the fix.
 """
 
-from labkit.exercises import inception, resnet, transfer_demo, vgg  # noqa: F401  (registers)
-from labkit.exercises import fine_tuning  # noqa: F401  (registers lessons 06 and 07)
-from labkit.exercises import feature_extraction  # noqa: F401  (registers lesson 05's checker)
-from labkit.exercises import bert  # noqa: F401  (registers lessons 08 and 09)
-from labkit.exercises import capstone  # noqa: F401  (registers lessons 10 and 11)
+from labkit.exercises import (bert, choosing_a_model, feature_extraction, fine_tuning, inception,
+                              resnet, transfer_learning, vgg)
+
+CHECKERS = {
+    "pretrained_frozen": transfer_learning.check_pretrained_frozen,  # lesson 01
+    "vgg_block": vgg.check_vgg_block,  # 02
+    "residual_block": resnet.check_residual_block,  # 03
+    "inception_module": inception.check_inception_module,  # 04
+    "feature_extractor": feature_extraction.check_feature_extractor,  # 05
+    "fine_tuning_setup": fine_tuning.check_fine_tuning_setup,  # 06
+    "seed_gaps": fine_tuning.check_seed_gaps,  # 07
+    "masked_mean_pooling": bert.check_masked_mean,  # 08
+    "dynamic_padding": bert.check_dynamic_padding,  # 09
+    "held_out_split": choosing_a_model.check_split_halves,  # 10
+    "model_choice": choosing_a_model.check_pick_model,  # 11
+}

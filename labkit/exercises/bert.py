@@ -1,21 +1,14 @@
-"""Checkers for lessons 08 (BERT) and 09 (fine-tuning BERT).
-
-- ``masked_mean_pooling`` (lesson 08): a function ``masked_mean(last_hidden_state,
-  attention_mask)`` that averages each sentence's token vectors and leaves padding out.
-- ``dynamic_padding`` (lesson 09): a collate function ``collate(features)`` that pads a batch
-  of tokenised sentences to the batch's own longest sentence.
-
-Both checkers call the learner's function on probe inputs they build themselves (fresh
-copies every call) and compare with what the lesson computes, naming the usual mistakes.
-"""
+"""Checkers for lessons 08 (BERT) and 09 (fine-tuning BERT), on probe inputs of their own:
+``masked_mean(last_hidden_state, attention_mask)`` leaves padding out of each sentence's mean;
+``collate(features)`` pads a batch of tokenised sentences to its own longest sentence."""
 
 from __future__ import annotations
 
-from typing import Any
+import copy
 
-from labkit.quiz.checkers import CheckResult, register_checker
+import torch
 
-__all__ = ["check_masked_mean", "check_dynamic_padding", "reference_masked_mean"]
+from labkit.exercises.checks import Mistake, attempt, checker, expect_callable, require
 
 
 def reference_masked_mean(hidden, mask):
@@ -24,140 +17,82 @@ def reference_masked_mean(hidden, mask):
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
-def _probe():
-    """Hidden states of 3 sentences with 6, 4 and 2 real tokens, and their attention mask."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    hidden = torch.randn(3, 6, 4, generator=generator) + 1.0  # (B, L, H); nonzero means
-    lengths = torch.tensor([6, 4, 2])
-    mask = (torch.arange(6)[None, :] < lengths[:, None]).long()  # (B, L), as tokenizers give
-    return hidden, mask
-
-
-def _masked_mean_mistake(out, hidden, mask) -> str | None:
-    import torch
-
-    sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)
-    if torch.allclose(out, hidden.mean(dim=1), atol=1e-5):
-        return ("Your function averages over every position, padding included, so a sentence's "
-                "vector changes with the length of the batch it is in. Fix: multiply by the "
-                "mask, attention_mask.unsqueeze(-1), before summing over dim=1.")
-    if torch.allclose(out, sums / mask.shape[1], atol=1e-5):
-        return ("You sum only the real tokens but divide by the padded length. Fix: divide by "
-                "the number of real tokens per sentence, attention_mask.sum(dim=1, keepdim=True).")
-    if torch.allclose(out, sums, atol=1e-5):
-        return ("You return the sum of the real tokens' vectors, not their mean. Fix: divide "
-                "by attention_mask.sum(dim=1, keepdim=True).")
-    if torch.allclose(out, hidden[:, 0], atol=1e-5):
-        return ("You return the vector at position 0, the [CLS] token, not a mean. Fix: "
-                "average the real tokens' vectors with the mask.")
-    return None
-
-
-@register_checker("masked_mean_pooling")
-def check_masked_mean(function: Any) -> CheckResult:
+@checker
+def check_masked_mean(masked_mean) -> str:
     """masked_mean(last_hidden_state (B, L, H), attention_mask (B, L)) -> (B, H)."""
-    import torch
-
-    if not callable(function):
-        return CheckResult(False, f"Expected a function, got a {type(function).__name__}. Fix: "
-                                  "hand in the function itself, quiz.answer(..., masked_mean).")
-    hidden, mask = _probe()
-    try:
-        out = function(hidden.clone(), mask.clone())
-    except Exception as error:  # noqa: BLE001  (any error in the learner's code)
-        return CheckResult(False, f"masked_mean raised {type(error).__name__}: {error}. Fix: it "
-                                  "takes (last_hidden_state, attention_mask), shapes (B, L, H) "
-                                  "and (B, L); the mask holds integers 0 and 1.")
-    if not isinstance(out, torch.Tensor):
-        return CheckResult(False, f"masked_mean returned a {type(out).__name__}. Fix: return "
-                                  "a tensor of shape (B, H).")
-    if tuple(out.shape) != (3, 4):
-        return CheckResult(False, f"For hidden states of shape (3, 6, 4) masked_mean returned "
-                                  f"shape {tuple(out.shape)}; expected (3, 4), one vector per "
-                                  f"sentence. Fix: reduce over dim=1, the token positions.")
-    expected = reference_masked_mean(hidden, mask)
-    if not torch.allclose(out.float(), expected, atol=1e-5):
-        mistake = _masked_mean_mistake(out.float(), hidden, mask)
-        return CheckResult(False, mistake or (
-            "masked_mean does not give the mean of the real tokens' vectors. Fix: "
-            "(h * m).sum(dim=1) / m.sum(dim=1), with m = attention_mask.unsqueeze(-1)."))
-    # The same sentence alone must get the same vector as inside the padded batch.
-    alone = function(hidden[2:, :2].clone(), mask[2:, :2].clone())
-    if not torch.allclose(alone.float(), expected[2:], atol=1e-5):
-        return CheckResult(False, "A sentence encoded alone gets another vector than in the "
-                                  "padded batch. Fix: leave padded positions out of the mean.")
-    return CheckResult(True, "Well done: padding no longer changes a sentence's vector; the "
-                             "3 probe sentences of 6, 4 and 2 tokens each get the mean of "
-                             "their own tokens, as labkit.text.mean_pool computes.")
+    expect_callable(masked_mean, 'quiz.answer("masked_mean_pooling", masked_mean)')
+    hidden = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(0)) + 1  # (B, L, H)
+    mask = (torch.arange(6)[None, :] < torch.tensor([6, 4, 2])[:, None]).long()  # (B, L)
+    out = attempt("masked_mean", "it takes (last_hidden_state, attention_mask), shapes (B, L, H) "
+                  "and (B, L); the mask holds 0 and 1.", masked_mean, hidden.clone(), mask.clone())
+    require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"For hidden states of shape "
+            f"(3, 6, 4) masked_mean returned {getattr(out, 'shape', type(out).__name__)}; "
+            f"expected a tensor of shape (3, 4), one vector per sentence. Fix: reduce over dim=1.")
+    sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)
+    for candidate, message in [  # the right answer, then the usual mistakes
+            (reference_masked_mean(hidden, mask), None),
+            (hidden.mean(dim=1), "Your function averages over every position, padding included."
+             " Fix: multiply by the mask, attention_mask.unsqueeze(-1), before summing."),
+            (sums / mask.shape[1], "You sum the real tokens but divide by the padded length. "
+             "Fix: divide by the number of real tokens, attention_mask.sum(dim=1, keepdim=True)."),
+            (sums, "You return the sum of the real tokens' vectors. Fix: divide by "
+             "attention_mask.sum(dim=1, keepdim=True)."),
+            (hidden[:, 0], "You return the vector of the [CLS] token. Fix: average the real "
+             "tokens' vectors with the mask.")]:
+        if torch.allclose(out.float(), candidate, atol=1e-5):
+            require(message is None, message)
+            break
+    else:
+        raise Mistake("masked_mean does not give the mean of the real tokens' vectors. Fix: "
+                      "(h * m).sum(dim=1) / m.sum(dim=1), with m = attention_mask.unsqueeze(-1).")
+    return ("Well done: padding no longer changes a sentence's vector; the 3 probe sentences of "
+            "6, 4 and 2 tokens each get the mean of their own tokens, as labkit.text.mean_pool "
+            "computes.")
 
 
-def _probe_features():
-    """Two batches of tokenised sentences (BERT's layout: [CLS]=2 ... [SEP]=3), with labels."""
-    def sentence(length, label, start):
-        ids = [2] + list(range(start, start + length - 2)) + [3]
-        return {"input_ids": ids, "attention_mask": [1] * length,
-                "token_type_ids": [0] * length, "labels": label}
-    return ([sentence(5, 1, 10), sentence(9, 0, 20), sentence(3, 1, 30)],
-            [sentence(4, 0, 40), sentence(6, 1, 50)])
+def _sentence(length: int, label: int, start: int) -> dict:  # BERT's [CLS]=2 ... [SEP]=3
+    return {"input_ids": [2, *range(start, start + length - 2), 3],
+            "attention_mask": [1] * length, "token_type_ids": [0] * length, "labels": label}
 
 
-def _batch_problem(out, features, pad_token_id: int) -> str | None:
-    import torch
+PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)],
+                  [_sentence(4, 0, 40), _sentence(6, 1, 50)]]
 
-    if not isinstance(out, dict):
-        return (f"collate returned a {type(out).__name__}. Fix: return a dict of tensors, "
-                "the keys of the features plus 'labels'.")
-    missing = [k for k in ("input_ids", "attention_mask", "labels") if k not in out]
-    if missing:
-        return f"The batch has no {missing}. Fix: keep every key of the features."
-    longest = max(len(f["input_ids"]) for f in features)
-    ids, mask = out["input_ids"], out["attention_mask"]
-    if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor):
-        return "input_ids and attention_mask must be tensors. Fix: torch.tensor(rows)."
-    if ids.ndim == 2 and ids.shape[0] == len(features) and ids.shape[1] > longest:
-        return (f"The batch is {ids.shape[1]} tokens long but its longest sentence has "
-                f"{longest}: that is padding to a fixed length. Fix: pad to "
-                "max(len(f['input_ids']) for f in features), the longest in this batch.")
-    if tuple(ids.shape) != (len(features), longest) or ids.shape != mask.shape:
-        return (f"input_ids has shape {tuple(ids.shape)} (attention_mask "
-                f"{tuple(mask.shape)}); expected ({len(features)}, {longest}). Fix: one row per "
-                "sentence, each padded to the longest sentence of the batch.")
-    if ids.dtype != torch.long:
-        return f"input_ids are {ids.dtype}. Fix: dtype=torch.long, as embeddings need."
+
+def _check_batch(out, features, pad_token_id: int) -> None:
+    require(isinstance(out, dict) and {"input_ids", "attention_mask", "labels"} <= set(out),
+            f"collate returned {type(out).__name__} {list(out) if isinstance(out, dict) else ''}"
+            f". Fix: return a dict of tensors with the keys of the features and 'labels'.")
+    ids, mask, labels = out["input_ids"], out["attention_mask"], out["labels"]
+    require(all(isinstance(t, torch.Tensor) for t in (ids, mask, labels)), "input_ids, "
+            "attention_mask and labels must be tensors. Fix: torch.tensor(rows).")
+    longest, batch = max(len(f["input_ids"]) for f in features), len(features)
+    require(ids.shape[-1] <= longest, f"The batch is {ids.shape[-1]} tokens long but its longest "
+            f"sentence has {longest}: that is padding to a fixed length. Fix: pad to "
+            f"max(len(f['input_ids']) for f in features), the longest in this batch.")
+    require(ids.shape == mask.shape == (batch, longest), f"input_ids has shape {tuple(ids.shape)}"
+            f" (attention_mask {tuple(mask.shape)}); expected ({batch}, {longest}). Fix: one row "
+            f"per sentence, padded to the longest sentence of the batch.")
     for row, feature in enumerate(features):
         n = len(feature["input_ids"])
-        if ids[row, :n].tolist() != feature["input_ids"]:
-            return ("A sentence's tokens moved or changed: BERT pads on the right. Fix: "
-                    "row = ids + [pad_token_id] * (longest - len(ids)).")
-        if (ids[row, n:] != pad_token_id).any():
-            return f"Padded positions should hold the [PAD] id, {pad_token_id}. Fix: pad with it."
-        if mask[row, :n].tolist() != [1] * n or (mask[row, n:] != 0).any():
-            return ("The attention mask must be 1 on real tokens and 0 on padding. Fix: pad "
-                    "attention_mask with 0.")
-    labels = out["labels"]
-    if not isinstance(labels, torch.Tensor) or labels.tolist() != [f["labels"] for f in features]:
-        return "labels should be a (B,) tensor of the features' labels. Fix: torch.tensor(labels)."
-    return None
+        require(ids[row, :n].tolist() == feature["input_ids"], "A sentence's tokens moved: BERT "
+                "pads on the right. Fix: ids + [pad_token_id] * (longest - len(ids)).")
+        require(not (ids[row, n:] != pad_token_id).any(), f"Padded positions should hold the "
+                f"[PAD] id, {pad_token_id}. Fix: pad with it.")
+        require(mask[row, :n].all() and not mask[row, n:].any(), "The attention mask must be 1 on "
+                "real tokens and 0 on padding. Fix: pad attention_mask with 0.")
+    require(labels.tolist() == [f["labels"] for f in features], "labels should be a (B,) tensor "
+            "of the features' labels. Fix: torch.tensor(labels).")
 
 
-@register_checker("dynamic_padding")
-def check_dynamic_padding(function: Any, *, pad_token_id: int = 0) -> CheckResult:
+@checker
+def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
     """collate(features) -> dict of (B, L) tensors, L the longest sentence of that batch."""
-    if not callable(function):
-        return CheckResult(False, f"Expected a function, got a {type(function).__name__}. Fix: "
-                                  "hand in the collate function itself.")
-    for features in _probe_features():
-        try:
-            out = function([dict(f, input_ids=list(f["input_ids"])) for f in features])
-        except Exception as error:  # noqa: BLE001  (any error in the learner's code)
-            return CheckResult(False, f"collate raised {type(error).__name__}: {error}. Fix: "
-                                      "it takes a list of dicts, each with lists input_ids, "
-                                      "attention_mask, token_type_ids and an int labels.")
-        problem = _batch_problem(out, features, pad_token_id)
-        if problem:
-            return CheckResult(False, problem)
-    return CheckResult(True, "Well done: each batch is exactly as long as its longest sentence "
-                             "(9 and 6 tokens in the two probe batches), padded on the right "
-                             "with [PAD] and masked out.")
+    expect_callable(collate, 'quiz.answer("collate_batch", collate_batch)')
+    for features in PADDING_PROBES:
+        out = attempt("collate", "it takes a list of dicts, each with lists input_ids, "
+                      "attention_mask, token_type_ids and an int labels.",
+                      collate, copy.deepcopy(features))
+        _check_batch(out, features, pad_token_id)
+    return ("Well done: each batch is exactly as long as its longest sentence (9 and 6 tokens in "
+            "the two probe batches), padded on the right with [PAD] and masked out.")

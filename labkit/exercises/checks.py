@@ -1,0 +1,87 @@
+"""What the lessons' checkers share: a wrong answer raises ``Mistake`` (its message names the
+mistake and the fix); the learner's code runs inside ``attempt``; counts of what trains."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from labkit.quiz.checkers import CheckResult
+from labkit.vision import count_parameters  # noqa: F401  (the one parameter count, for checkers)
+
+
+class Mistake(Exception):
+    """A wrong answer; the message is the learner's feedback: the mistake, then "Fix: ..."."""
+
+
+def checker(function):
+    """Turn ``function(answer, **options)``, which returns its praise or raises ``Mistake``,
+    into the checker the quiz calls, which returns a ``CheckResult``."""
+    @functools.wraps(function)
+    def check(answer, **options) -> CheckResult:
+        try:
+            return CheckResult(True, function(answer, **options))
+        except Mistake as mistake:
+            return CheckResult(False, str(mistake))
+    return check
+
+
+def require(condition, message: str) -> None:
+    if not condition:
+        raise Mistake(message)
+
+
+def expect_callable(answer, hand_in: str, what: str = "a function") -> None:
+    """The learner hands in a function or class, not what it returns (a model is callable too)."""
+    require(callable(answer) and not isinstance(answer, nn.Module), f"Expected {what}, got a "
+            f"{type(answer).__name__}. Fix: hand in the {'class' if 'class' in what else 'function'}"
+            f" itself, not what it returns: {hand_in}.")
+
+
+def attempt(call: str, fix: str, function, *args, **kwargs):
+    """``function(*args, **kwargs)``, the learner's code: an error it raises is a Mistake."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (any error in the learner's code)
+        raise Mistake(f"{call} raised {type(error).__name__}: {error}. Fix: {fix}") from None
+
+
+def build(call: str, fix: str, factory, *args, **kwargs) -> nn.Module:
+    """The module that the learner's function or class builds."""
+    module = attempt(call, fix, factory, *args, **kwargs)
+    require(isinstance(module, nn.Module), f"{call} returned a {type(module).__name__}, not a "
+                                           f"module. Fix: {fix}")
+    return module
+
+
+def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The module's output for a copy of ``x`` (an in-place ReLU must not change the probe)."""
+    with torch.no_grad():
+        out = attempt(f"{call} on an input of shape {tuple(x.shape)}", fix, module, x.clone())
+    require(isinstance(out, torch.Tensor), f"{call} returned a {type(out).__name__}, not a "
+                                           f"tensor. Fix: forward returns one tensor.")
+    return out
+
+
+def for_each_size(check, sizes: list) -> None:
+    """``check(size)`` for the bank's sizes, then others: a Mistake that only another size
+    shows means hard-coded numbers. Lessons 02 and 04."""
+    for index, size in enumerate(sizes):
+        try:
+            check(size)
+        except Mistake as mistake:
+            raise Mistake(f"{mistake} (It passed for the quiz's sizes, so check that your code "
+                          f"uses its arguments rather than fixed numbers.)" if index else
+                          str(mistake)) from None
+
+
+def batchnorms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def drifting_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """Frozen BatchNorm layers in train mode: training would still move their statistics."""
+    return [m for m in batchnorms(model)
+            if m.training and not any(p.requires_grad for p in m.parameters())]

@@ -1,0 +1,54 @@
+"""Checkers for lesson 01 (transfer learning): the learner turns the pre-trained shapes network
+into a frozen feature extractor (pre-trained backbone, a new head, only the head trains)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from labkit.exercises.checks import (Mistake, batchnorms, checker, count_parameters,
+                                     drifting_batchnorms, require)
+from labkit.transfer import head_modules
+
+
+@checker
+def check_frozen_backbone(model, *, num_classes: int | None = None) -> str:
+    """Only the head trains, frozen BatchNorm stays in eval mode, the head has ``num_classes``
+    outputs (if given)."""
+    require(isinstance(model, nn.Module), f"Expected a model (a torch.nn.Module), got a "
+                                          f"{type(model).__name__}. Fix: pass the model itself.")
+    try:
+        heads = head_modules(model)
+    except TypeError as error:  # it says that the head was not found, and the fix
+        raise Mistake(str(error)) from None
+    name, head = next(iter(heads.items()))
+    head_params = sum(count_parameters(h) for h in heads.values())
+    head_trainable = sum(count_parameters(h, trainable=True) for h in heads.values())
+    backbone = count_parameters(model, trainable=True) - head_trainable
+    require(not backbone, f"The backbone is still trainable: {backbone:,} parameters require "
+                          f"grad. Fix: freeze_backbone(model).")
+    require(head_trainable == head_params, f"The head is frozen too: "
+            f"{head_params - head_trainable:,} of its parameters do not require grad, so nothing "
+            f"would learn. Fix: model.{name}.requires_grad_(True).")
+    drifting = len(drifting_batchnorms(model))
+    require(not drifting, f"{drifting} frozen BatchNorm layers are in train mode, so their "
+                          f"running statistics would still change. Fix: freeze_backbone(model) "
+                          f"puts them in eval mode, and train_mode(model) keeps them there.")
+    outputs = getattr(head, "out_features", None)
+    require(num_classes in (None, outputs), f"The head model.{name} has {outputs} outputs but the "
+            f"task has {num_classes} classes. Fix: replace_head(model, num_classes={num_classes}).")
+    return f"Well done: the backbone is frozen; only its head's {head_params:,} parameters train."
+
+
+@checker
+def check_pretrained_frozen(model, *, num_classes: int) -> str:
+    """The frozen-backbone rules, and the backbone holds pre-trained weights, not fresh ones."""
+    result = check_frozen_backbone(model, num_classes=num_classes)
+    require(result.correct, result.message)
+    # A BatchNorm layer that never saw a batch keeps mean 0, variance 1 and a batch count of 0.
+    fresh = [int(m.num_batches_tracked) == 0 and not m.running_mean.any()
+             and bool((m.running_var == 1).all())
+             for m in batchnorms(model) if m.track_running_stats]
+    require(not fresh or not all(fresh), "The backbone has fresh random weights: its BatchNorm "
+            "layers have never seen an image. Fix: load the pre-trained weights first, "
+            "model.load_state_dict(backbone_state), then replace the head and freeze the backbone.")
+    return result.message.replace("the backbone is frozen", "the pre-trained backbone is frozen")
