@@ -1,19 +1,10 @@
-"""Where the course keeps downloaded files, and the two switches every lesson reads.
+"""Where the course keeps downloaded files, and the switches every lesson reads (lesson 00).
 
-The course reuses the standard caches, so weights a learner already has are found:
-
-- torchvision weights: ``TORCH_HOME`` (default ``~/.cache/torch``), in its ``hub`` folder;
-- Hugging Face checkpoints: ``HF_HOME`` (default ``~/.cache/huggingface``);
-- datasets the course downloads: ``LABKIT_DATA`` (default ``~/.cache/labkit``).
-
-Switches, read from the environment so that every runner (JupyterLab, nbval, papermill)
-passes them to the kernel the same way:
-
-- ``LABKIT_SMOKE_TEST=1``: lessons run at tiny sizes, in seconds (what CI runs);
-- ``LABKIT_OFFLINE=1``: nothing is downloaded; lessons use what is cached or say what is missing;
-- ``LABKIT_STANDIN=1``: models are built with random weights instead of pre-trained ones, so a
-  lesson runs with nothing downloaded. A banner says so: predictions and accuracies are then
-  meaningless. This is what CI runs; it is never switched on behind a learner's back.
+The caches are the standard ones, so weights a learner already has are reused: ``TORCH_HOME``
+(torchvision), ``HF_HOME`` (Hugging Face) and ``LABKIT_DATA`` (the course's datasets, default
+``~/.cache/labkit``). The switches come from the environment, so every runner (JupyterLab,
+nbval, papermill) passes them to the kernel alike: ``LABKIT_SMOKE_TEST`` (tiny sizes),
+``LABKIT_OFFLINE`` (no downloads) and ``LABKIT_STANDIN`` (random weights, said by a banner).
 """
 
 from __future__ import annotations
@@ -21,37 +12,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SMOKE_TEST_ENV", "OFFLINE_ENV", "STANDIN_ENV", "env_flag", "cache_dirs",
-           "torch_checkpoints_dir", "hf_hub_dir", "course_data_dir", "shipped_data_dir"]
-
 SMOKE_TEST_ENV = "LABKIT_SMOKE_TEST"
 OFFLINE_ENV = "LABKIT_OFFLINE"
 STANDIN_ENV = "LABKIT_STANDIN"
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
-
 
 def env_flag(name: str) -> bool:
-    """Read an on/off switch from the environment; anything unclear is an error, not a guess."""
+    """An on/off switch from the environment; anything unclear is an error, not a guess."""
     value = os.environ.get(name, "").strip().lower()
-    if value in _TRUE:
+    if value in ("1", "true", "yes", "on"):
         return True
-    if value in _FALSE:
+    if value in ("", "0", "false", "no", "off"):
         return False
-    raise ValueError(
-        f"The environment variable {name}={os.environ[name]!r} is not on or off. "
-        f"Fix: set it to 1 (on) or 0 (off), or unset it."
-    )
+    raise ValueError(f"The environment variable {name}={os.environ[name]!r} is not on or off. "
+                     "Fix: set it to 1 (on) or 0 (off), or unset it.")
 
 
 def _user_cache() -> str:
-    return os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    return os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
 
 
 def torch_checkpoints_dir() -> Path:
     """Where torchvision keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    import torch.hub  # late: reading a path should not cost a torch import for the CLI help
+    import torch.hub
 
     return Path(torch.hub.get_dir()) / "checkpoints"
 
@@ -66,7 +49,7 @@ def hf_hub_dir() -> Path:
 
 
 def course_data_dir() -> Path:
-    """Where the course's downloaded datasets go: ``$LABKIT_DATA`` (default ``~/.cache/labkit``)."""
+    """Where the course's datasets go: ``$LABKIT_DATA`` (default ``~/.cache/labkit``)."""
     return Path(os.environ.get("LABKIT_DATA") or os.path.join(_user_cache(), "labkit"))
 
 
@@ -75,17 +58,13 @@ def shipped_data_dir() -> Path:
     folder = Path(__file__).resolve().parents[1] / "data"
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"The course's data folder is missing (looked in {folder}). labkit has to be used "
-            "from a clone of the course. Fix: clone it and run `make lab` (or pip install -e .) there.")
+            f"The course's data folder is missing (looked in {folder}): labkit has to be used "
+            "from a clone of the course. Fix: clone it and run `make lab` there.")
     return folder
 
 
 def cache_dirs() -> dict[str, Path]:
     """The folders the course downloads into, keyed by what goes there."""
-    import torch.hub
-
-    return {
-        "torchvision weights (TORCH_HOME)": Path(torch.hub.get_dir()),
-        "Hugging Face models (HF_HOME)": hf_home(),
-        "course datasets (LABKIT_DATA)": course_data_dir(),
-    }
+    return {"torchvision weights (TORCH_HOME)": torch_checkpoints_dir().parent,
+            "Hugging Face models (HF_HOME)": hf_home(),
+            "course datasets (LABKIT_DATA)": course_data_dir()}

@@ -1,31 +1,20 @@
-"""Reading learners' own images: whatever a camera, phone or editor made, or a clear reason why not.
+"""Learners' own photos: whatever a camera, phone or editor made, or a clear reason why not.
 
-    from labkit.images import ImageFolder, load_image
     train_set = ImageFolder("my_photos/train", transform=weights.transforms(),
                             min_size=weights.meta["min_size"])
     photo = load_image("holiday.tif")  # a PIL RGB image, whatever the file's mode
 
-``ImageFolder`` is torchvision's (one subfolder per class; ``classes``, ``targets`` and
-``samples`` as there) with every file checked once, when the dataset is made:
-
-- corrupt or truncated files, files Pillow cannot read (a text file named .jpg) and other
-  files (notes.txt) are skipped, and a warning lists each with the reason;
-- hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints/``) are left out, as the
-  operating system hides them from you too;
-- links are followed, and each real file is listed once, in the class folder it is really in:
-  a link that loops back (``ln -s .. ants/loop``), leads into another class folder, reaches a
-  file or folder already listed, or leads nowhere is skipped and listed with the reason;
-- images smaller than ``min_size`` (the weights' ``meta["min_size"]``) are skipped and listed;
-- grayscale, palette, CMYK, transparent and 16-bit images are converted to 8-bit RGB as they
-  are read (``to_rgb``), so every sample has three channels;
-- a folder with no class subfolders, with only one, or with a class left empty is an error
-  that says how to lay the folder out.
-
-A file that breaks after the check raises an error naming it, never a silent substitute.
+``ImageFolder`` is torchvision's (``classes``, ``targets``, ``samples`` as there) with two of
+its hooks filled in: ``loader=load_image`` makes every image 8-bit RGB, and ``is_valid_file``
+checks each file once, listing what it leaves out with the reason (``skipped``): corrupt or
+truncated files and non-images, images below ``min_size``, hidden files and folders, and links
+that loop, lead into another class, repeat what is listed or lead nowhere. A folder without
+classes, with one, or with an empty class is an error that says how to lay it out (lesson 05).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections import Counter
@@ -35,50 +24,35 @@ import numpy as np
 import torchvision
 from PIL import Image, ImageFile
 
-__all__ = ["ImageFolder", "load_image", "to_rgb", "IMAGE_EXTENSIONS"]
-
-# torchvision's own list, so that a folder torchvision reads gives the same samples here.
-IMAGE_EXTENSIONS = torchvision.datasets.folder.IMG_EXTENSIONS
+IMAGE_EXTENSIONS = torchvision.datasets.folder.IMG_EXTENSIONS  # what torchvision reads
 # Images, but not ones the dataset reads: the ants-vs-bees set itself has an imageNotFound.gif.
 OTHER_IMAGES = {".gif", ".heic", ".heif", ".avif", ".jfif", ".svg", ".dng", ".cr2", ".nef", ".arw"}
 SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
 TRANSPARENT = {"RGBA", "RGBa", "LA", "La", "PA"}
-# What the conversion note calls each mode.
 MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
-              "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "16/32-bit", "F": "float"}
-MODE_NAMES |= {mode: "16-bit" for mode in SIXTEEN_BIT}
-MODE_NAMES |= {mode: "transparent" for mode in TRANSPARENT}
-# (path, size in bytes, modification time) -> (problem or None, (width, height), mode):
-# a folder opened again (every lesson cell that makes a dataset) is not decoded again.
-_checked: dict[tuple[str, int, int], tuple[str | None, tuple[int, int] | None, str | None]] = {}
-_told: set[tuple] = set()  # what was already said about a folder: said once, not per dataset
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith(".")
+              "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "16/32-bit", "F": "float",
+              **dict.fromkeys(SIXTEEN_BIT, "16-bit"), **dict.fromkeys(TRANSPARENT, "transparent")}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit RGB. 16-bit and float images are scaled (not clipped to white),
-    transparent pixels are put on white (not on black), every other mode is converted."""
+    """``image`` as 8-bit RGB: 16-bit and float images scaled (not clipped to white),
+    transparent pixels put on white (not on black), every other mode converted."""
     if image.mode in SIXTEEN_BIT or image.mode in ("I", "F"):
         pixels = np.asarray(image, dtype=np.float64)  # (H, W)
-        top = pixels.max(initial=0)
-        if image.mode == "F" and top <= 1.0:
+        if image.mode == "F" and pixels.max(initial=0) <= 1.0:
             pixels = pixels * 255.0           # a float image in [0, 1]
-        elif image.mode != "F" and (image.mode in SIXTEEN_BIT or top > 255):
+        elif image.mode != "F" and (image.mode in SIXTEEN_BIT or pixels.max(initial=0) > 255):
             pixels = pixels / 257.0           # 0..65535 -> 0..255
         image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
     if image.mode in TRANSPARENT or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image if image.mode == "RGB" else image.convert("RGB")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """The image at ``path`` as a PIL RGB image (see ``to_rgb``); a file that cannot be read
-    is a ValueError naming it and the fix."""
+    """The image at ``path`` as a PIL RGB image (``to_rgb``); an unreadable file is a
+    ValueError that names it and the fix."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -91,41 +65,11 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                          "or PNG, otherwise delete it or copy it again.") from exc
 
 
-def _check_file(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
-    """(problem or None, (width, height), mode): decodes the whole file once."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _checked:
-        _checked[key] = _decode(path)
-    return _checked[key]
-
-
-def _decode(path: Path):
-    try:
-        with Image.open(path) as image:
-            size, mode = image.size, image.mode
-            image.draft("RGB", (1, 1))  # JPEG: decode at 1/8 scale, still reading every byte
-            image.load()                # a truncated file fails here
-        return None, size, mode
-    except Image.UnidentifiedImageError:
-        return "not an image Pillow can read (perhaps another kind of file renamed)", None, None
-    except Exception as exc:
-        return f"corrupt or truncated ({type(exc).__name__}: {exc})", None, None
-
-
-def _min_size(min_size) -> tuple[int, int] | None:
-    """None, or (height, width) from an int or a pair, as in weights.meta["min_size"]."""
-    if min_size is None:
-        return None
-    height, width = (min_size, min_size) if isinstance(min_size, int) else min_size
-    return int(height), int(width)
-
-
 class ImageFolder(torchvision.datasets.ImageFolder):
-    """torchvision's ImageFolder for folders of real-world photos; see the module docstring.
+    """torchvision's ImageFolder for real-world photos (see the module docstring).
 
-    ``skipped`` lists ``(path, reason)`` for every file left out (hidden files included);
-    ``modes`` counts the image modes found; ``summary()`` says both in words.
+    ``skipped`` lists ``(path, reason)`` for every file left out; ``modes`` counts the image
+    modes found; ``summary()`` says both in words.
     """
 
     def __init__(self, root: str | os.PathLike, transform=None, target_transform=None, *,
@@ -133,19 +77,36 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         if ImageFile.LOAD_TRUNCATED_IMAGES:
             raise ValueError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True, so truncated images "
                              "would load as half-grey pictures. Fix: set it back to False.")
-        self.min_size = _min_size(min_size)
+        self.min_size = (min_size, min_size) if isinstance(min_size, int) else min_size  # (h, w)
         self.skipped: list[tuple[Path, str]] = []
         self.modes: Counter = Counter()
-        super().__init__(root, transform=transform, target_transform=target_transform,
-                         loader=load_image)
-        self._warn_and_note()
+        self._judged: dict[Path, str | None] = {}  # each folder and file met: why left out
+        self._listed: dict[str, Path] = {}         # real path -> the path it is listed under
+        super().__init__(root, transform, target_transform, loader=load_image,
+                         is_valid_file=self._is_valid, allow_empty=True)
+        for index, name in enumerate(self.classes):
+            if index not in self.targets:
+                why = [f"{p.name} ({r})" for p, r in self.skipped
+                       if p.relative_to(self.root).parts[0] == name][:5]
+                raise ValueError(
+                    f"The class folder {Path(self.root) / name} has no usable images"
+                    f"{' (skipped: ' + '; '.join(why) + ')' if why else ''}. Fix: put images of "
+                    f"'{name}' in it, or delete the folder (the model then has one class fewer).")
+        problems = tuple((str(p.relative_to(self.root)), r) for p, r in self.skipped
+                         if not r.startswith("hidden"))
+        converted = sum(n for mode, n in self.modes.items() if mode != "RGB")
+        _describe(str(self.root), problems, converted, len(self.samples))
 
     def find_classes(self, directory) -> tuple[list[str], dict[str, int]]:
+        """torchvision's hook for the class folders: hidden folders are none, and a folder
+        with no class or one class is explained."""
         root = Path(directory)
         if not root.is_dir():
             raise FileNotFoundError(f"No folder {root}. Fix: check the path; an image folder "
                                     f"holds one subfolder per class, e.g. {root}/cats/1.jpg.")
-        classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name))
+        folders = sorted(e.name for e in os.scandir(root) if e.is_dir())
+        self.skipped += [(root / name, "hidden folder") for name in folders if name[0] == "."]
+        classes = [name for name in folders if name[0] != "."]
         layout = f"one subfolder per class, e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg"
         if not classes:
             loose = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
@@ -158,91 +119,78 @@ class ImageFolder(torchvision.datasets.ImageFolder):
                              f"{layout}.")
         return classes, {name: index for index, name in enumerate(classes)}
 
-    def make_dataset(self, directory, class_to_idx, extensions=None, is_valid_file=None,
-                     allow_empty=False) -> list[tuple[str, int]]:
-        samples = []
-        for name, index in class_to_idx.items():
-            found = [path for path in self._files(Path(directory) / name) if self._usable(path)]
-            if not found:
-                why = [f"{p.name} ({r})" for p, r in self.skipped if p.parent.name == name][:5]
-                raise ValueError(
-                    f"The class folder {Path(directory) / name} has no usable images"
-                    f"{' (skipped: ' + '; '.join(why) + ')' if why else ''}. Fix: put images of "
-                    f"'{name}' in it, or delete the folder (the model then has one class fewer).")
-            samples += [(str(path), index) for path in found]
-        return samples
+    def _is_valid(self, file: str) -> bool:
+        """torchvision's hook for each file it walks to: every folder on the way from the class
+        folder, then the file, is judged once; one left out leaves out what is below it."""
+        file = Path(file)
+        parts = file.relative_to(self.root).parts
+        home = path = Path(self.root) / parts[0]
+        for part in parts[1:]:
+            path = path / part
+            if path not in self._judged:
+                self._judged[path] = self._problem(path, home, path == file)
+                if self._judged[path]:
+                    self.skipped.append((path, self._judged[path]))
+            if self._judged[path]:
+                return False
+        return True
 
-    def _files(self, folder: Path) -> list[Path]:
-        """Every file under a class folder, each real file once. Links are followed, except
-        those ``_link_problem`` finds, which are skipped with the reason."""
-        files, seen = [], {}  # seen: real path -> the path it is listed under
-        for top, folders, names in os.walk(folder, followlinks=True):
-            for name in sorted(folders):
-                path = Path(top) / name
-                reason = "hidden folder" if _hidden(name) else self._link_problem(
-                    path, folder, seen)
-                if reason:
-                    folders.remove(name)  # os.walk does not go into it
-                    self.skipped.append((path, reason))
-            folders.sort()
-            for name in sorted(names):
-                path = Path(top) / name
-                reason = None if _hidden(name) else self._link_problem(path, folder, seen)
-                if reason:
-                    self.skipped.append((path, reason))
-                else:
-                    files.append(path)
-        return files
+    def _problem(self, path: Path, home: Path, is_file: bool) -> str | None:
+        """Why ``path`` (a file, or a folder on the way to one) is left out, or None."""
+        if path.name.startswith("."):
+            return "hidden file" if is_file else "hidden folder"
+        if problem := self._link_problem(path, home):
+            return problem
+        if not is_file:
+            return None
+        suffix = path.suffix.lower()
+        if suffix in OTHER_IMAGES:
+            return f"a {suffix} image, a type this dataset does not read; convert it to JPEG"
+        if suffix not in IMAGE_EXTENSIONS:
+            return f"not an image file ({suffix or 'no extension'})"
+        try:
+            with Image.open(path) as image:
+                (width, height), mode = image.size, image.mode
+                image.draft("RGB", (1, 1))  # JPEG: decode at 1/8 scale, still every byte
+                image.load()                # a truncated file fails here
+        except Image.UnidentifiedImageError:
+            return "not an image Pillow can read (perhaps another kind of file renamed)"
+        except Exception as exc:
+            return f"corrupt or truncated ({type(exc).__name__}: {exc})"
+        if self.min_size and (height < self.min_size[0] or width < self.min_size[1]):
+            return (f"{width}x{height} pixels, smaller than min_size "
+                    f"{self.min_size[1]}x{self.min_size[0]}")
+        self.modes[mode] += 1
+        return None
 
-    @staticmethod
-    def _link_problem(path: Path, folder: Path, seen: dict[str, Path]) -> str | None:
-        """Why ``path`` (under the class folder ``folder``) is not listed, or None: a link that
-        is broken, loops back, leads elsewhere in the image folder (into another class, whose
-        images count there), or reaches what is already listed."""
-        real, home, top = (os.path.realpath(p) for p in (path, folder, folder.parent))
-        kind = "folder" if os.path.isdir(real) else "file"
+    def _link_problem(self, path: Path, home: Path) -> str | None:
+        """A link that is broken, loops back, leads elsewhere in the image folder (into another
+        class, whose images count there), or reaches what is already listed."""
+        real, home_real, top = (os.path.realpath(p) for p in (path, home, home.parent))
 
         def inside(folder: str) -> bool:
             return real == folder or real.startswith(folder + os.sep)
 
         if path.is_symlink():
+            parent = os.path.realpath(path.parent)
             if not os.path.exists(real):
                 return "a link to something that does not exist"
-            parent = os.path.realpath(path.parent)
             if parent == real or parent.startswith(real + os.sep):
                 return ("a link to a folder that holds it, which would list the same images "
                         "again and again (a loop)")
-            if inside(top) and not inside(home):
+            if inside(top) and not inside(home_real):
                 return (f"a link to {Path(os.path.relpath(real, top)).as_posix()}, outside the "
-                        f"class folder {folder.name}/: an image counts once, in the class folder "
+                        f"class folder {home.name}/: an image counts once, in the class folder "
                         "it is in")
-            if inside(home):
-                return (f"a link to {Path(os.path.relpath(real, home)).as_posix()} in the same "
-                        "class folder, whose images are listed from there")
-        if real in seen:
-            return (f"the same {kind} as {seen[real].relative_to(folder.parent).as_posix()}, "
-                    "which is listed")
-        seen[real] = path
+            if inside(home_real):
+                return (f"a link to {Path(os.path.relpath(real, home_real)).as_posix()} in the "
+                        "same class folder, whose images are listed from there")
+        if real in self._listed:
+            kind = "folder" if os.path.isdir(real) else "file"
+            return (f"the same {kind} as {self._listed[real].relative_to(self.root).as_posix()}"
+                    ", which is listed")
+        self._listed[real] = path
         return None
-
-    def _usable(self, path: Path) -> bool:
-        if _hidden(path.name):
-            reason = "hidden file"
-        elif path.suffix.lower() in OTHER_IMAGES:
-            reason = f"a {path.suffix} image, a type this dataset does not read; convert it to JPEG"
-        elif path.suffix.lower() not in IMAGE_EXTENSIONS:
-            reason = f"not an image file ({path.suffix or 'no extension'})"
-        else:
-            reason, size, mode = _check_file(path)
-            if reason is None and self.min_size and (size[1] < self.min_size[0]
-                                                     or size[0] < self.min_size[1]):
-                reason = (f"{size[0]}x{size[1]} pixels, smaller than min_size "
-                          f"{self.min_size[1]}x{self.min_size[0]}")
-            if reason is None:
-                self.modes[mode] += 1
-                return True
-        self.skipped.append((path, reason))
-        return False
 
     def summary(self) -> str:
         """Which files were skipped and why, and which images are converted to RGB."""
@@ -251,22 +199,18 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         if converted:
             lines.append("converted to RGB as they are read: " + ", ".join(
                 f"{n} {MODE_NAMES.get(m, m)} ({m})" for m, n in converted.items()))
-        lines += [f"skipped {Path(p).relative_to(self.root)}: {r}" for p, r in self.skipped]
+        lines += [f"skipped {p.relative_to(self.root)}: {r}" for p, r in self.skipped]
         return "\n".join(lines)
 
-    def _warn_and_note(self) -> None:
-        problems = [(p, r) for p, r in self.skipped if not r.startswith("hidden")]
-        converted = sum(n for m, n in self.modes.items() if m != "RGB")
-        said = (str(self.root), tuple(problems), converted)
-        if said in _told:  # the same folder again (another transform): said already
-            return
-        _told.add(said)
-        if problems:
-            listed = "\n".join(f"  {Path(p).relative_to(self.root)}: {r}" for p, r in problems[:20])
-            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-            warnings.warn(f"labkit: skipped {len(problems)} file(s) under {self.root}, "
-                          f"using {len(self.samples)} images:\n{listed}{more}\nFix: replace or "
-                          "delete these files (dataset.skipped lists them all).", stacklevel=3)
-        if converted:
-            print(f"labkit: {converted} of {len(self.samples)} images under {self.root} are not "
-                  "8-bit RGB and are converted as they are read (dataset.summary() says which).")
+
+@functools.cache  # a second dataset over the same files (another transform) says nothing new
+def _describe(root: str, problems: tuple, converted: int, count: int) -> None:
+    if problems:
+        listed = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        warnings.warn(f"labkit: skipped {len(problems)} file(s) under {root}, using {count} "
+                      f"images:\n{listed}{more}\nFix: replace or delete these files "
+                      "(dataset.skipped lists them all).", stacklevel=3)
+    if converted:
+        print(f"labkit: {converted} of {count} images under {root} are not 8-bit RGB and are "
+              "converted as they are read (dataset.summary() says which).")

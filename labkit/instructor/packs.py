@@ -1,23 +1,23 @@
-"""One archive of everything fetched, for classrooms without a network.
+"""One archive of everything fetched, for classrooms without a network (README: For instructors).
 
-An instructor runs ``python -m labkit assets fetch`` and ``pack course-assets.tar`` on a
-connected machine, copies the file to each lab machine (USB stick, shared drive) and runs
-``unpack course-assets.tar`` there. The archive mirrors the three caches::
+``python -m labkit assets pack FILE`` on a connected machine, ``assets unpack FILE`` on each lab
+machine. The archive mirrors the three caches::
 
     labkit-pack.json                  what is inside
     torch/checkpoints/...             -> $TORCH_HOME/hub/checkpoints
     huggingface/hub/models--.../...   -> $HF_HOME/hub   (the hub's own layout, links included)
     data/<folder>/...                 -> $LABKIT_DATA
 
-Unpacking never writes outside those folders: only the three sections above are accepted;
-each member and each link is judged from where it will finally be (a link must point inside
-its own cache), on top of tar's "data" filter; a link already in a cache is replaced, never
-written through; and the sizes are checked against the free space before anything is written.
+Unpacking writes nowhere else. Before anything is written, each member and link is judged from
+where it will finally be (a link must point inside its own cache), and the sizes are checked
+against the free space; then tar's "data" filter extracts into a staging folder, and the files
+are moved into the caches, replacing (never writing through) a link found there.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -28,8 +28,6 @@ from pathlib import Path
 from labkit.assets import store
 from labkit.assets.registry import REGISTRY, Asset, PipModel, TextModel, VisionWeights, get_asset
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
-
-__all__ = ["pack", "unpack", "PackError"]
 
 INDEX = "labkit-pack.json"
 UNTRUSTED = ("Fix: unpack only archives made by `python -m labkit assets pack` on a machine you "
@@ -57,55 +55,40 @@ def pack(file: Path, names: list[str] | None = None, *,
          registry: dict[str, Asset] | None = None) -> list[str]:
     """Write every present asset (or the named ones, which must be present) into ``file``."""
     registry = REGISTRY if registry is None else registry
-    if names:
-        assets = [get_asset(name, registry) for name in names]
-        installed = [a.name for a in assets if isinstance(a, PipModel)]
-        if installed:
-            raise PackError(f"{', '.join(installed)} come(s) with the course's pip packages, so "
-                            "every machine that installs the course has them: nothing to pack. "
-                            "Fix: leave them out of the list.")
-        missing = [a.name for a in assets if store.status(a) != "present"]
-        if missing:
-            raise PackError(f"Not fetched, so they cannot be packed: {', '.join(missing)}. "
-                            f"Fix: python -m labkit assets fetch {' '.join(missing)}")
-    else:
-        assets = [a for a in registry.values()
-                  if not isinstance(a, PipModel) and store.status(a) == "present"]
+    assets = [get_asset(name, registry) for name in names] if names else [
+        a for a in registry.values() if not isinstance(a, PipModel) and store.status(a) == "present"]
+    if installed := [a.name for a in assets if isinstance(a, PipModel)]:
+        raise PackError(f"{', '.join(installed)} come(s) with the course's pip packages, so "
+                        "every machine that installs the course has them: nothing to pack. "
+                        "Fix: leave them out of the list.")
+    if missing := [a.name for a in assets if store.status(a) != "present"]:
+        raise PackError(f"Not fetched, so they cannot be packed: {', '.join(missing)}. "
+                        f"Fix: python -m labkit assets fetch {' '.join(missing)}")
     if not assets:
         raise PackError("Nothing is fetched yet, so there is nothing to pack. "
                         "Fix: python -m labkit assets fetch")
-    index = {"format": 1, "assets": {a.name: _section(a) for a in assets}}
+    index = json.dumps({"format": 1, "assets": {a.name: _section(a) for a in assets}}).encode()
     file = Path(file)
     partial = file.with_name(file.name + ".part")
-    mode = "w:gz" if file.name.endswith((".tar.gz", ".tgz")) else "w"
-    with tarfile.open(partial, mode) as archive:
-        with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / INDEX).write_text(json.dumps(index, indent=1))
-            archive.add(Path(folder) / INDEX, arcname=INDEX)
+    with tarfile.open(partial, "w:gz" if file.name.endswith((".tar.gz", ".tgz")) else "w") as tar:
+        info = tarfile.TarInfo(INDEX)
+        info.size = len(index)
+        tar.addfile(info, io.BytesIO(index))
         for asset in assets:
-            archive.add(store.location(asset), arcname=_section(asset))  # links stay links
+            tar.add(store.location(asset), arcname=_section(asset))  # links stay links
     partial.replace(file)
     return [a.name for a in assets]
 
 
 def unpack(file: Path, *, registry: dict[str, Asset] | None = None) -> dict[str, tuple[bool, str]]:
-    """Unpack ``file`` into this machine's caches; returns each asset's verify() result.
-
-    Everything is checked before anything is written: the sections, each link against where
-    it will finally point, and the sizes against the free space."""
+    """Unpack ``file`` into this machine's caches; returns each asset's ``verify()`` result."""
     registry = REGISTRY if registry is None else registry
     destinations = _destinations()
     with tarfile.open(file) as archive:
         members = archive.getmembers()
-        names = [member.name for member in members]
-        if INDEX not in names:
+        if INDEX not in [m.name for m in members]:
             raise PackError(f"{file} is not a labkit asset pack (it has no {INDEX}). "
                             "Fix: make one with `python -m labkit assets pack FILE`.")
-        stray = [n for n in names if n != INDEX and not n.startswith(tuple(
-            f"{section}/" for section in destinations))]
-        if stray:
-            raise PackError(f"{file} holds {stray[0]!r}, outside the course's cache sections; "
-                            "nothing was unpacked.")
         for member in members:
             if member.name != INDEX:
                 _check_member(file, member, destinations)
@@ -124,22 +107,23 @@ def unpack(file: Path, *, registry: dict[str, Asset] | None = None) -> dict[str,
                                 "then unpack again.") from exc
             try:
                 for section, destination in destinations.items():
-                    source = Path(staging) / section
-                    if source.is_dir():
-                        _merge(source, destination)
+                    if (Path(staging) / section).is_dir():
+                        _merge(Path(staging) / section, destination)
             except OSError as exc:
                 raise PackError(f"{file} was unpacked only in part: {exc}. Every file it placed "
-                                "is whole, but some assets may be incomplete. Fix: check the disk, "
-                                "then unpack again (it replaces what is there).") from exc
-    return {name: store.verify(get_asset(name, registry)) for name in index["assets"]
-            if name in registry}
+                                "is whole, but some assets may be incomplete. Fix: check the "
+                                "disk, then unpack again (it replaces what is there).") from exc
+    return {name: store.verify(registry[name]) for name in index["assets"] if name in registry}
 
 
 def _check_member(file: Path, member: tarfile.TarInfo, destinations: dict[str, Path]) -> None:
-    """Refuse a member that would land, or a link that would point, outside its cache once in
-    place: judged from the member's final place, not from the staging folder (one level
-    deeper), so ``data/x -> ../victim`` is refused although it stays inside the staging."""
-    section = next(s for s in destinations if member.name.startswith(f"{s}/"))
+    """Refuse a member outside the three sections, or one that would land (or a link that would
+    point) outside its cache once in place: judged from its final place, not from the staging
+    folder, so ``data/x -> ../victim`` is refused although it stays inside the staging."""
+    section = next((s for s in destinations if member.name.startswith(f"{s}/")), None)
+    if section is None:
+        raise PackError(f"{file} holds {member.name!r}, outside the course's cache sections; "
+                        "nothing was unpacked.")
     root = os.path.abspath(destinations[section])
     final = os.path.normpath(os.path.join(root, member.name[len(section) + 1:]))
     problem = None
@@ -152,37 +136,31 @@ def _check_member(file: Path, member: tarfile.TarInfo, destinations: dict[str, P
         if os.path.isabs(member.linkname) or any(p in ("", ".", "..") for p in parts[ups:]):
             # "x/../y" depends on what x is: a link to "." in the same archive makes it "../y".
             problem = f"is a link to {member.linkname!r}, which is not a plain relative path into"
-        elif _outside(target, root):
+        elif os.path.commonpath([target, root]) != root:
             problem = f"is a link to {member.linkname!r}, which would point outside"
     if problem:
         raise PackError(f"{file} was not unpacked: {member.name} {problem} {root}. Nothing was "
                         f"written. {UNTRUSTED}")
 
 
-def _outside(path: str, folder: str) -> bool:
-    return os.path.commonpath([path, folder]) != folder
-
-
 def _check_space(file: Path, members: list[tarfile.TarInfo], destinations: dict[str, Path]):
-    """Refuse an archive whose files do not fit on the disk, before writing any of them.
-    Everything lands in a staging folder beside LABKIT_DATA first, then is moved (same disk)
-    or copied (another disk) into each cache. A sparse member counts at its full size."""
+    """Refuse an archive whose files do not fit, before writing any. Everything lands in a
+    staging folder in LABKIT_DATA first, then is moved (same disk) or copied (another disk)
+    into each cache. A sparse member counts at its full size."""
     def disk(folder: Path) -> Path:
-        folder = Path(os.path.abspath(folder))
-        while not folder.exists():
-            folder = folder.parent
-        return folder
+        return next(p for p in [Path(os.path.abspath(folder)), *Path(os.path.abspath(folder)).parents]
+                    if p.exists())
 
-    def size(names) -> int:  # at least one 4 KiB block per file, link or folder
+    def size(prefix) -> int:  # at least one 4 KiB block per file, link or folder
         return sum(max(m.size if m.isreg() else 0, 4096) for m in members
-                   if m.name.startswith(names))
+                   if m.name.startswith(prefix))
 
     staging = disk(course_data_dir()).stat().st_dev
     needs = {staging: [course_data_dir(), size(tuple(f"{s}/" for s in destinations))]}
     for section, destination in destinations.items():
         device = disk(destination).stat().st_dev
-        needs.setdefault(device, [destination, 0])[1] += (
-            0 if device == staging else size(f"{section}/"))
+        needs.setdefault(device, [destination, 0])[1] += 0 if device == staging else size(
+            f"{section}/")
     for folder, need in needs.values():
         free = shutil.disk_usage(disk(folder)).free
         if need > free:
@@ -201,8 +179,7 @@ def _size(count: float) -> str:
 
 
 def _merge(source: Path, destination: Path) -> None:
-    """Move ``source``'s tree into ``destination``. Nothing is written through a link found
-    there: a link where the archive has a folder or a file is replaced, not followed."""
+    """Move ``source``'s tree into ``destination``, replacing (never following) a link there."""
     destination.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         target = destination / item.name
@@ -223,9 +200,8 @@ def _merge(source: Path, destination: Path) -> None:
             if exc.errno != errno.EXDEV:
                 raise
             part = target.with_name(f".{target.name}.unpacking")  # another disk: copy, then
-            part.unlink(missing_ok=True)                           # replace, so a failed copy
-            try:                                                   # leaves no partial file
-                shutil.copy2(item, part, follow_symlinks=False)
+            try:                                                   # rename, so a failed copy
+                shutil.copy2(item, part, follow_symlinks=False)    # leaves no partial file
                 os.replace(part, target)
             finally:
                 part.unlink(missing_ok=True)
