@@ -1,15 +1,13 @@
-"""Learning a new task from a few labels, three ways: from scratch, on frozen pre-trained
-features, or by fine-tuning. This is lesson 01's experiment, and a test checks its claim.
+"""Lesson 01's experiment: learning a new task from a few labels from scratch, on frozen
+pre-trained features, or by fine-tuning. A test checks the lesson's claim.
 
-The backbone is a small CNN pre-trained on one shapes task (``SOURCE_CLASSES``) and reused
-on another (``TARGET_CLASSES``); both come from ``labkit.synthetic``, so nothing is
-downloaded. Every method sees the same labelled images, the same number of optimiser steps
-and the same test images; only the starting weights and what may train differ::
+A SmallCNN is pre-trained on one shapes task (``SOURCE_CLASSES``) and reused on another
+(``TARGET_CLASSES``), both from ``labkit.synthetic``. Every method sees the same labelled
+images, optimiser steps and test images; only the starting weights and what trains differ::
 
     backbone, history = pretrain_source(n_per_class=400, num_epochs=10, device=device)
-    results = compare_methods(backbone.state_dict(), labels_per_class=(5, 10, 25, 50),
-                              seeds=(0, 1, 2), device=device)
-    summarise(results)   # {(method, labels): (mean, std, runs)}
+    runs = compare_methods(backbone.state_dict(), labels_per_class=(5, 10, 25, 50), device=device)
+    summarise(runs)   # {(method, labels): (mean, std, runs)}
 """
 
 from __future__ import annotations
@@ -24,16 +22,15 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from labkit.device import seed_everything
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
-from labkit.train import evaluate, fit, train_one_epoch
-from labkit.transfer import freeze_backbone
+from labkit.train import evaluate, fit
+from labkit.transfer import freeze_backbone, train_mode
 
-__all__ = ["SmallCNN", "METHODS", "LEARNING_RATES", "pretrain_source", "target_test_set", "learn_target",
-           "compare_methods", "summarise", "Run"]
+__all__ = ["SmallCNN", "METHODS", "LEARNING_RATES", "pretrain_source", "target_test_set",
+           "learn_target", "compare_methods", "summarise", "Run"]
 
 METHODS = ("scratch", "frozen", "finetune")
-# Fixed for all label counts and seeds, never tuned on the target test images (that would
-# flatter whichever method was tuned): a new network needs a larger step than a pre-trained
-# one, whose weights only need nudging; a lone linear head tolerates the largest.
+# Fixed, never tuned on the target test images (that would flatter the tuned method): a new
+# network needs larger steps than pre-trained weights, a lone linear head the largest.
 LEARNING_RATES = {"scratch": 3e-3, "frozen": 1e-2, "finetune": 1e-3}
 
 
@@ -44,10 +41,8 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """Four conv blocks (the backbone, ``features``) and one linear layer (the head, ``fc``).
-
-    A 32x32 image becomes a vector of ``4 * width`` features, then ``num_classes`` logits.
-    """
+    """Four conv blocks (the backbone, ``features``) and a linear head (``fc``): a 32x32 image
+    becomes ``4 * width`` features, then ``num_classes`` logits. Lesson 01."""
 
     head_names = ("fc",)  # where labkit.transfer finds the head of this model
 
@@ -55,8 +50,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             _block(3, width), _block(width, 2 * width), _block(2 * width, 4 * width),
-            _block(4 * width, 4 * width),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())                   # (B, 4 * width)
+            _block(4 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # (B, 4 * width)
         self.fc = nn.Linear(4 * width, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:         # (B, 3, H, W)
@@ -66,24 +60,19 @@ class SmallCNN(nn.Module):
 def pretrain_source(*, n_per_class: int, num_epochs: int, device, seed: int = 0,
                     size: int = 32, batch_size: int = 64, lr: float = 1e-2,
                     progress: bool = False):
-    """Pre-train a SmallCNN on the source shapes with ``fit``; returns (model, history).
-
-    The validation split (100 images per class, another seed) is only for watching.
-    """
+    """(SmallCNN pre-trained on the source shapes with ``fit``, its history). Lesson 01."""
     seed_everything(seed)
     train_set = TensorDataset(*make_shapes(SOURCE_CLASSES, n_per_class, size=size, seed=seed))
     val_set = TensorDataset(*make_shapes(SOURCE_CLASSES, 100, size=size, seed=seed + 10_000))
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True)
-    val_loader = DataLoader(val_set, batch_size=256)
     model = SmallCNN(len(SOURCE_CLASSES))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    # One-cycle: warm up to ``lr``, then anneal towards zero; a short run converges far more
-    # reliably this way than at a constant rate.
+    # One-cycle (warm up to lr, then anneal): a short run converges far more reliably.
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=num_epochs * len(train_loader))
-    history = fit(model, train_loader, val_loader, device=device, num_epochs=num_epochs,
-                  optimizer=optimizer, scheduler=scheduler, scheduler_step="batch",
-                  progress=progress, plot=False)
+    history = fit(model, train_loader, DataLoader(val_set, batch_size=256), device=device,
+                  num_epochs=num_epochs, optimizer=optimizer, scheduler=scheduler,
+                  scheduler_step="batch", progress=progress, plot=False)
     return model, history
 
 
@@ -97,18 +86,28 @@ class Run:
 
 
 def target_test_set(n_per_class: int = 100, *, size: int = 32) -> TensorDataset:
-    """Held-out target images, drawn with a seed no training set uses."""
+    """Held-out target images, drawn with a seed no training set uses. Lesson 01."""
     return TensorDataset(*make_shapes(TARGET_CLASSES, n_per_class, size=size, seed=99_999))
+
+
+def train_one_epoch(model, train_loader, optimizer, loss_fn, device) -> None:
+    """Lesson 01's loop, once over ``train_loader``."""
+    train_mode(model)  # model.train(), but frozen BatchNorm layers keep their statistics
+    for images, labels in train_loader:
+        images, labels = images.to(device), labels.to(device)
+        loss = loss_fn(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
 
 def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, seed: int,
                  test_set: TensorDataset, device, steps: int = 60, batch_size: int = 32) -> Run:
-    """Train one target model and return its test accuracy.
+    """Train one target model by ``method`` and return its test accuracy. Lesson 01.
 
-    ``scratch`` starts from random weights and trains everything; ``frozen`` loads the
-    pre-trained backbone, freezes it and trains a new head; ``finetune`` loads it and trains
-    everything. Training is ``steps`` batches drawn with replacement from the
-    ``3 * labels_per_class`` labelled images, so every method gets the same budget.
+    ``scratch``: random weights, all trained; ``frozen``: the pre-trained backbone frozen, a
+    new head trained; ``finetune``: everything trained from the pre-trained weights. Each
+    trains ``steps`` batches drawn with replacement from the labelled images.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}. Fix: use one of {METHODS}.")
@@ -117,7 +116,6 @@ def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, se
                                  size=test_set.tensors[0].shape[-1])
     train_set = TensorDataset(images, labels)
     sampler = RandomSampler(train_set, replacement=True, num_samples=steps * batch_size)
-    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler)
     model = SmallCNN(len(SOURCE_CLASSES))
     if method != "scratch":
         model.load_state_dict(backbone_state)
@@ -128,7 +126,8 @@ def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, se
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=LEARNING_RATES[method])
     started = time.perf_counter()
-    train_one_epoch(model, train_loader, optimizer, nn.CrossEntropyLoss(), torch.device(device))
+    train_one_epoch(model, DataLoader(train_set, batch_size=batch_size, sampler=sampler),
+                    optimizer, nn.CrossEntropyLoss(), torch.device(device))
     seconds = time.perf_counter() - started
     accuracy = evaluate(model, DataLoader(test_set, batch_size=256), device)["accuracy"]
     return Run(method, labels_per_class, seed, accuracy, seconds)
@@ -137,14 +136,13 @@ def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, se
 def compare_methods(backbone_state: dict, *, labels_per_class=(5, 10, 25, 50), seeds=(0, 1, 2),
                     methods=METHODS, device, steps: int = 60, test_per_class: int = 100,
                     progress: bool = True) -> list[Run]:
-    """Every method at every label count, once per seed; one line per finished cell."""
+    """Every method at every label count, once per seed; a line per finished cell. Lesson 01."""
     test_set = target_test_set(test_per_class)
     runs = []
     for count in labels_per_class:
         for method in methods:
             done = [learn_target(method, backbone_state, labels_per_class=count, seed=seed,
-                                 test_set=test_set, device=device, steps=steps)
-                    for seed in seeds]
+                                 test_set=test_set, device=device, steps=steps) for seed in seeds]
             runs += done
             if progress:
                 accuracies = ", ".join(f"{run.accuracy:.2f}" for run in done)
@@ -153,7 +151,7 @@ def compare_methods(backbone_state: dict, *, labels_per_class=(5, 10, 25, 50), s
 
 
 def summarise(runs: list[Run]) -> dict[tuple[str, int], tuple[float, float, int]]:
-    """(method, labels per class) -> (mean accuracy, standard deviation, number of runs)."""
+    """(method, labels per class) -> (mean accuracy, standard deviation, runs). Lesson 01."""
     groups: dict[tuple[str, int], list[float]] = {}
     for run in runs:
         groups.setdefault((run.method, run.labels_per_class), []).append(run.accuracy)

@@ -1,10 +1,8 @@
-"""Procedural images the course makes itself: shapes on textured backgrounds, same seed same
-pixels.
+"""Procedural images (lesson 01): shapes on textured backgrounds, same seed same pixels.
 
-They let a lesson pre-train a small network in a minute on one task (``SOURCE_CLASSES``) and
-transfer it to a different one (``TARGET_CLASSES``) with no download at all, and they give
-the labs a tiny photo-folder stand-in for smoke runs. Both tasks share what a network has to
-learn first (edges, corners, curves, a shape against clutter), which is why transfer helps.
+A lesson pre-trains a small network on one task (``SOURCE_CLASSES``) in a minute and transfers
+it to another (``TARGET_CLASSES``) with no download; both need what a network learns first
+(edges, corners, a shape against clutter), which is why transfer helps.
 """
 
 from __future__ import annotations
@@ -15,12 +13,9 @@ import numpy as np
 import torch
 from matplotlib.path import Path as Polygon
 
-__all__ = ["SHAPES", "SOURCE_CLASSES", "TARGET_CLASSES", "make_shapes", "ShapesDataset",
-           "write_image_folder"]
-
 
 def _regular(corners: int, inner: float | None = None) -> np.ndarray:
-    """Corners of a regular polygon (or a star, with ``inner`` radius) on the unit circle."""
+    """Corners of a regular polygon (a star with an ``inner`` radius) on the unit circle."""
     steps = corners * (2 if inner else 1)
     angles = np.pi / 2 + 2 * np.pi * np.arange(steps) / steps
     radius = np.ones(steps) if inner is None else np.where(np.arange(steps) % 2, inner, 1.0)
@@ -42,22 +37,15 @@ SOURCE_CLASSES = ("triangle", "square", "pentagon", "star", "cross")
 TARGET_CLASSES = ("hexagon", "arrow", "chevron")
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    # A colour gradient plus noise: the shape must be found in clutter, as in a photo.
-    a, b = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
-    ramp = np.linspace(0, 1, size)[:, None, None]
-    angle = rng.uniform(0, 1)
-    blend = angle * ramp + (1 - angle) * ramp.transpose(1, 0, 2)   # (H, W, 1)
-    image = a * (1 - blend) + b * blend
-    return image + rng.normal(0, 0.05, (size, size, 3))
-
-
 def _draw(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
-    image = _background(rng, size)
+    """One (size, size, 3) image: the shape, rotated and scaled, on a noisy colour gradient."""
+    a, b, mix = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3), rng.uniform(0, 1)
+    ramp = np.linspace(0, 1, size)[:, None, None]
+    blend = mix * ramp + (1 - mix) * ramp.transpose(1, 0, 2)       # (H, W, 1)
+    image = a * (1 - blend) + b * blend + rng.normal(0, 0.05, (size, size, 3))
     angle = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    scale = rng.uniform(0.28, 0.42) * size
-    centre = rng.uniform(0.4, 0.6, 2) * size
+    scale, centre = rng.uniform(0.28, 0.42) * size, rng.uniform(0.4, 0.6, 2) * size
     outline = SHAPES[shape] @ rotation.T * scale + centre
     grid = np.stack(np.meshgrid(np.arange(size) + .5, np.arange(size) + .5), -1).reshape(-1, 2)
     inside = Polygon(outline).contains_points(grid).reshape(size, size)
@@ -70,10 +58,8 @@ def _draw(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
 
 def make_shapes(classes: tuple[str, ...] | list[str], n_per_class: int, *, size: int = 32,
                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(images, labels)``: images (N, 3, size, size) float in [0, 1], labels (N,) int64.
-
-    Classes interleave (0, 1, 2, 0, 1, 2, ...), so any prefix is balanced.
-    """
+    """(images (N, 3, size, size) in [0, 1], labels (N,) int64), the classes interleaved
+    (0, 1, 2, 0, 1, 2, ...) so any prefix is balanced. Lesson 01."""
     unknown = [c for c in classes if c not in SHAPES]
     if unknown:
         raise ValueError(f"Unknown shape(s) {unknown}. Fix: choose from {sorted(SHAPES)}.")
@@ -94,14 +80,14 @@ class ShapesDataset(torch.utils.data.TensorDataset):
 
 def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64,
                        seed: int = 0) -> Path:
-    """Write JPEG files in torchvision's ImageFolder layout: ``root/<class>/<n>.jpg``."""
+    """JPEG files in torchvision's ImageFolder layout, ``root/<class>/<n>.jpg``: the stand-in
+    photo folders of smoke runs."""
     from PIL import Image
 
     images, labels = make_shapes(classes, n_per_class, size=size, seed=seed)
-    root = Path(root)
     for index, (image, label) in enumerate(zip(images, labels)):
-        folder = root / classes[label]
+        folder = Path(root) / classes[label]
         folder.mkdir(parents=True, exist_ok=True)
         pixels = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"{index:05d}.jpg", quality=92)
-    return root
+    return Path(root)
