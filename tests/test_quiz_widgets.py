@@ -14,7 +14,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 from labkit.exercises.transfer_learning import check_frozen_backbone
 from labkit.quiz import BankError, Flashcards, Glossary, Quiz
 from labkit.quiz.bank import load_bank, parse_bank
-from labkit.quiz.cards import Deck, load_glossary
+from labkit.quiz.cards import Card, Deck, load_glossary
 from labkit.quiz.checkers import CheckResult
 from labkit.quiz.quiz import QuestionView
 from labkit.transfer import freeze_backbone, replace_head
@@ -273,7 +273,8 @@ def test_glossary_widget_searches_terms_aliases_and_definitions():
 
 
 def test_flashcards_flip_next_previous_shuffle():
-    cards = Flashcards.from_glossary(GLOSSARY, terms=["BERT", "VGG", "ResNet"])
+    cards = Flashcards([Card(e.term, e.definition) for e in load_glossary(GLOSSARY)
+                        if e.term in ("BERT", "VGG", "ResNet")])
     cards.widget
     card, buttons = cards._card, cards.widget.children[2].children
     flip, previous, next_, shuffle = buttons[:4]

@@ -25,7 +25,7 @@ import ipywidgets as widgets
 from labkit.quiz.bank import BankError, Problem, read_data_file, schema_problems
 from labkit.quiz.bank import TEXTS, field as schema_field
 from labkit.quiz.grading import normalise_text
-from labkit.quiz.quiz import inline_markup
+from labkit.quiz.quiz import classed, inline_markup
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,11 @@ class Deck:
     def flip(self) -> None:
         self.showing_back = not self.showing_back
 
-    def next(self) -> None:
-        self.position, self.showing_back = (self.position + 1) % len(self.cards), False
+    def next(self, step: int = 1) -> None:
+        self.position, self.showing_back = (self.position + step) % len(self.cards), False
 
     def previous(self) -> None:
-        self.position, self.showing_back = (self.position - 1) % len(self.cards), False
+        self.next(-1)
 
     def shuffle(self, seed: int | None = None) -> None:
         random.Random(seed).shuffle(self.order)
@@ -114,36 +114,28 @@ class Deck:
 
 
 class Flashcards:
-    """Flip, next, previous, shuffle. ``Flashcards.from_glossary("quizzes/glossary.yaml")``."""
+    """Flip, next, previous, shuffle. ``Flashcards.for_lesson("quizzes/glossary.yaml",
+    "05_feature_extraction")``; lesson 00 shows the first deck."""
 
     def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
-        self.deck, self.title = Deck(list(cards)), title
-        self._widget: widgets.VBox | None = None
+        self.deck, self.title, self._widget = Deck(list(cards)), title, None
 
     @classmethod
-    def from_glossary(cls, path: Path | str, *, terms: list[str] | None = None,
+    def from_glossary(cls, path: Path | str, *,
                       title: str = "Flashcards: the words of the course") -> Flashcards:
-        entries = load_glossary(path)
-        if terms is not None:
-            wanted = {normalise_text(t) for t in terms}
-            entries = [e for e in entries if normalise_text(e.term) in wanted]
-            missing = wanted - {normalise_text(e.term) for e in entries}
-            if missing:
-                raise KeyError(f"{path} has no term(s) {', '.join(sorted(missing))}. Fix: use "
-                               f"terms as the glossary spells them.")
-        return cls([Card(e.term, e.definition) for e in entries], title=title)
+        return cls([Card(e.term, e.definition) for e in load_glossary(path)], title=title)
 
     @classmethod
     def for_lesson(cls, path: Path | str, lesson: str, *,
                    title: str | None = None) -> Flashcards:
         """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
-        entries = [e for e in load_glossary(path) if e.lesson == lesson]
-        if not entries:
-            known = sorted({e.lesson for e in load_glossary(path)})
+        entries = load_glossary(path)
+        mine = [Card(e.term, e.definition) for e in entries if e.lesson == lesson]
+        if not mine:
             raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
-                           f"the glossary does, one of {', '.join(known)}.")
-        return cls([Card(e.term, e.definition) for e in entries],
-                   title=title or f"Flashcards: the words of {lesson}")
+                           f"the glossary does, one of "
+                           f"{', '.join(sorted({e.lesson for e in entries}))}.")
+        return cls(mine, title=title or f"Flashcards: the words of {lesson}")
 
     @classmethod
     def review(cls, path: Path | str, *, seed: int = 0,
@@ -163,62 +155,46 @@ class Flashcards:
         return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
                    title=title)
 
-    def _act(self, action) -> None:
-        action()
-        self.refresh()
-
     @property
     def widget(self) -> widgets.VBox:
         if self._widget is None:
-            self._card = widgets.HTML(layout=widgets.Layout(
-                border="1px solid #999", padding="12px", min_height="5em", width="36em"))
-            self._card.add_class("lk-card")
-            self._position = widgets.Label()
-            self._position.add_class("lk-card-position")
+            self._card = classed(widgets.HTML(layout=widgets.Layout(
+                border="1px solid #999", padding="12px", min_height="5em", width="36em")),
+                "lk-card")
+            self._position = classed(widgets.Label(), "lk-card-position")
             buttons = []
-            for label, css, action in (("Flip", "lk-flip", self.deck.flip),
-                                       ("Previous", "lk-previous", self.deck.previous),
-                                       ("Next", "lk-next", self.deck.next),
-                                       ("Shuffle", "lk-shuffle", self.deck.shuffle)):
-                button = widgets.Button(description=label)
-                button.add_class(css)
-                button.on_click(lambda _, act=action: self._act(act))
+            for label, action in (("Flip", self.deck.flip), ("Previous", self.deck.previous),
+                                  ("Next", self.deck.next), ("Shuffle", self.deck.shuffle)):
+                button = classed(widgets.Button(description=label), f"lk-{label.lower()}")
+                button.on_click(lambda _, act=action: (act(), self.refresh()))
                 buttons.append(button)
-            title = widgets.HTML(f"<b>{html.escape(self.title)}</b>")
-            self._widget = widgets.VBox([title, self._card,
-                                         widgets.HBox([*buttons, self._position])])
-            self._widget.add_class("lk-flashcards")
+            self._widget = classed(widgets.VBox([
+                widgets.HTML(f"<b>{html.escape(self.title)}</b>"), self._card,
+                widgets.HBox([*buttons, self._position])]), "lk-flashcards")
             self.refresh()
         return self._widget
 
     def refresh(self) -> None:
-        if self._widget is None:
-            return
         deck = self.deck
         side = "back" if deck.showing_back else "front"
-        text = deck.card.back if deck.showing_back else deck.card.front
         style = "" if deck.showing_back else "font-size:1.4em;font-weight:bold"
         self._card.value = (f"<div class='lk-card-{side}' style='{style}'>"
-                            f"{inline_markup(text)}</div>")
+                            f"{inline_markup(getattr(deck.card, side))}</div>")
         self._position.value = f"card {deck.position + 1} of {len(deck.cards)} ({side})"
 
     def text(self) -> str:
-        lines = [f"{self.title}: {len(self.deck.cards)} cards"]
-        lines += [f"- {c.front}: {c.back}" for c in self.deck.cards]
-        return "\n".join(lines)
+        return "\n".join([f"{self.title}: {len(self.deck.cards)} cards",
+                          *(f"- {c.front}: {c.back}" for c in self.deck.cards)])
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = self.widget._repr_mimebundle_()
-        bundle["text/plain"] = self.text()
-        return bundle
+        return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
 
 
 class Glossary:
-    """Search the course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``."""
+    """Search the course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
 
     def __init__(self, entries: list[Entry]):
-        self.entries = list(entries)
-        self._widget: widgets.VBox | None = None
+        self.entries, self._widget = list(entries), None
 
     @classmethod
     def from_file(cls, path: Path | str) -> Glossary:
@@ -232,50 +208,46 @@ class Glossary:
         raise KeyError(f"{term!r} is not in the glossary. Try glossary.search({term!r}).")
 
     def search(self, text: str) -> list[Entry]:
-        """Entries whose term, aliases or definition contain ``text`` (terms matches first)."""
+        """Entries whose term, aliases or definition hold ``text``, those by name first."""
         wanted = normalise_text(text)
         by_name = [e for e in self.entries
                    if any(wanted in normalise_text(n) for n in (e.term, *e.aliases))]
-        by_text = [e for e in self.entries
-                   if e not in by_name and wanted in normalise_text(e.definition)]
-        return by_name + by_text
-
-    def entry_html(self, entry: Entry) -> str:
-        see = (f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
-               if entry.see_also else "")
-        taught = f"<br><i>Taught in:</i> {html.escape(entry.lesson)}" if entry.lesson else ""
-        return (f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
-                f"{see}{taught}")
+        return by_name + [e for e in self.entries
+                          if e not in by_name and wanted in normalise_text(e.definition)]
 
     @property
     def widget(self) -> widgets.VBox:
         if self._widget is None:
-            self._search = widgets.Text(placeholder="search the glossary")
-            self._search.add_class("lk-glossary-search")
-            self._terms = widgets.Select(options=[e.term for e in self.entries], rows=8)
-            self._terms.add_class("lk-glossary-terms")
-            self._entry = widgets.HTML(layout=widgets.Layout(width="36em"))
-            self._entry.add_class("lk-glossary-entry")
+            self._search = classed(widgets.Text(placeholder="search the glossary"),
+                                   "lk-glossary-search")
+            self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
+                                                 rows=8), "lk-glossary-terms")
+            self._entry = classed(widgets.HTML(layout=widgets.Layout(width="36em")),
+                                  "lk-glossary-entry")
             self._search.observe(lambda change: self._filter(change["new"]), names="value")
             self._terms.observe(lambda change: self._select(change["new"]), names="value")
-            self._widget = widgets.VBox([self._search, widgets.HBox([self._terms, self._entry])])
-            self._widget.add_class("lk-glossary")
+            self._widget = classed(widgets.VBox([self._search,
+                                                 widgets.HBox([self._terms, self._entry])]),
+                                   "lk-glossary")
             self._select(self._terms.value)
         return self._widget
 
     def _filter(self, text: str) -> None:
-        matches = self.search(text) if text.strip() else self.entries
-        self._terms.options = [e.term for e in matches]
+        self._terms.options = [e.term for e in (self.search(text) if text.strip()
+                                                else self.entries)]
         self._select(self._terms.value)
 
     def _select(self, term: str | None) -> None:
-        self._entry.value = (self.entry_html(self.lookup(term)) if term else
-                             "<i>No term matches.</i>" if not self._terms.options else "")
+        if not term:
+            self._entry.value = "" if self._terms.options else "<i>No term matches.</i>"
+            return
+        entry = self.lookup(term)
+        self._entry.value = (
+            f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
+            + (f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
+               if entry.see_also else "") + f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
 
     def text(self) -> str:
         return "Glossary\n" + "\n".join(f"- {e.term}: {e.definition}" for e in self.entries)
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        bundle = self.widget._repr_mimebundle_()
-        bundle["text/plain"] = self.text()
-        return bundle
+    _repr_mimebundle_ = Flashcards._repr_mimebundle_

@@ -65,27 +65,22 @@ def parse_number(text: str) -> tuple[float, str]:
 
 def as_number(answer: Any) -> tuple[float, str] | str:
     """(value, unit), or the reason the answer is not a number."""
-    if isinstance(answer, bool):
-        return "True/False is not a number"
     if hasattr(answer, "item") and not isinstance(answer, numbers.Real):
         try:
             answer = answer.item()  # a one-element tensor or NumPy scalar
         except (TypeError, ValueError, RuntimeError):
             return f"a {type(answer).__name__} with more than one value is not a number"
-    if isinstance(answer, numbers.Real):
-        try:
-            value = float(answer)
-        except OverflowError:
-            return f"{answer!r} is too large"
-        return (value, "") if math.isfinite(value) else f"{answer!r} is not a finite number"
-    if not isinstance(answer, str):
-        return f"a {type(answer).__name__} is not a number"
-    if not answer.strip():
-        return "the answer is empty"
     try:
-        return parse_number(answer)
+        if isinstance(answer, str):
+            return parse_number(answer) if answer.strip() else "the answer is empty"
+        if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
+            return f"a {type(answer).__name__} is not a number"
+        value = float(answer)
     except ValueError as error:
         return str(error)
+    except OverflowError:
+        return f"{answer!r} is too large"
+    return (value, "") if math.isfinite(value) else f"{answer!r} is not a finite number"
 
 
 @dataclass(frozen=True)
@@ -94,10 +89,7 @@ class Grade:
     message: str
     details: tuple[str, ...] = ()  # explanations of the chosen choices, feedback on a mistake
     record: Any = None  # the answer as the results file stores it (JSON-friendly)
-
-    @property
-    def correct(self) -> bool:
-        return self.status == CORRECT
+    correct = property(lambda self: self.status == CORRECT)
 
 
 @dataclass(frozen=True)
@@ -132,7 +124,7 @@ def _inline(text: str) -> str:
     return text.replace("`", "")
 
 
-def _sentence(text: str) -> str:
+def _sentence(text: str) -> str:  # choice texts may bring their own full stop
     return text if text.rstrip().endswith((".", "!", "?")) else f"{text}."
 
 
@@ -149,16 +141,8 @@ class Question:
     kind: ClassVar[str] = ""
     answer_form: ClassVar[str] = ""
 
-    def grade(self, answer: Any) -> Grade:
-        raise NotImplementedError
-
-    def answer_key(self) -> dict:
-        """Everything that decides grading: progress saved under another key is stale."""
-        raise NotImplementedError
-
-    def solution(self) -> str:
-        """The answer in words, shown when it is revealed."""
-        raise NotImplementedError
+    # Subclasses define grade(answer) -> Grade; answer_key() -> dict, everything that decides
+    # grading (progress saved under another key is stale); solution() -> str, when revealed.
 
     def example_call(self, name: str) -> str:
         return f'{name}.answer("{self.id}", {self.answer_form})'
@@ -262,24 +246,17 @@ class Numeric(Question):
     kind: ClassVar[str] = "numeric"
     answer_form: ClassVar[str] = "<number>"
 
-    def _scale(self, unit: str) -> float | None:
-        known = {self.unit: 1.0, **self.units} if self.unit else dict(self.units)
-        if not unit or unit in known:
-            return known.get(unit, 1.0)
-        folded = [u for u in known if u.casefold() == unit.casefold()]
-        return known[folded[0]] if len(folded) == 1 else None
-
     def grade(self, answer: Any) -> Grade:
         parsed, shown = as_number(answer), f" {self.unit}" if self.unit else ""
         if isinstance(parsed, str):
             return Grade(INVALID, f"Answer with a number{shown and ' in' + shown}: {parsed}.")
         number, unit = parsed
-        scale = self._scale(unit)
-        if scale is None:
-            known = ", ".join([self.unit, *self.units] if self.unit else self.units)
+        known = {self.unit: 1.0, **self.units} if self.unit else dict(self.units)
+        scales = [known[u] for u in known if u.casefold() == unit.casefold()]  # "gflop" too
+        if unit and unit not in known and len(scales) != 1:
             return Grade(INVALID, f"Unknown unit {unit!r}: use "
-                                  f"{'one of ' + known if known else 'no unit'}.")
-        value = number * scale
+                                  f"{'one of ' + ', '.join(known) if known else 'no unit'}.")
+        value = number * known.get(unit, scales[0] if unit else 1.0)
         record = value if not unit else f"{number:g} {unit}"
         if any(t.contains(value) for t in self.targets):
             return Grade(CORRECT, f"Correct: {value:g}{shown}.", record=record)

@@ -1,25 +1,23 @@
 """One learner working through one quiz: attempts, hints, revealing, score, saving.
 
-The rules, in pure Python (the widget and the text form only draw what these methods return):
-an answer that cannot be read (``invalid``) costs no attempt; a question closes when answered
-correctly, revealed, or out of attempts; once the attempts are used the answer can be shown,
-and a revealed question scores nothing. Questions with unlimited attempts (code exercises by
-default) are never revealed: their solution is in the lesson. A quiz open in several kernels
-merges, under the results file's lock, what the others saved (``merge_progress``).
+The rules, in pure Python (the widget and the text form draw what these methods return): an
+answer that cannot be read (``invalid``) costs no attempt; a question closes when answered
+correctly, revealed, or out of attempts; then the answer can be shown, and scores nothing.
+Questions with unlimited attempts (code exercises by default) are never revealed: their
+solution is in the lesson. A quiz open in several kernels merges, under the results file's
+lock, what the others saved (``merge_progress``), so no attempt is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from labkit.quiz.bank import Bank
 from labkit.quiz.grading import INVALID, WRONG, Question
 from labkit.quiz.store import ResultsStore, now
-
-CLOSED, REVEALED = "closed", "revealed"
 
 
 @dataclass
@@ -29,17 +27,15 @@ class Progress:
     revealed: bool = False
     hints: int = 0  # how many hints have been shown
     answer: Any = None  # the last graded answer, as recorded
-    status: str = ""  # the last verdict and its feedback, to show again after a restart
+    status: str = ""  # the last verdict and its feedback, shown again after a restart
     feedback: str = ""
     details: list[str] = field(default_factory=list)
     timestamp: str | None = None
 
 
 def merge_progress(base: Progress, mine: Progress, theirs: Progress) -> Progress:
-    """One question's progress when another kernel saved it too: ``base`` is what this kernel
-    last read or wrote, ``mine`` its progress now, ``theirs`` what the file holds now.
-    Every attempt and hint made in either kernel counts; correct or revealed in either stays so.
-    """
+    """One question's progress when another kernel saved it too (``base``: what this kernel
+    last read or wrote; ``theirs``: the file now). Every attempt and hint in either counts."""
     changed_here = (mine.attempts, mine.hints, mine.revealed) != (base.attempts, base.hints,
                                                                    base.revealed)
     latest = mine if changed_here and (mine.correct or not theirs.correct) else theirs
@@ -57,11 +53,10 @@ class Feedback:
     message: str
     details: tuple[str, ...] = ()
     attempts: int = 0
-    max_attempts: int | None = None
 
     def __str__(self) -> str:
-        lines = [f"[{self.question_id}] {self.message}", *(f"  {d}" for d in self.details)]
-        return "\n".join(lines)
+        return "\n".join([f"[{self.question_id}] {self.message}",
+                          *(f"  {d}" for d in self.details)])
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
@@ -79,8 +74,7 @@ class Score:
         return (f"Score: {self.points:g} / {self.max_points:g} · {self.answered} of "
                 f"{self.total} questions answered")
 
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
+    _repr_pretty_ = Feedback._repr_pretty_
 
 
 def answer_key_hash(question: Question) -> str:
@@ -89,29 +83,20 @@ def answer_key_hash(question: Question) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@dataclass
 class QuizSession:
-    bank: Bank
-    store: ResultsStore
-    progress: dict[str, Progress] = field(default_factory=dict)
-    # The progress as this kernel last read or wrote it: what other kernels changed since.
-    synced: dict[str, Progress] = field(default_factory=dict, repr=False)
-    _in_file: dict[str, Progress] | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        saved: dict = {}
-        for quiz_id in (*self.bank.previous_ids, self.bank.id):
-            for key, record in self.store.quiz(quiz_id).get("questions", {}).items():
+    def __init__(self, bank: Bank, store: ResultsStore):
+        self.bank, self.store, saved = bank, store, {}
+        for quiz_id in (*bank.previous_ids, bank.id):  # answers saved under earlier ids count
+            for key, record in store.quiz(quiz_id).get("questions", {}).items():
                 if str(record.get("timestamp") or "") >= str(saved.get(key, {}).get("timestamp")
                                                              or ""):  # the latest answer wins
                     saved[key] = record
-        for question in self.bank.questions:
-            self.progress[question.id] = self._restore(question, saved.get(question.id, {}))
+        self.progress = {q.id: self._restore(q, saved.get(q.id, {})) for q in bank.questions}
+        # The progress as this kernel last read or wrote it: what other kernels changed since.
         self.synced = {key: replace(state) for key, state in self.progress.items()}
 
     def _restore(self, question: Question, record: dict) -> Progress:
-        # Progress saved against another answer key (the bank changed) no longer applies.
-        if record.get("key") != answer_key_hash(question):
+        if record.get("key") != answer_key_hash(question):  # the bank changed: start afresh
             return Progress()
         try:
             return Progress(
@@ -125,8 +110,6 @@ class QuizSession:
             self.store.tell(f"The saved progress on question {question.id!r} of "
                             f"{self.bank.id!r} was unreadable, so it starts afresh.")
             return Progress()
-
-    # --- the rules --------------------------------------------------------------------------
 
     def attempts_left(self, question: Question) -> int | None:
         if question.max_attempts is None:
@@ -142,31 +125,26 @@ class QuizSession:
         return (question.max_attempts is not None and not state.revealed
                 and not state.correct and self.attempts_left(question) == 0)
 
-    def _closed_message(self, question: Question) -> str:
+    def _closed(self, question: Question, status: str = "closed") -> Feedback:
         state = self.progress[question.id]
-        if state.correct:
-            return "You have already answered this question correctly."
-        if state.revealed:
-            return f"The answer was shown: {question.solution()}"
-        return "No attempts left on this question: show the answer to see it."
-
-    # --- actions ----------------------------------------------------------------------------
+        message = ("You have already answered this question correctly." if state.correct else
+                   f"The answer was shown: {question.solution()}" if state.revealed else
+                   "No attempts left on this question: show the answer to see it.")
+        return self._feedback(question, status, message)
 
     def submit(self, question_id: str, answer: Any) -> Feedback:
         question = self.bank.question(question_id)
         state = self.progress[question_id]
         if self.is_closed(question):
-            return self._feedback(question, CLOSED, self._closed_message(question))
+            return self._closed(question)
         grade = question.grade(answer)
         if grade.status == INVALID:
             return self._feedback(question, INVALID, grade.message)  # no attempt used
         state.attempts += 1
         state.correct, state.answer, state.timestamp = grade.correct, grade.record, now()
-        details = grade.details
+        details, message, left = grade.details, grade.message, self.attempts_left(question)
         if grade.correct and question.explanation:
             details += (question.explanation,)
-        message = grade.message
-        left = self.attempts_left(question)
         if grade.status == WRONG and left is not None:
             message += (f" {left} attempt{'s' if left != 1 else ''} left." if left else
                         " No attempts left: you can now show the answer.")
@@ -178,22 +156,20 @@ class QuizSession:
         question = self.bank.question(question_id)
         state = self.progress[question_id]
         if state.revealed or state.correct:
-            return self._feedback(question, REVEALED if state.revealed else CLOSED,
-                                  self._closed_message(question))
+            return self._closed(question, "revealed" if state.revealed else "closed")
         if not self.can_reveal(question):
             left = self.attempts_left(question)
             why = ("this question has unlimited attempts; its solution is in the lesson"
                    if left is None else f"try {left} more time{'s' if left != 1 else ''} first")
-            return self._feedback(question, CLOSED if left is None else INVALID,
+            return self._feedback(question, "closed" if left is None else INVALID,
                                   f"The answer is not shown yet: {why}.")
         state.revealed = True
         details = (question.explanation,) if question.explanation else ()
-        return self._record(question, REVEALED, f"The answer: {question.solution()}", details)
+        return self._record(question, "revealed", f"The answer: {question.solution()}", details)
 
     def next_hint(self, question_id: str) -> str | None:
         """The next hint not yet shown (and count it), or None when there is none left."""
-        question = self.bank.question(question_id)
-        state = self.progress[question_id]
+        question, state = self.bank.question(question_id), self.progress[question_id]
         if state.hints >= len(question.hints):
             return None
         state.hints += 1
@@ -206,56 +182,43 @@ class QuizSession:
     def _feedback(self, question: Question, status: str, message: str,
                   details: tuple[str, ...] = ()) -> Feedback:
         return Feedback(question.id, status, message, details,
-                        self.progress[question.id].attempts, question.max_attempts)
+                        self.progress[question.id].attempts)
 
     def _record(self, question: Question, status: str, message: str,
                 details: tuple[str, ...]) -> Feedback:
-        feedback = self._feedback(question, status, message, details)
         state = self.progress[question.id]
         state.status, state.feedback, state.details = status, message, list(details)
         self.save()
-        return feedback
-
-    # --- score and persistence --------------------------------------------------------------
+        return self._feedback(question, status, message, details)
 
     def score(self) -> Score:
-        questions = self.bank.questions
-        points = sum(q.points for q in questions if self.progress[q.id].correct)
-        return Score(points, sum(q.points for q in questions),
-                     sum(self.progress[q.id].correct for q in questions),
-                     sum(self.progress[q.id].attempts > 0 for q in questions), len(questions))
-
-    def entry(self) -> dict:
-        """This quiz as the results file stores it (see labkit.quiz.store)."""
-        score = self.score()
-        questions = {}
-        for question in self.bank.questions:
-            state = self.progress[question.id]
-            questions[question.id] = {
-                "answer": state.answer, "correct": state.correct, "attempts": state.attempts,
-                "revealed": state.revealed, "hints": state.hints, "timestamp": state.timestamp,
-                "points": question.points, "status": state.status, "feedback": state.feedback,
-                "details": state.details, "key": answer_key_hash(question)}
-        return {"title": self.bank.title, "score": score.points, "max_score": score.max_points,
-                "answered": score.answered, "questions_total": score.total, "updated": now(),
-                "questions": questions}
-
-    def _merged_entry(self, stored: dict | None) -> dict:
-        """This quiz's entry with what other kernels saved merged in (called under the lock)."""
-        saved = (stored or {}).get("questions", {})
-        self._in_file = {}
-        for question in self.bank.questions:
-            theirs = self._in_file[question.id] = self._restore(question,
-                                                                saved.get(question.id, {}))
-            self.progress[question.id] = merge_progress(
-                self.synced[question.id], self.progress[question.id], theirs)
-        return self.entry()
+        questions, progress = self.bank.questions, self.progress
+        return Score(sum(q.points for q in questions if progress[q.id].correct),
+                     sum(q.points for q in questions),
+                     sum(progress[q.id].correct for q in questions),
+                     sum(progress[q.id].attempts > 0 for q in questions), len(questions))
 
     def save(self) -> bool:
-        self._in_file = None
-        saved = self.store.update_quiz(self.bank.id, self._merged_entry)
+        """Merge what other kernels saved, and write, under the lock. False if it failed."""
+        in_file = {}
+
+        def merged(stored: dict | None) -> dict:
+            saved = (stored or {}).get("questions", {})
+            for question in self.bank.questions:
+                theirs = self._restore(question, saved.get(question.id, {}))
+                in_file[question.id] = theirs
+                self.progress[question.id] = merge_progress(
+                    self.synced[question.id], self.progress[question.id], theirs)
+            score = self.score()
+            return {"title": self.bank.title, "score": score.points,
+                    "max_score": score.max_points, "answered": score.answered,
+                    "questions_total": score.total, "updated": now(),
+                    "questions": {q.id: {**asdict(self.progress[q.id]), "points": q.points,
+                                         "key": answer_key_hash(q)} for q in self.bank.questions}}
+
+        saved = self.store.update_quiz(self.bank.id, merged)
         if saved:
             self.synced = {key: replace(state) for key, state in self.progress.items()}
-        elif self._in_file is not None:  # merged, not written: the file still holds theirs
-            self.synced = self._in_file
+        elif in_file:  # merged, not written: the file still holds theirs
+            self.synced = in_file
         return saved

@@ -20,10 +20,9 @@ import getpass
 import json
 import os
 import warnings
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import filelock
 
@@ -64,17 +63,22 @@ def empty_results() -> dict:
     return {"format": FORMAT, "version": VERSION, "learner": "", "updated": None, "quizzes": {}}
 
 
-def validate_results(data: Any) -> dict:
-    """``data`` if it has the shape of a results file; else ResultsFileError saying where not."""
+def read_results(path: Path) -> dict:
+    """The content of a results file; ResultsFileError (or OSError) saying why it is unusable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ResultsFileError(f"not UTF-8 text ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(f"not valid JSON: {error.msg} at line {error.lineno}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ResultsFileError(f"not a labkit quiz results file (no \"format\": \"{FORMAT}\")")
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:
         raise ResultsFileError(f"results format version {data.get('version')!r} is newer than "
                                f"this labkit reads ({VERSION}); update labkit")
-    quizzes = data.get("quizzes")
-    if not isinstance(quizzes, dict):
+    if not isinstance(data.get("quizzes"), dict):
         raise ResultsFileError("\"quizzes\" is not a mapping")
-    for quiz_id, quiz in quizzes.items():
+    for quiz_id, quiz in data["quizzes"].items():
         if not isinstance(quiz, dict) or not isinstance(quiz.get("questions"), dict):
             raise ResultsFileError(f"quiz {quiz_id!r} has no \"questions\" mapping")
         for question_id, record in quiz["questions"].items():
@@ -82,19 +86,6 @@ def validate_results(data: Any) -> dict:
                 raise ResultsFileError(f"quiz {quiz_id!r}, question {question_id!r} is not a "
                                        f"mapping")
     return data
-
-
-def read_results(path: Path) -> dict:
-    """The validated content of a results file; ResultsFileError (or OSError) if unreadable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ResultsFileError(f"not UTF-8 text ({error.reason})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ResultsFileError(f"not valid JSON: {error.msg} at line {error.lineno}") from None
-    return validate_results(data)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -111,12 +102,10 @@ class ResultsStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.notes: list[str] = []
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the lock that every change to the file takes (never nest: it is per call)."""
+    def _lock(self) -> filelock.FileLock:
+        """The lock every change to the file holds, from reading to writing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT):
-            yield
+        return filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT)
 
     def tell(self, note: str, *, warn: bool = False) -> None:
         if note not in self.notes:
@@ -133,7 +122,7 @@ class ResultsStore:
             return empty_results(), None
         except ResultsFileError as error:
             return empty_results(), str(error)
-        except OSError as error:  # unreadable (permissions, a folder): report, touch nothing
+        except OSError as error:  # permissions, a folder: report, touch nothing
             self.tell(f"Could not read your results file {self.path}: {error}. Fix: set "
                       f"{RESULTS_ENV} to a file you can read and write.")
             return empty_results(), None
@@ -142,7 +131,12 @@ class ResultsStore:
         """The content, read with the lock held; a damaged file is set aside here, once."""
         data, damage = self._load()
         if damage is not None:
-            self._set_aside(damage)
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # unique: the lock is held
+            kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
+            os.replace(self.path, kept)
+            self.tell(f"Your results file {self.path} could not be read ({damage}). It was "
+                      f"kept as {kept.name} and a new file was started; earlier answers are in "
+                      f"the kept file.", warn=True)
         elif seen_damage is not None:  # another kernel set it aside while this one waited
             self.tell(f"Your results file {self.path} could not be read ({seen_damage}). "
                       f"Another open notebook kept it as {self.path.stem}.corrupt-<time>"
@@ -150,21 +144,13 @@ class ResultsStore:
                       f"are in the kept file.", warn=True)
         return data
 
-    def _set_aside(self, reason: str) -> None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # under the lock: unique
-        kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
-        os.replace(self.path, kept)
-        self.tell(f"Your results file {self.path} could not be read ({reason}). It was kept "
-                   f"as {kept.name} and a new file was started; earlier answers are in the kept "
-                   f"file.", warn=True)
-
     def read(self) -> dict:
         """All results; a missing file is empty, an unreadable one is set aside and reported."""
         data, damage = self._load()  # no lock needed to read: writes replace the file whole
         if damage is None:
             return data
         try:
-            with self._locked():
+            with self._lock():
                 return self._load_locked(seen_damage=damage)
         except filelock.Timeout:
             self.tell(self._busy_note("set aside your damaged results file"))
@@ -178,10 +164,10 @@ class ResultsStore:
         return self.read()["quizzes"].get(quiz_id, {"questions": {}})
 
     def update_quiz(self, quiz_id: str, change: Callable[[dict | None], dict]) -> bool:
-        """Replace one quiz's entry by ``change(the entry now in the file, or None)``, with the
-        lock held from reading to writing, keeping every other quiz. False if it failed."""
+        """Replace one quiz's entry by ``change(the entry in the file, or None)`` under the
+        lock, keeping every other quiz. False if it failed (the reason is in ``notes``)."""
         try:
-            with self._locked():
+            with self._lock():
                 data = self._load_locked()
                 data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
                 data["learner"] = data.get("learner") or learner_name()
@@ -204,10 +190,7 @@ class ResultsStore:
 
 def export_results(*, destination: Path | str | None = None, source: Path | str | None = None,
                    learner: str | None = None) -> Path:
-    """Copy a learner's results to a file to hand in: ``quiz-results-<learner>.json``.
-
-    The copy is checked first, so a learner never hands in a file the gradebook cannot read.
-    """
+    """Copy a learner's checked results to ``quiz-results-<learner>.json``, to hand in."""
     source = Path(source).expanduser() if source is not None else default_results_path()
     if not source.exists():
         raise FileNotFoundError(f"no quiz results at {source} yet: answer a quiz first, or set "
