@@ -1,8 +1,5 @@
-"""``python -m labkit ...``: the command line lives in ``labkit.instructor.cli``."""
-
-import sys
-
+"""``python -m labkit ...``: the command line is in ``labkit.instructor.cli``."""
 from labkit.instructor.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

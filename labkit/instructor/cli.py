@@ -10,11 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-ASSET_FIXES = {"fetch": "check the network (`python -m labkit doctor`) and run the same command "
-                        "again", "verify": "delete the BAD assets (`list` shows where they are) "
-                                           "and fetch them again",
-               "unpack": "pack them again on a machine where `assets verify` passes"}
-
 
 def _doctor(args) -> int:
     from labkit.instructor.doctor import doctor
@@ -64,8 +59,9 @@ def _assets(args) -> int:
         print(f"{'ok' if ok else bad:8} {name}: {detail}", file=sys.stdout if ok else out)
     failed = [name for name, (ok, _) in results.items() if not ok]
     if failed:
-        print(f"\n{len(failed)} asset(s) failed: {' '.join(failed)}. Fix: "
-              f"{ASSET_FIXES[args.action]}.", file=sys.stderr)
+        fix = ("check the network (`python -m labkit doctor`) and run the same command again"
+               if args.action == "fetch" else "delete them (`list` shows where) and fetch again")
+        print(f"\n{len(failed)} asset(s) failed: {' '.join(failed)}. Fix: {fix}.", file=sys.stderr)
     elif not results and args.action == "verify":
         print("Nothing to verify: no asset is fetched yet.")
     return 1 if failed else 0
@@ -158,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     quiz.set_defaults(run=_quiz)
     actions = quiz.add_subparsers(dest="quiz_command", required=True)
     export = actions.add_parser("export", help="copy your quiz results to a file to hand in")
-    export.add_argument("--to", type=Path, help="file or folder (default: ./quiz-results-NAME.json)")
+    export.add_argument("--to", type=Path, help="file or folder (default: ./quiz-results-*.json)")
     export.add_argument("--learner", help="the name to record (default: your login)")
     export.add_argument("--results", type=Path, help="the results file (default: yours)")
     book = actions.add_parser("gradebook", help="merge learners' results files into one CSV")

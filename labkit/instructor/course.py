@@ -1,23 +1,17 @@
-"""Instructor tools: student versions of the lessons, and a check run of the whole course.
+"""Instructor tools (README, For instructors): student versions and a check run of the course.
 
-``python -m labkit course student``: each block between ``### BEGIN SOLUTION`` and
-``### END SOLUTION`` (nbgrader's markers) becomes a line raising "Your code here" at the
-block's indentation ("YOUR ANSWER HERE" in Markdown); hidden tests, outputs and a solution's
-attached images go. A line that is almost a marker ("## Begin Solution", "BEGIN_SOLUTION") or
-a marker inside a string is an error naming the notebook, the cell and the line.
-
-``python -m labkit course run``: each notebook executed with papermill in a fresh process, with
-its status, wall time, its kernel's peak memory and, for a failure, the cell and its error.
+``course student``: a solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
+(nbgrader's markers) becomes a "Your code here" line; hidden tests, outputs and a solution's
+images go. A line that is almost a marker, or a marker in a string, is an error.
+``course run``: each notebook run by papermill in a fresh process, timed and measured.
 """
 
 from __future__ import annotations
 
-import copy
 import html
 import io
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -123,7 +117,7 @@ def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell"
 def student_version(notebook: nbformat.NotebookNode, *, name: str = "notebook") \
         -> nbformat.NotebookNode:
     """A copy of ``notebook`` without solutions, hidden tests, outputs or widget state."""
-    student = copy.deepcopy(notebook)
+    student = nbformat.from_dict(notebook)  # a deep copy
     cells = []
     for index, cell in enumerate(student.cells):
         source = strip_solutions(cell.source, cell_type=cell.cell_type,
@@ -192,7 +186,7 @@ class NotebookRun:
     seconds: float
     peak_memory_mb: float | None  # the kernel's peak resident memory; None where unknown
     error: str = ""               # "ZeroDivisionError: division by zero"; empty if it ran
-    failed_at: str = ""           # "cell 4 (In [3])", the cell's position in the source
+    failed_at: str = ""           # "cell 4 (In [3])": the cell's position in the source
     failed_source: str = ""
 
     @property
@@ -211,45 +205,39 @@ class CourseRun:
 
     def summary(self) -> str:
         failed = [Path(run.notebook).name for run in self.runs if run.error]
-        return (f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran "
-                f"({self.environment['size']} size)"
-                + (f"; failed: {', '.join(failed)}" if failed else ""))
+        ran = f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran"
+        return f"{ran} ({self.environment['size']} size)" + (f"; failed: {', '.join(failed)}"
+                                                              if failed else "")
 
     def write_report(self, path: Path | str) -> Path:
         """Write the report as Markdown (``.md``) or as an HTML page."""
-        path = check_report_path(path)
-        head = ("notebook", "status", "wall time", "peak memory", "failed at")
-        rows = [(Path(r.notebook).name, r.status, f"{r.seconds:.0f} s",
-                 _memory(r.peak_memory_mb), r.failed_at) for r in self.runs]
+        path, e = check_report_path(path), html.escape
+        rows = [("notebook", "status", "wall time", "peak memory", "failed at")] + [
+            (Path(r.notebook).name, r.status, f"{r.seconds:.0f} s", _memory(r.peak_memory_mb),
+             r.failed_at) for r in self.runs]
         failed = [(Path(r.notebook).name, r, f" ({r.failed_at})" if r.failed_at else "")
                   for r in self.runs if r.error]
         where = "Executed copy, with the traceback under the cell:"
         if path.suffix.lower() == ".md":
             lines = ["# labkit course run", "", f"**{self.summary()}.**", "",
                      *(f"- {key}: {value}" for key, value in self.environment.items()), "",
-                     *("| " + " | ".join(row) + " |" for row in [head, ["---"] * 5, *rows])]
+                     *("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * 5, *rows[1:]])]
             for name, r, at in failed:
                 lines += ["", f"## {name}: failed", "", r.error + at, "",
                           f"{where} `{r.executed}`", "", "```python", r.failed_source, "```"]
             text = "\n".join(lines) + "\n"
         else:
-            e = html.escape
-
-            def cells(row, tag):
-                return "".join(f"<{tag}>{e(cell)}</{tag}>" for cell in row)
-
-            text = (
-                "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>labkit course run"
-                "</title><style>td,th{padding:2px 10px;text-align:left}.failed{background:#fdd}"
-                f".passed{{background:#dfd}}</style></head><body><h1>labkit course run</h1>"
-                f"<p><b>{e(self.summary())}.</b></p><ul>"
-                + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in self.environment.items())
-                + f"</ul><table><tr>{cells(head, 'th')}</tr>"
-                + "".join(f"<tr class='{row[1]}'>{cells(row, 'td')}</tr>" for row in rows)
-                + "</table>" + "".join(
-                    f"<h2>{e(name)}: failed</h2><p>{e(r.error + at)}</p><p>{where} "
-                    f"<code>{e(r.executed)}</code></p><pre>{e(r.failed_source)}</pre>"
-                    for name, r, at in failed) + "</body></html>\n")
+            text = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>labkit course run"
+                    "</title><style>td,th{padding:2px 10px;text-align:left}.failed{background:"
+                    "#fdd}.passed{background:#dfd}</style></head><body><h1>labkit course run</h1>"
+                    f"<p><b>{e(self.summary())}.</b></p><ul>"
+                    + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in self.environment.items())
+                    + "</ul><table>" + "".join(f"<tr class='{row[1]}'>" + "".join(
+                        f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+                    + "</table>" + "".join(
+                        f"<h2>{e(name)}: failed</h2><p>{e(r.error + at)}</p><p>{where} "
+                        f"<code>{e(r.executed)}</code></p><pre>{e(r.failed_source)}</pre>"
+                        for name, r, at in failed) + "</body></html>\n")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return path
@@ -268,79 +256,51 @@ def _memory(mb: float | None) -> str:
     return "n/a" if mb is None else f"{mb:,.0f} MB"
 
 
-def _execute(notebook: str, executed: str, parameters: dict, timeout: float | None,
-             kernel: str) -> dict:
-    """Run one notebook in this process, the fresh one that ``run_notebook`` starts."""
+def _execute(notebook: str, executed: str, parameters: dict, timeout: float | None) -> dict:
+    """Run one notebook in this process, the fresh one that ``run_course`` starts for it."""
     import papermill
 
-    started, error = time.perf_counter(), ""
+    started, error, peak = time.perf_counter(), "", None
     try:
-        papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name=kernel,
+        papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name="python3",
                                    cwd=str(Path(notebook).parent), execution_timeout=timeout,
                                    progress_bar=False)
     except Exception as failure:  # a cell's error, a timeout, a dead kernel
         error = f"{type(failure).__name__}: {failure}".strip()
-    peak = None
     if sys.platform != "win32":
         import resource
 
-        # The kernel was this process's only child, and was waited for: this is its peak
-        # resident size (KiB on Linux, bytes on macOS).
+        # The kernel was this process's one child and was waited for: this is its peak
+        # resident size, in KiB on Linux and bytes on macOS.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         peak /= 2**20 if sys.platform == "darwin" else 1024
     return {"seconds": time.perf_counter() - started, "peak_memory_mb": peak, "error": error}
 
 
 def _find_failure(run: NotebookRun) -> None:
-    """Fill in the cell the run stopped in, read from the executed copy: the one that raised,
-    else (a timeout, a dead kernel) the last one that started."""
+    """Name the cell the run stopped in, the last one that started, from the executed copy."""
     try:
         cells = nbformat.read(run.executed, as_version=4).cells
     except (OSError, ValueError):
         return
-    state = [cell.metadata.get("papermill", {}) for cell in cells]
-    raised = [i for i, s in enumerate(state) if s.get("exception")]
-    started = [i for i, s in enumerate(state) if s.get("start_time")]
-    if not raised + started:
+    started = [i for i, c in enumerate(cells) if c.metadata.get("papermill", {}).get("start_time")]
+    if not started:
         return
-    index = (raised or started[-1:])[0]
-    cell = cells[index]
+    cell = cells[started[-1]]
     added = {"injected-parameters", "papermill-error-cell-tag"}  # cells the source does not have
-    position = 1 + sum(not added & set(c.metadata.get("tags", [])) for c in cells[:index])
+    position = 1 + sum(not added & set(c.metadata.get("tags", [])) for c in cells[:started[-1]])
     count = f" (In [{cell.execution_count}])" if cell.get("execution_count") else ""
     run.failed_at, run.failed_source = f"cell {position}{count}", cell.source
-    if raised:  # the cell's own error rather than papermill's long wrapper around it
-        run.error = next((f"{out.ename}: {out.evalue}" for out in cell.get("outputs", [])
+    if run.error.startswith("PapermillExecutionError"):  # the cell's error, not the long wrapper
+        run.error = next((f"{out.ename}: {out.evalue}" for out in cell.outputs
                           if out.output_type == "error"), run.error)
-
-
-def run_notebook(notebook: Path | str, executed: Path | str, *, smoke: bool = True,
-                 timeout: float | None = 600, kernel: str = "python3",
-                 env: dict[str, str] | None = None, parameters: dict | None = None) -> NotebookRun:
-    """Execute ``notebook`` into ``executed`` in a fresh process and say how it went;
-    ``parameters`` are set after its parameters cell, as papermill's ``-p`` does."""
-    notebook, executed = Path(notebook).resolve(), Path(executed).resolve()
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    request = json.dumps([str(notebook), str(executed), {"SMOKE_TEST": smoke, **(parameters or {})},
-                          timeout, kernel])
-    done = subprocess.run([sys.executable, "-m", "labkit.instructor.course", request],
-                          capture_output=True, text=True, env=env)
-    try:
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        result = {"seconds": 0.0, "peak_memory_mb": None,
-                  "error": f"the runner itself failed: {done.stderr.strip()[-2000:]}"}
-    run = NotebookRun(str(notebook), str(executed), **result)
-    if run.error:
-        _find_failure(run)
-    return run
 
 
 def run_course(sources: list[Path | str] | None = None, *, output: Path | str = "course-run",
                smoke: bool = True, standin: bool = False, offline: bool = False,
                installed: bool = False, timeout: float | None = 600) -> CourseRun:
-    """Execute every notebook, one after the other, into ``output``; ``installed`` runs the
-    lessons of ``INSTALLED`` on the model and photos installed with the course."""
+    """Execute every notebook, one at a time and each in a fresh process, into ``output``;
+    ``installed`` runs the lessons of ``INSTALLED`` on the model and photos pip installed."""
     import torch
 
     env = dict(os.environ, **{name: "1" for name, on in (("LABKIT_STANDIN", standin),
@@ -348,21 +308,32 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
     runs = []
     for notebook in _notebooks(sources):
         print(f"running {notebook.name} ...", flush=True)
-        run = run_notebook(notebook, Path(output) / notebook.name, smoke=smoke, timeout=timeout,
-                           env=env, parameters=INSTALLED.get(notebook.stem) if installed else None)
+        executed = Path(output).resolve() / notebook.name
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        lesson = INSTALLED.get(notebook.stem, {}) if installed else {}
+        parameters = {"SMOKE_TEST": smoke, **lesson}
+        request = json.dumps([str(notebook.resolve()), str(executed), parameters, timeout])
+        done = subprocess.run([sys.executable, "-m", "labkit.instructor.course", request],
+                              capture_output=True, text=True, env=env, check=False)
+        try:
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            result = {"seconds": 0.0, "peak_memory_mb": None,
+                      "error": f"the runner itself failed: {done.stderr.strip()[-2000:]}"}
+        run = NotebookRun(str(notebook), str(executed), **result)
+        if run.error:
+            _find_failure(run)
         print(f"  {run.status} in {run.seconds:.0f} s, peak memory {_memory(run.peak_memory_mb)}"
               + (f": {run.error.splitlines()[0]}" if run.error else ""), flush=True)
         runs.append(run)
-    yes = {"1": "yes"}
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return CourseRun(runs, {
         "size": "smoke" if smoke else "full",
-        "stand-in weights and data": yes.get(env.get("LABKIT_STANDIN"), "no"),
-        "offline": yes.get(env.get("LABKIT_OFFLINE"), "no"),
-        "machine": f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPU cores",
-        "python": platform.python_version(), "torch": torch.__version__,
-        "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-        "date": time.strftime("%Y-%m-%d %H:%M")})
+        "modes": f"LABKIT_STANDIN={env.get('LABKIT_STANDIN', '0')}, "
+                 f"LABKIT_OFFLINE={env.get('LABKIT_OFFLINE', '0')}",
+        "machine": f"{os.cpu_count()} CPU cores, {gpu}, Python {sys.version.split()[0]}, "
+                   f"torch {torch.__version__}", "date": time.strftime("%Y-%m-%d %H:%M")})
 
 
-if __name__ == "__main__":  # the worker run_notebook starts: one notebook, a JSON line back
+if __name__ == "__main__":  # the worker run_course starts: one notebook, a JSON line back
     print(json.dumps(_execute(*json.loads(sys.argv[1]))))

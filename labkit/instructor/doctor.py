@@ -1,9 +1,6 @@
-"""``labkit.doctor()`` (lesson 00) and ``python -m labkit doctor``: is this machine ready for
-the course, and if not, what fixes it.
-
-Each check returns findings, and a finding that is not "ok" carries a one-line fix. A check
-reads the live state unless it is given one (a version, a folder), which is how the tests show
-what a learner with a broken setup would see.
+"""``labkit.doctor()`` (lesson 00, and ``python -m labkit doctor``): is this machine ready for
+the course, and if not, what fixes it. Each check returns findings; one that is not "ok" has a
+fix. A check reads the live state unless given one, which is how the tests show a broken setup.
 """
 
 from __future__ import annotations
@@ -15,15 +12,15 @@ import shutil
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from labkit.config import OFFLINE_ENV, SMOKE_TEST_ENV, STANDIN_ENV, cache_dirs, env_flag
 
@@ -58,11 +55,11 @@ class Report:
         return all(f.status != FAIL for f in self.findings)
 
     def summary(self) -> str:
+        fails = sum(f.status == FAIL for f in self.findings)
         if not self.problems:
             return f"All {len(self.findings)} checks passed ({self.seconds:.1f} s)."
-        fails = sum(f.status == FAIL for f in self.findings)
-        return (f"{fails} problem(s) and {len(self.problems) - fails} warning(s) "
-                f"({self.seconds:.1f} s).")
+        warns = len(self.problems) - fails
+        return f"{fails} problem(s) and {warns} warning(s) ({self.seconds:.1f} s)."
 
     def __str__(self) -> str:
         width = max(len(f.topic) for f in self.findings)
@@ -72,15 +69,8 @@ class Report:
             lines += [f"  {'':6} {'':<{width}}  fix: {f.fix}"] if f.fix else []
         return "\n".join(lines + [self.summary()])
 
-    def _repr_html_(self) -> str:
-        colour, e = {OK: "#1a7f37", WARN: "#9a6700", FAIL: "#cf222e"}, html.escape
-        rows = "".join(
-            f"<tr><td style='color:{colour[f.status]};font-weight:bold'>{f.status.upper()}</td>"
-            f"<td style='text-align:left'>{e(f.topic)}</td><td style='text-align:left'>"
-            f"{e(f.detail)}{f'<br><b>fix:</b> <code>{e(f.fix)}</code>' if f.fix else ''}</td></tr>"
-            for f in self.findings)
-        return (f"<div class='lk-doctor'><b>labkit doctor</b><table>{rows}</table>"
-                f"<p>{e(self.summary())}</p></div>")
+    def _repr_html_(self) -> str:  # how a notebook shows the report
+        return f"<pre class='lk-doctor'>{html.escape(str(self))}</pre>"
 
 
 def check_python(version_info: tuple[int, ...] = tuple(sys.version_info)) -> list[Finding]:
@@ -120,21 +110,14 @@ def check_packages(versions: dict[str, str | None] | None = None,
     for name, found in versions.items():
         tested = _tested(name, ranges)
         spec, pin = SpecifierSet(tested), f'"{name}{tested}"'
-        try:
-            version = Version(found) if found else None
-        except InvalidVersion:
-            findings.append(Finding(name, WARN, f"version {found!r} cannot be read.",
-                                    f"pip install {pin}"))
-            continue
-        if version is None:  # without labkit's metadata there are no ranges: install the course
+        if found is None:  # without labkit's metadata there are no ranges: install the course
             findings.append(Finding(name, FAIL, "not installed.",
                                     f"pip install {pin}" if ranges else INSTALL_FIX))
-        elif spec.contains(version, prereleases=True):
+        elif spec.contains(found, prereleases=True):
             findings.append(Finding(name, OK, found))
-        elif any(s.operator.startswith(">") and not s.contains(version, prereleases=True)
-                 for s in spec):
+        elif any(s.operator[0] == ">" and not s.contains(found, prereleases=True) for s in spec):
             findings.append(Finding(name, FAIL, f"{found} is older than the course supports "
-                                    f"({tested}).", f"pip install --upgrade {pin}"))
+                                                f"({tested}).", f"pip install --upgrade {pin}"))
         else:
             findings.append(Finding(name, WARN, f"{found} is newer than the tested range "
                                     f"{tested}; lessons may show warnings or break.",
@@ -173,19 +156,6 @@ def check_device(device=None) -> list[Finding]:
                     "SMOKE_TEST=True")]
 
 
-def check_pip_models() -> list[Finding]:
-    """The pre-trained models pip installs with the course: their files match in full."""
-    from labkit.assets import REGISTRY, store
-    from labkit.assets.registry import PipModel
-
-    findings = []
-    for asset in (a for a in REGISTRY.values() if isinstance(a, PipModel)):
-        ok, detail = store.verify(asset)
-        findings.append(Finding(f"model {asset.name}", OK if ok else FAIL, detail, "" if ok else
-                                f"pip install --force-reinstall '{asset.requirement}'"))
-    return findings
-
-
 def check_caches(folders: dict[str, Path] | None = None,
                  min_free_gb: float = 5.0) -> list[Finding]:
     findings = []
@@ -208,14 +178,9 @@ def check_caches(folders: dict[str, Path] | None = None,
 def check_widgets(labextension_dirs: list[str] | None = None,
                   ipywidgets_version: str | None = None) -> list[Finding]:
     """JupyterLab's widget extension, of the generation that renders this ipywidgets."""
-    if "google.colab" in sys.modules:
-        return [Finding("widget frontend", OK, "provided by Colab")]
     if labextension_dirs is None:
-        try:
-            from jupyter_core.paths import jupyter_path
-        except ImportError:
-            return [Finding("widget frontend", FAIL, "Jupyter is not installed in this "
-                            "environment.", INSTALL_FIX)]
+        from jupyter_core.paths import jupyter_path  # installed with JupyterLab
+
         labextension_dirs = jupyter_path("labextensions")
     ipywidgets_version = ipywidgets_version or _version("ipywidgets")
     packages = [Path(folder, "@jupyter-widgets", "jupyterlab-manager", "package.json")
@@ -235,18 +200,6 @@ def check_widgets(labextension_dirs: list[str] | None = None,
     return [Finding("widget frontend", OK, f"jupyterlab-manager {frontend}")]
 
 
-def _probe(url: str, timeout: float, answers: dict[str, str]) -> None:
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-    except urllib.error.HTTPError:
-        pass  # the server answered, which is all we ask here
-    except Exception as error:
-        reason = getattr(error, "reason", error)
-        answers[url] = f"{type(reason).__name__}: {reason}"
-        return
-    answers[url] = ""
-
-
 def check_hubs(hubs: dict[str, str] | None = None, timeout: float = 3.0,
                offline: bool = False) -> list[Finding]:
     """Ask every hub at once; what has not answered by the deadline is unreachable (enforced
@@ -255,19 +208,32 @@ def check_hubs(hubs: dict[str, str] | None = None, timeout: float = 3.0,
     if offline:
         return [Finding(name, OK, f"not checked: offline mode is on ({OFFLINE_ENV}=1)")
                 for name in hubs]
-    answers: dict[str, str] = {}
-    threads = [threading.Thread(target=_probe, args=(url, timeout, answers), daemon=True)
-               for url in hubs.values()]
+    answers: dict[str, str] = {}  # url -> "" when it answered, else why not
+
+    def ask(url: str) -> None:
+        try:
+            urlopen(Request(url, method="HEAD"), timeout=timeout).close()
+        except HTTPError:
+            pass  # the server answered, which is all we ask here
+        except Exception as error:
+            reason = getattr(error, "reason", error)
+            answers[url] = f"{type(reason).__name__}: {reason}"
+            return
+        answers[url] = ""
+
+    threads = [threading.Thread(target=ask, args=(url,), daemon=True) for url in hubs.values()]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + timeout + 0.5
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return [Finding(name, OK, f"{url} answers") if answers.get(url) == "" else Finding(
-        name, WARN, f"{url} is unreachable ({answers.get(url) or f'no answer within {timeout:g} s'}"
-        "); downloads of weights and data will fail.", "connect to the internet, or copy a filled "
-        f"cache folder (see the cache rows) from a connected machine and set {OFFLINE_ENV}=1")
-        for name, url in hubs.items()]
+    fix = ("connect to the internet, or copy a filled cache folder (see the cache rows) from a "
+           f"connected machine and set {OFFLINE_ENV}=1")
+    late = f"no answer within {timeout:g} s"
+    return [Finding(name, OK, f"{url} answers") if answers.get(url) == "" else
+            Finding(name, WARN, f"{url} is unreachable ({answers.get(url) or late}); downloads "
+                                "of weights and data will fail.", fix)
+            for name, url in hubs.items()]
 
 
 def check_modes() -> list[Finding]:
@@ -275,8 +241,8 @@ def check_modes() -> list[Finding]:
     for name, meaning in ((SMOKE_TEST_ENV, "tiny sizes"), (OFFLINE_ENV, "no downloads"),
                           (STANDIN_ENV, "random weights instead of pre-trained ones")):
         try:
-            findings.append(Finding(name, OK, f"{'on' if env_flag(name) else 'off'} "
-                                              f"({meaning} when on)"))
+            state = "on" if env_flag(name) else "off"
+            findings.append(Finding(name, OK, f"{state} ({meaning} when on)"))
         except ValueError:
             findings.append(Finding(name, FAIL, f"{name}={os.environ[name]!r} is neither on nor "
                                     "off.", f"set {name}=1 or {name}=0, or unset it"))
@@ -284,26 +250,19 @@ def check_modes() -> list[Finding]:
 
 
 def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
-    """Check the setup; in a notebook the report shows as a table. Lesson 00.
+    """Check the setup; in a notebook the report shows itself. Lesson 00.
 
-    ``timeout`` bounds the whole wait for the model hubs; ``offline=True`` skips them, and
-    ``None`` reads ``LABKIT_OFFLINE``.
+    ``timeout`` bounds the wait for the model hubs; ``offline=True`` skips them, and ``None``
+    reads ``LABKIT_OFFLINE``.
     """
     start = time.monotonic()
-    if offline is None:
-        try:
-            offline = env_flag(OFFLINE_ENV)
-        except ValueError:  # check_modes reports it
-            offline = False
-    # The hubs are asked in the background, while torch is imported for the local checks.
-    hubs: list[Finding] = []
-    asking = threading.Thread(target=lambda: hubs.extend(check_hubs(timeout=timeout,
-                                                                    offline=offline)), daemon=True)
-    asking.start()
+    try:
+        offline = env_flag(OFFLINE_ENV) if offline is None else offline
+    except ValueError:  # check_modes reports it
+        offline = False
     pair = check_torch_pair()
     findings = check_python() + check_packages() + pair
     if pair and pair[0].status == OK:  # these import torch and torchvision
-        findings += check_device() + check_caches() + check_pip_models()
-    findings += check_widgets() + check_modes()
-    asking.join()  # check_hubs returns by its own deadline
-    return Report(findings + hubs, seconds=time.monotonic() - start)
+        findings += check_device() + check_caches()
+    findings += check_widgets() + check_modes() + check_hubs(timeout=timeout, offline=offline)
+    return Report(findings, seconds=time.monotonic() - start)

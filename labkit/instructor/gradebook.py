@@ -1,10 +1,9 @@
 """``python -m labkit quiz gradebook handed-in/ -o gradebook.csv``: learners' results in one CSV.
 
-One row per results file: ``learner, file, total, max_total``, then per quiz ``<quiz>:score``,
-``<quiz>:max_score`` and ``<quiz>/<question>`` (1 answered right; 0 answered wrong or answer
-shown; empty if not answered). Every value is checked before a file is used: a file that fails
-is listed in ``unreadable`` with the reason and left out, and the rest are still graded. Text
-that a spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice on CSV injection).
+A row per results file: learner, file, total, max_total, and per quiz ``<quiz>:score``,
+``<quiz>:max_score`` and ``<quiz>/<question>`` (1 right; 0 wrong or answer shown; empty if not
+answered). A file with a value no quiz writes is listed in ``unreadable`` and left out. Text a
+spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice on CSV injection).
 """
 
 from __future__ import annotations
@@ -46,30 +45,25 @@ class Gradebook:
         return out.getvalue()
 
     def summary(self) -> str:
-        return "\n".join([f"gradebook: {len(self.rows)} results file(s) merged, "
-                          f"{len(self.unreadable)} could not be read."]
+        merged = f"{len(self.rows)} results file(s) merged, {len(self.unreadable)} unreadable"
+        return "\n".join([f"gradebook: {merged}."]
                          + [f"  UNREADABLE {path}: {why}" for path, why in self.unreadable]
-                         + [f"  NOTE learner {name!r} has more than one results file; each is "
-                            "a row." for name in self.duplicates])
+                         + [f"  NOTE learner {name!r} has several results files, a row each."
+                            for name in self.duplicates])
 
 
 def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
 
 
 def _number(value: object, what: str) -> float:
     """``value`` as a finite float (absent is 0), else BadValue naming ``what``."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadValue(f"{what} is {_show(value)}, not a number")
-    try:
-        number = float(value)
+    try:  # type(), not isinstance(): true and false are not scores
+        number = 0.0 if value is None else float(value) if type(value) in (int, float) else None
     except OverflowError:  # an integer of hundreds of digits
-        raise BadValue(f"{what} is a number too large for any score") from None
-    if not math.isfinite(number):
-        raise BadValue(f"{what} is {number}, not a finite number")
+        number = math.inf
+    if number is None or not math.isfinite(number):
+        raise BadValue(f"{what} is {_show(value)}, not a finite number")
     return number
 
 
@@ -93,15 +87,14 @@ def _row(path: Path, data: dict) -> dict[str, object]:
         row[f"{quiz_id}:score"], row[f"{quiz_id}:max_score"] = f"{score:g}", f"{max_score:g}"
         total, max_total = total + score, max_total + max_score
         for question_id, record in quiz["questions"].items():
-            where, attempts = f"quiz {quiz_id!r}, question {question_id!r}", record.get("attempts")
-            for key in ("correct", "revealed"):
-                if record.get(key) is not None and not isinstance(record[key], bool):
-                    raise BadValue(f"{where}: {key} is {_show(record[key])}, not true or false")
-            if attempts is not None and (isinstance(attempts, bool) or
-                                         not isinstance(attempts, int) or attempts < 0):
-                raise BadValue(f"{where}: attempts is {_show(attempts)}, not a whole number >= 0")
-            row[f"{quiz_id}/{question_id}"] = (1 if record.get("correct") is True else
-                                               0 if attempts or record.get("revealed") else "")
+            for key, kind in (("correct", bool), ("revealed", bool), ("attempts", int)):
+                value = record.get(key)
+                if value is not None and (type(value) is not kind or value < 0):
+                    raise BadValue(f"quiz {quiz_id!r}, question {question_id!r}: {key} is "
+                                   f"{_show(value)}, which no quiz writes")
+            row[f"{quiz_id}/{question_id}"] = (1 if record.get("correct") else 0 if
+                                               record.get("attempts") or record.get("revealed")
+                                               else "")
     if not math.isfinite(max_total):
         raise BadValue("the scores add up to more than a number can hold")
     row["total"], row["max_total"] = f"{total:g}", f"{max_total:g}"
