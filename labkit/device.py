@@ -14,8 +14,6 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["get_device", "describe_device", "seed_everything"]
-
 
 def get_device(prefer: str | None = None, *, verbose: bool = True) -> torch.device:
     """The fastest device present (CUDA, then Apple's MPS, then the CPU), or the one asked for

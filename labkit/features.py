@@ -30,8 +30,6 @@ from labkit.checkpoint import load_error_reason
 from labkit.config import cache_dirs
 from labkit.files import atomic_write, sha256_file
 
-__all__ = ["extract_features", "feature_cache_key", "FeatureLoader"]
-
 CACHE_FORMAT = 1
 
 

@@ -25,9 +25,6 @@ from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES, make_shapes
 from labkit.train import evaluate, fit
 from labkit.transfer import freeze_backbone, train_mode
 
-__all__ = ["SmallCNN", "METHODS", "LEARNING_RATES", "pretrain_source", "target_test_set",
-           "learn_target", "compare_methods", "summarise", "Run"]
-
 METHODS = ("scratch", "frozen", "finetune")
 # Fixed, never tuned on the target test images (that would flatter the tuned method): a new
 # network needs larger steps than pre-trained weights, a lone linear head the largest.

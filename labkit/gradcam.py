@@ -22,8 +22,6 @@ from torch import Tensor, nn
 
 from labkit.vision import find_layer
 
-__all__ = ["grad_cam", "plot_gradcam"]
-
 
 def _classes(targets, logits: Tensor) -> Tensor:
     """(N,) class per image: the predicted one, or the ones asked for."""

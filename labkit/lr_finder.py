@@ -17,8 +17,6 @@ from torch import nn
 from labkit.batches import run_model, split_batch, to_device
 from labkit.transfer import aux_loss, train_mode
 
-__all__ = ["find_lr", "LRFinderResult"]
-
 
 @dataclass
 class LRFinderResult:

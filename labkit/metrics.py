@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["accuracy", "confusion_matrix"]
-
 
 def _preds(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(B,) predicted classes: the argmax of (B, C) logits; (B,) class indices pass through."""

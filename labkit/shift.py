@@ -19,9 +19,6 @@ from torch import Tensor
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
-__all__ = ["grayscale", "blur", "Stripes", "shift_suite", "RandomShifts",
-           "accuracy_under_shifts"]
-
 
 def grayscale() -> v2.Grayscale:
     """Colour removed: each pixel's luminance copied to the three channels. Lesson 01."""

@@ -1,10 +1,5 @@
 """Text pieces of the BERT lessons (08, 09): a tokenise-once dataset, dynamic padding, pooling,
-a masked-language model's guesses, and texts of your own from a CSV file, checked.
-
-    train_set = TextClassificationDataset(texts, labels, tokenizer, max_length=128)
-    train_loader = DataLoader(train_set, batch_size=32, shuffle=True,
-                              collate_fn=DynamicPadding(tokenizer.pad_token_id))
-"""
+a masked-language model's guesses, and texts of your own from a CSV file, checked."""
 
 from __future__ import annotations
 
@@ -22,10 +17,6 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-__all__ = ["TextClassificationDataset", "DynamicPadding", "input_names", "mean_pool",
-           "cls_pool", "SentenceEncoder", "fine_tuning_optimizer", "fill_mask", "word_vector",
-           "load_sst2", "load_text_csv"]
-
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -36,10 +27,8 @@ def input_names(model: nn.Module) -> tuple[str, ...]:
 
 
 class TextClassificationDataset(Dataset):
-    """Texts tokenised once, unpadded; item i is a dict of token lists plus ``labels``. Lesson 09.
-
-    Texts longer than ``max_length`` tokens are cut with a warning; ``truncated`` lists them.
-    """
+    """Texts tokenised once, unpadded (item i: a dict of token lists and ``labels``); texts cut
+    to ``max_length`` tokens are listed in ``truncated``, with a warning. Lesson 09."""
 
     def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer, *,
                  max_length: int = 128, names: Sequence[str] = MODEL_INPUTS) -> None:
@@ -88,12 +77,11 @@ def _check_texts(texts: Sequence) -> None:
 
 
 def _class_index(i: int, label) -> int:
-    is_bool = isinstance(label, bool) or str(getattr(label, "dtype", "")) == "torch.bool"
     try:
-        index = -1 if is_bool else operator.index(label)  # ints, NumPy and 0-d torch integers
-    except TypeError:  # 1.5, "pos", None
+        index = operator.index(label)  # ints, NumPy and 0-d torch integers; not 1.5 or "pos"
+    except TypeError:
         index = -1
-    if index < 0:
+    if index < 0 or isinstance(label, bool) or getattr(label, "dtype", None) == torch.bool:
         raise ValueError(f"label {i} is {label!r}, not a class index (0, 1, 2, ...). Fix: map "
                          "each label name to a number, e.g. labels = [names.index(l) for l in "
                          "labels], or read the file with labkit.text.load_text_csv.")
@@ -101,11 +89,8 @@ def _class_index(i: int, label) -> int:
 
 
 class DynamicPadding:
-    """collate_fn: pad each batch to its own longest sequence. Lesson 09.
-
-    A list of dicts of token lists becomes a dict of (B, L) long tensors (L: the longest in the
-    batch) plus (B,) ``labels``; input_ids are padded with ``pad_token_id``, the rest with 0.
-    """
+    """collate_fn: dicts of token lists -> (B, L) tensors padded to the batch's longest (L),
+    input_ids with ``pad_token_id``, the rest with 0, and (B,) ``labels``. Lesson 09."""
 
     def __init__(self, pad_token_id: int = 0) -> None:
         self.pad_token_id = pad_token_id
@@ -154,13 +139,9 @@ class SentenceEncoder(nn.Module):
 
 def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
                           warmup_ratio: float = 0.1, weight_decay: float = 0.01):
-    """(AdamW, linear warm-up and decay schedule, warm-up steps), as BERT's fine-tuning code
-    sets them up. Lesson 09.
-
-    Biases and LayerNorm weights get no weight decay (google-research/bert's optimization.py;
-    transformers' ``get_parameter_names`` finds them). The warm-up lasts
-    ``int(warmup_ratio * total_steps)`` steps. Step the scheduler once per batch.
-    """
+    """(AdamW, linear warm-up and decay, warm-up steps) as BERT's fine-tuning code sets them up:
+    no weight decay on biases and LayerNorm weights (google-research/bert's optimization.py),
+    ``int(warmup_ratio * total_steps)`` warm-up steps. Step the scheduler per batch. Lesson 09."""
     from transformers import get_linear_schedule_with_warmup
     from transformers.trainer_pt_utils import get_parameter_names
 
@@ -256,8 +237,9 @@ def _need_column(path, columns: list[str], name: str, argument: str, delimiter: 
         return
     close = difflib.get_close_matches(name, columns, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    other = next((d for d in ",;\t|" if d != delimiter and d in columns[0]), None) \
-        if len(columns) == 1 else None
+    # One column whose name holds another separator: the file uses that separator.
+    other = next((d for d in ",;\t|" if len(columns) == 1 and d != delimiter and d in columns[0]),
+                 None)
     if other:
         hint += f" The columns seem to be separated by {other!r}: pass delimiter={other!r}."
     raise ValueError(f"{path} has no column {name!r}; its columns are {columns}.{hint} Fix: pass "
@@ -265,18 +247,15 @@ def _need_column(path, columns: list[str], name: str, argument: str, delimiter: 
 
 
 def _lines(lines: list[int]) -> str:
-    return ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more" if len(lines) > 10
-                                              else "")
+    more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
+    return ", ".join(map(str, lines[:10])) + more
 
 
 def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: str = "label",
                   label_names: Sequence[str] | None = None, delimiter: str = ",",
                   encoding: str = "utf-8") -> tuple[list[str], list[int], list[str]]:
-    """(texts, labels, label_names) from a CSV file of your own (``delimiter="\\t"`` for TSV).
-
-    Label i is ``label_names[i]``: as given (any other value is an error naming its lines), or
-    the distinct values sorted, numbers as numbers. Empty texts and a single label are errors.
-    """
+    """(texts, labels, label_names) from a CSV (or, with ``delimiter="\\t"``, TSV) file of your
+    own; without ``label_names`` they are the distinct labels sorted, numbers as numbers."""
     columns, rows = _read_rows(path, delimiter=delimiter, encoding=encoding)
     _need_column(path, columns, text_column, "text_column", delimiter)
     _need_column(path, columns, label_column, "label_column", delimiter)

@@ -1,10 +1,5 @@
 """Turn a pre-trained model into one for your classes: new head, frozen backbone, and back.
 
-    model = replace_head(model, num_classes=3)   # fresh nn.Linear for 3 classes
-    freeze_backbone(model)                       # train only the head first
-    unfreeze(model, "layer4")                    # then fine-tune the last stage too
-    optimizer = torch.optim.AdamW(param_groups(model, lr=1e-3))
-
 Frozen BatchNorm is the trap: ``requires_grad=False`` stops the optimizer, but in
 ``model.train()`` the layer still updates its running mean and variance from every batch, and
 a few batches of a small dataset drag ImageNet's statistics away. So in labkit a BatchNorm
@@ -21,15 +16,11 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torchvision import models
 
-__all__ = ["replace_head", "swap_head", "head_modules", "freeze_backbone", "train_mode", "unfreeze",
-           "ParameterTable", "parameter_table", "param_groups", "aux_loss"]
-
-SUPPORTED = ("torchvision VGG, ResNet, GoogLeNet, Inception v3, MobileNet and EfficientNet, timm "
-             "EfficientNet, Hugging Face *ForSequenceClassification models, and any model class "
-             "with a head_names attribute (qualified layer names, main head first)")
 # Hugging Face classifiers: BERT and DistilBERT "classifier", GPT-2 "score", RoBERTa the last.
 HF_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
-FIX = "Fix: print(model) to find its last layer and set it yourself: model.<name> = nn.Linear(...)."
+SUPPORTED = ("torchvision VGG, ResNet, GoogLeNet, Inception v3, MobileNet and EfficientNet, timm "
+             "EfficientNet, Hugging Face *ForSequenceClassification models with an nn.Linear at "
+             f"{', '.join(HF_HEAD_NAMES)}, and any model class with a head_names attribute")
 
 
 def _is_sequence_classifier(model: nn.Module) -> bool:
@@ -59,20 +50,14 @@ def _head_names(model: nn.Module) -> list[str]:
         found = [name for name in HF_HEAD_NAMES if isinstance(modules.get(name), nn.Linear)]
         if found:
             return found[:1]
-        raise TypeError(f"{type(model).__name__} has no nn.Linear head at any of "
-                        f"{', '.join(HF_HEAD_NAMES)}. {FIX}")
     raise TypeError(f"labkit does not know where the head of a {type(model).__name__} is; it "
-                    f"knows {SUPPORTED}. {FIX}")
+                    f"knows {SUPPORTED}. Fix: print(model) to find its last layer and set it "
+                    f"yourself: model.<name> = nn.Linear(in_features, num_classes).")
 
 
 def head_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Qualified name -> head module, main head first. Lesson 05."""
     return {name: model.get_submodule(name) for name in _head_names(model)}
-
-
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent), child, module)  # "6" works for nn.Sequential too
 
 
 def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
@@ -84,7 +69,7 @@ def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
         raise TypeError(f"swap_head puts a module in the head's place, got a "
                         f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity().")
     name, old = next(iter(head_modules(model).items()))
-    _set_submodule(model, name, new)
+    model.set_submodule(name, new)
     return old
 
 
@@ -101,9 +86,8 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
             raise TypeError(f"model.{name} is a {type(old).__name__}, not an nn.Linear. Fix: "
                             f"model.{name} = nn.Linear(in_features, {num_classes}).")
     for name, old in heads.items():
-        _set_submodule(model, name, nn.Linear(old.in_features, num_classes,
-                                              bias=old.bias is not None,
-                                              device=old.weight.device, dtype=old.weight.dtype))
+        model.set_submodule(name, nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
+                                            device=old.weight.device, dtype=old.weight.dtype))
     if _is_sequence_classifier(model):  # the model sizes its loss and outputs from these
         model.config.num_labels = model.num_labels = num_classes
     return model

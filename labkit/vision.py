@@ -14,9 +14,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["count_parameters", "weights_summary", "classify", "find_layer", "activations",
-           "measure_latency"]
-
 
 def count_parameters(module: nn.Module, *, trainable: bool = False) -> int:
     """Parameter values in ``module`` (only those that require grad if ``trainable``); shared

@@ -10,9 +10,6 @@ import matplotlib.pyplot as plt
 
 from labkit.files import in_notebook
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_predictions", "plot_filters",
-           "plot_feature_maps", "plot_label_efficiency", "plot_projection", "LivePlot"]
-
 
 def plot_history(history):
     """Loss (and accuracy, when there is one) per epoch, train against validation. Lesson 01."""
