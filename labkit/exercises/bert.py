@@ -2,8 +2,6 @@
 ``masked_mean(last_hidden_state, attention_mask)`` leaves padding out of each sentence's mean;
 ``collate(features)`` pads a batch of tokenised sentences to its own longest sentence."""
 
-from __future__ import annotations
-
 import copy
 
 import torch

@@ -1,15 +1,12 @@
 """What the lessons' checkers share: a wrong answer raises ``Mistake`` (its message names the
 mistake and the fix); the learner's code runs inside ``attempt``; counts of what trains."""
 
-from __future__ import annotations
-
 import functools
 
 import torch
 from torch import nn
 
 from labkit.quiz.checkers import CheckResult
-from labkit.vision import count_parameters  # noqa: F401  (the one parameter count, for checkers)
 
 
 class Mistake(Exception):

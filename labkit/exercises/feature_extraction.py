@@ -1,12 +1,6 @@
-"""Checker for lesson 05 (feature extraction): the learner's ``make_feature_extractor(model)``,
-which turns a torchvision ResNet into a frozen feature extractor.
-
-The checker calls it on two small ResNets of its own with random weights (basic blocks: 512
-features; bottlenecks: 2048, so a hard-coded size is caught) and compares what comes back with
-the model's own pooled features.
-"""
-
-from __future__ import annotations
+"""Checker for lesson 05 (feature extraction): ``make_feature_extractor(model)`` turns a
+torchvision ResNet into a frozen feature extractor. It runs on two small ResNets of the
+checker's own (512 and 2048 features), compared with each model's own pooled features."""
 
 import copy
 import functools
@@ -15,18 +9,15 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from labkit.exercises.checks import (batchnorms, build, checker, count_parameters,
+from labkit.exercises.checks import (batchnorms, build, checker, drifting_batchnorms,
                                      expect_callable, forward, require)
-
-__all__ = ["check_feature_extractor"]
-
-HAND_IN = 'quiz.answer("build_extractor", make_feature_extractor)'
+from labkit.vision import count_parameters
 
 
 @functools.cache
 def _probe_resnets() -> dict:
-    """Name -> small ResNet with BatchNorm statistics that are not the defaults, so a layer in
-    the wrong mode changes the output. Copy before use: the learner may change the model."""
+    """Small ResNets whose BatchNorm statistics are not the defaults, so a layer in the wrong
+    mode changes the output. Copy before use: the learner may change the model."""
     generator = torch.Generator().manual_seed(0)
     with torch.random.fork_rng():  # the learner's random stream is left alone
         torch.manual_seed(0)
@@ -40,8 +31,8 @@ def _probe_resnets() -> dict:
 
 def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str:
     if shape == (batch, num_classes):
-        return (f"one score per class of the old head, so the head is still there. Fix: "
-                f"model.fc = nn.Identity(), so the pooled {features} features come out instead.")
+        return (f"one score per class of the old head. Fix: model.fc = nn.Identity(), so the "
+                f"pooled {features} features come out instead.")
     if shape == (batch, features, 1, 1):
         return ("the pooled features, not yet flattened. Fix: add nn.Flatten() after the "
                 "pooling (or keep the model's forward and set model.fc = nn.Identity()).")
@@ -52,43 +43,37 @@ def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str
             f"every layer up to and including the pooling, flatten, and drop only model.fc.")
 
 
-def _check_one(make_feature_extractor, name: str, model: nn.Module) -> None:
-    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    reference = copy.deepcopy(model)
-    reference.fc = nn.Identity()
-    with torch.no_grad():
-        expected = reference(images)  # (B, D): what the head reads
-    num_classes, features = model.fc.out_features, model.fc.in_features
-    extractor = build(f"make_feature_extractor on a {name}", "take a torchvision ResNet and "
-                      f"return a module: the model, changed, or an nn.Sequential.",
-                      make_feature_extractor, model)
-    trainable = count_parameters(extractor, trainable=True)
-    require(not trainable, f"{trainable:,} parameters of the extractor still require grad, so an "
-            f"optimizer could change the backbone. Fix: extractor.requires_grad_(False).")
-    training = {type(m).__name__ for m in extractor.modules() if m.training
-                and isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout))}
-    require(not training, f"Layers are in train mode ({', '.join(sorted(training))}): BatchNorm "
-            f"would normalise with each batch's statistics and move its running ones, so the "
-            f"same photo would not always give the same features. Fix: return extractor.eval().")
-    output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
-                     extractor, images)
-    shape = tuple(output.shape)
-    require(shape == expected.shape, f"For a {name} the extractor returns {shape}: "
-            + _shape_fix(shape, len(images), features, num_classes))
-    require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the features "
-            f"have the right shape but other values than the model's own pooled features: new "
-            f"layers or new weights throw the pre-trained features away. Fix: reuse the model you "
-            f"are given and remove only its head.")
-
-
 @checker
 def check_feature_extractor(make_feature_extractor) -> str:
     """``make_feature_extractor(model)`` turns any torchvision ResNet into a frozen module, in
     eval mode, that returns the (B, D) features the model's head reads."""
-    expect_callable(make_feature_extractor, HAND_IN, "the function make_feature_extractor")
+    expect_callable(make_feature_extractor, 'quiz.answer("build_extractor", '
+                    'make_feature_extractor)', "the function make_feature_extractor")
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     sizes = []
     for name, model in copy.deepcopy(_probe_resnets()).items():
-        sizes.append(str(model.fc.in_features))  # now: the learner may replace model.fc
-        _check_one(make_feature_extractor, name, model)
+        reference, (num_classes, features) = copy.deepcopy(model), model.fc.weight.shape
+        reference.fc = nn.Identity()
+        with torch.no_grad():
+            expected = reference(images)  # (B, D): what the head reads
+        extractor = build(f"make_feature_extractor on a {name}", "take a torchvision ResNet and "
+                          "return a module: the model, changed, or an nn.Sequential.",
+                          make_feature_extractor, model)
+        trainable = count_parameters(extractor, trainable=True)
+        require(not trainable, f"{trainable:,} parameters of the extractor still require grad, "
+                f"so an optimizer could change the backbone. Fix: extractor.requires_grad_(False).")
+        require(not drifting_batchnorms(extractor), "BatchNorm layers are in train mode: they "
+                "would normalise with each batch's statistics and move their running ones, so a "
+                "photo's features would change. Fix: return extractor.eval().")
+        output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
+                         extractor, images)
+        require(output.shape == expected.shape, f"For a {name} the extractor returns "
+                f"{tuple(output.shape)}: " + _shape_fix(tuple(output.shape), 2, features,
+                                                       num_classes))
+        require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
+                f"features have the right shape but other values than the model's own pooled "
+                f"features: new layers or weights throw the pre-trained ones away. Fix: reuse "
+                f"the model you are given and remove only its head.")
+        sizes.append(str(features))
     return (f"Well done: frozen, in eval mode, and exactly the features each ResNet's head reads "
             f"({' and '.join(sizes)} numbers per image).")

@@ -2,8 +2,6 @@
 their own: ``setup_fine_tuning(model, lr)`` returns an optimizer with discriminative learning
 rates (tried at two rates, so typed-in numbers show); ``seed_gaps(runs, strategy, baseline)``."""
 
-from __future__ import annotations
-
 import copy
 import math
 

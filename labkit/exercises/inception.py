@@ -3,16 +3,15 @@ bank's widths and with small ones. A ``TorchFunctionMode`` records the convs, po
 joins and additions of one forward pass, ``torch.nn.functional`` calls too, to name the wrong
 branch. The paper's convs (bias, ReLU) and torchvision's (no bias, BatchNorm, ReLU) both pass."""
 
-from __future__ import annotations
-
 from collections import Counter
 from dataclasses import dataclass
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-from labkit.exercises.checks import (Mistake, build, checker, count_parameters, expect_callable,
-                                     for_each_size, require)
+from labkit.exercises.checks import (Mistake, build, checker, expect_callable, for_each_size,
+                                     require)
+from labkit.vision import count_parameters
 
 WIDTHS = ("in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")
 SMALL = dict(zip(WIDTHS, (12, 4, 6, 8, 3, 5, 7)))  # all different: no sum of branches fits

@@ -1,16 +1,14 @@
 """Checker for lesson 03 (ResNet): the learner's class ``ResidualBlock(in_channels, out_channels,
 stride)``, probed by behaviour: with its 3x3 convs set to zero F(x) is zero, so a correct block
-returns relu(shortcut(x)); its parameters are those of torchvision's ``BasicBlock``."""
-
-from __future__ import annotations
+returns relu(shortcut(x)); and its parameters are those of torchvision's ``BasicBlock``."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from labkit.exercises.checks import (Mistake, batchnorms, build, checker, count_parameters,
-                                     expect_callable, forward, require)
+from labkit.exercises.checks import batchnorms, build, checker, expect_callable, forward, require
+from labkit.vision import count_parameters
 
 SIZE = 8  # height and width of the probe input: small, and divisible by the stride
 INIT_FIX = "subclass nn.Module and define __init__(self, in_channels, out_channels, stride=1)."
@@ -50,7 +48,7 @@ def _check_addition(block, x, call: str, shape_changes: bool) -> None:
     fix = ("when the shape changes, project x with a 1x1 conv (stride=stride) and BatchNorm" if
            shape_changes else "return relu(F(x) + x); when the shape stays the same, x itself")
     require(out.abs().max() > 1e-6, f"{call} has no shortcut: with its 3x3 convs set to zero it "
-                                    f"outputs only zeros, so nothing of x gets through. Fix: {fix}.")
+                                    f"outputs only zeros, so x never gets through. Fix: {fix}.")
     require(out.min() > -1e-6, f"{call} can output negative values: the ReLU comes before the "
                                f"addition, or is missing. Fix: return relu(out + shortcut(x)), "
                                f"the ReLU after the addition.")
@@ -65,7 +63,7 @@ def _check_addition(block, x, call: str, shape_changes: bool) -> None:
             f"shape changes) to F(x) unchanged, then apply ReLU once.")
 
 
-def _count_problem(block, reference: int, call: str) -> str:
+def _check_count(block, reference: int, call: str) -> None:
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
     fix = ("two 3x3 convs (padding=1), each followed by BatchNorm2d, and a 1x1 conv + BatchNorm2d "
            "shortcut only when the shape changes.")
@@ -73,8 +71,8 @@ def _count_problem(block, reference: int, call: str) -> str:
         fix = "build every conv with bias=False; the BatchNorm after it has its own shift."
     elif len(batchnorms(block)) < len(convs):
         fix = "put a BatchNorm2d after every conv, the 1x1 shortcut conv included."
-    return (f"{call} has {count_parameters(block):,} parameters; torchvision's BasicBlock with "
-            f"the same shortcut has {reference:,}. Fix: {fix}")
+    require(count_parameters(block) == reference, f"{call} has {count_parameters(block):,} "
+            f"parameters; torchvision's BasicBlock has {reference:,}. Fix: {fix}")
 
 
 @checker
@@ -86,14 +84,12 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     torch.manual_seed(0)  # the same weights every time; grading restores the learner's stream
     call = f"ResidualBlock({in_channels}, {out_channels}, {stride})"
     block = build(call, INIT_FIX, block_class, in_channels, out_channels, stride).eval()
-    x = torch.randn(2, in_channels, SIZE, SIZE)  # (B, C_in, H, W)
-    out, small = forward(call, FORWARD_FIX, block, x), SIZE // stride
-    require(tuple(out.shape[:2]) == (2, out_channels), f"{call} returns shape {tuple(out.shape)},"
-            f" expected (2, {out_channels}, ...). Fix: the second 3x3 conv and the shortcut "
-            f"output out_channels.")
-    require(tuple(out.shape[2:]) == (small, small), f"Wrong stride: on an {SIZE}x{SIZE} input "
-            f"{call} returns {'x'.join(map(str, out.shape[2:]))} maps, expected {small}x{small}. "
-            f"Fix: give the first 3x3 conv stride=stride, and the shortcut's 1x1 conv.")
+    x, small = torch.randn(2, in_channels, SIZE, SIZE), SIZE // stride  # x: (B, C_in, H, W)
+    out = forward(call, FORWARD_FIX, block, x)
+    require(tuple(out.shape) == (2, out_channels, small, small), f"Wrong stride or channels: on "
+            f"an {SIZE}x{SIZE} input {call} returns {tuple(out.shape)}, expected {out_channels} "
+            f"maps of {small}x{small}. Fix: both 3x3 convs output out_channels; the first one and "
+            f"the shortcut's 1x1 conv take stride=stride.")
     changes = stride != 1 or in_channels != out_channels
     require(not changes or not any(_is_3x3(m) and m.in_channels == out_channels != in_channels
                                    and m.stride != (1, 1) for m in block.modules()),
@@ -105,14 +101,13 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     _check_addition(same, torch.randn(2, out_channels, SIZE, SIZE), same_call, False)
     _check_addition(block, x, call, changes)
     reference = count_parameters(torchvision_basic_block(in_channels, out_channels, stride))
-    require(count_parameters(block) == reference, _count_problem(block, reference, call))
+    _check_count(block, reference, call)
     same_reference = count_parameters(torchvision_basic_block(out_channels, out_channels, 1))
     require(count_parameters(same) <= same_reference, f"{same_call} has more parameters than "
             f"torchvision's BasicBlock: when the shape stays the same the shortcut is the "
             f"identity, which costs 0 parameters. Fix: build the projection only if stride != 1 "
             f"or in_channels != out_channels.")
-    require(count_parameters(same) == same_reference,
-            _count_problem(same, same_reference, same_call))
+    _check_count(same, same_reference, same_call)
     projection = count_parameters(projection_shortcut(in_channels, out_channels, stride))
     shortcut = (f"its projection shortcut costs {projection:,} of them, an identity shortcut "
                 f"none" if changes else "its identity shortcut costs none")

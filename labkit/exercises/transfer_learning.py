@@ -1,13 +1,11 @@
 """Checkers for lesson 01 (transfer learning): the learner turns the pre-trained shapes network
 into a frozen feature extractor (pre-trained backbone, a new head, only the head trains)."""
 
-from __future__ import annotations
-
 from torch import nn
 
-from labkit.exercises.checks import (Mistake, batchnorms, checker, count_parameters,
-                                     drifting_batchnorms, require)
+from labkit.exercises.checks import Mistake, batchnorms, checker, drifting_batchnorms, require
 from labkit.transfer import head_modules
+from labkit.vision import count_parameters
 
 
 @checker

@@ -1,13 +1,12 @@
 """Checker for lesson 02 (VGG): the learner's ``vgg_block(num_convs, in_channels, out_channels)``,
-called with the bank's sizes and with small ones; its layers, output shape and parameters."""
-
-from __future__ import annotations
+called with the bank's sizes and small ones: its layers, output shape and parameter count."""
 
 import torch
 from torch import nn
 
-from labkit.exercises.checks import (Mistake, build, checker, count_parameters, expect_callable,
-                                     for_each_size, forward, require)
+from labkit.exercises.checks import (build, checker, expect_callable, for_each_size, forward,
+                                     require)
+from labkit.vision import count_parameters
 
 CONV_FIX = "nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)"
 POOL_FIX = "nn.MaxPool2d(kernel_size=2, stride=2)"
@@ -29,49 +28,42 @@ def _leaves(module) -> list:
     return [leaf for child in children for leaf in _leaves(child)] if children else [module]
 
 
-def _check_conv(conv, where: str, in_channels: int, out_channels: int) -> None:
-    require(_pair(conv.kernel_size) == (3, 3), f"{where} has kernel_size {conv.kernel_size}; "
-            f"VGG uses only 3x3 kernels (two see as far as one 5x5, with fewer weights). Fix: "
-            f"{CONV_FIX}.")
-    pad = 1 if conv.padding == "same" else _pair(conv.padding)[0]  # "same" is 1 for 3x3
-    require(pad == 1, f"{where} has padding {pad}, which shrinks or grows the map; in a VGG block "
-                      f"only the max-pool changes its size. Fix: {CONV_FIX}.")
-    require(_pair(conv.stride) == (1, 1), f"{where} has stride {conv.stride}, so the map shrinks "
-            f"inside the block; VGG leaves that to the max-pool. Fix: stride=1 (the default).")
-    require((conv.in_channels, conv.out_channels) == (in_channels, out_channels),
-            f"{where} maps {conv.in_channels} -> {conv.out_channels} channels, expected "
-            f"{in_channels} -> {out_channels}. Fix: the first conv takes in_channels, every "
-            f"later one takes out_channels.")
-    require(conv.bias is not None, f"{where} has no bias; VGG16's convolutions have one per "
-                                   f"output channel. Fix: keep bias=True, the default.")
-
-
 def _check_layers(block, num_convs: int, in_channels: int, out_channels: int) -> None:
     leaves = _leaves(block)
     names = ", ".join(type(m).__name__ for m in leaves)
-    convs = [m for m in leaves if isinstance(m, nn.Conv2d)]
     pools = [m for m in leaves if isinstance(m, nn.MaxPool2d)]
-    require(len(convs) == num_convs, f"The block has {len(convs)} convolution(s) ({names}) but "
-            f"num_convs is {num_convs}. Fix: one {CONV_FIX}, then a ReLU, per step of the loop.")
     require(pools, f"The block has no max-pool ({names}); a VGG block halves height and width "
                    f"with a 2x2 max-pool. Fix: append {POOL_FIX} after the loop.")
     require(len(pools) == 1 and leaves[-1] is pools[0], f"The block has {len(pools)} max-pools "
             f"({names}); a VGG block has exactly one max-pool, at the end. Fix: append "
             f"{POOL_FIX} once, after the loop.")
     require(_pair(pools[0].kernel_size) == _pair(pools[0].stride) == (2, 2), f"The max-pool has "
-            f"kernel_size {pools[0].kernel_size} and stride {pools[0].stride}; a 2x2 window with "
-            f"stride 2 halves height and width. Fix: {POOL_FIX}.")
+            f"kernel_size {pools[0].kernel_size} and stride {pools[0].stride}. Fix: {POOL_FIX}.")
     expected = [nn.Conv2d, nn.ReLU] * num_convs + [nn.MaxPool2d]  # with one pool, at the end
     for index, (layer, kind) in enumerate(zip(leaves, expected), 1):
         require(isinstance(layer, (nn.Conv2d, nn.ReLU, nn.MaxPool2d)), f"Layer {index} is "
                 f"{type(layer).__name__}; VGG16 has only conv, ReLU, ..., max-pool ({names}). "
                 f"Fix: remove it (BatchNorm belongs to vgg16_bn).")
         require(isinstance(layer, kind), f"Layer {index} is {type(layer).__name__} where a "
-                f"{kind.__name__} belongs ({names}); without a ReLU after every conv, stacked "
-                f"convs collapse into one linear map. Fix: each conv, then nn.ReLU(inplace=True).")
-    for index, conv in enumerate(convs):
-        _check_conv(conv, f"Convolution {index + 1}", in_channels if index == 0 else out_channels,
-                    out_channels)
+                f"{kind.__name__} belongs ({names}): num_convs={num_convs} times a conv and a "
+                f"ReLU (without it stacked convs collapse into one linear map), then the "
+                f"max-pool. Fix: each conv, then nn.ReLU(inplace=True).")
+    for index, conv in enumerate(leaves[0:-1:2]):
+        where, c_in = f"Convolution {index + 1}", in_channels if index == 0 else out_channels
+        require(_pair(conv.kernel_size) == (3, 3), f"{where} has kernel_size {conv.kernel_size};"
+                f" VGG uses only 3x3 kernels (two see as far as one 5x5, with fewer weights). "
+                f"Fix: {CONV_FIX}.")
+        pad = 1 if conv.padding == "same" else _pair(conv.padding)[0]  # "same" is 1 for 3x3
+        require(pad == 1, f"{where} has padding {pad}, which shrinks or grows the map; in a VGG "
+                          f"block only the max-pool changes its size. Fix: {CONV_FIX}.")
+        require(_pair(conv.stride) == (1, 1), f"{where} has stride {conv.stride}; VGG leaves "
+                f"downsampling to the max-pool. Fix: stride=1 (the default).")
+        require((conv.in_channels, conv.out_channels) == (c_in, out_channels), f"{where} maps "
+                f"{conv.in_channels} -> {conv.out_channels} channels, expected {c_in} -> "
+                f"{out_channels}. Fix: the first conv takes in_channels, every later one takes "
+                f"out_channels.")
+        require(conv.bias is not None, f"{where} has no bias; VGG16's convolutions have one. "
+                                       f"Fix: keep bias=True, the default.")
 
 
 def _check_one(vgg_block, num_convs: int, in_channels: int, out_channels: int) -> None:
