@@ -49,13 +49,8 @@ def load_sentiment(split: str = "train") -> SentimentSplit:
     return data
 
 
-# name -> (scikit-image function, what it shows, licence as scikit-image documents it)
-SAMPLE_PHOTOS = {
-    "cat": ("chelsea", "Chelsea the cat", "CC0 (photographer Stefan van der Walt)"),
-    "coffee": ("coffee", "a cup of coffee", "CC0 (photographer Rachel Michetti)"),
-    "astronaut": ("astronaut", "astronaut Eileen Collins", "public domain (NASA)"),
-    "rocket": ("rocket", "a Falcon 9 launch", "public domain (SpaceX)"),
-}
+# name -> the scikit-image function; what each shows and its licence are in data/README.md
+SAMPLE_PHOTOS = {"cat": "chelsea", "coffee": "coffee", "astronaut": "astronaut", "rocket": "rocket"}
 
 
 def sample_photo(name: str):
@@ -65,7 +60,7 @@ def sample_photo(name: str):
 
     if name not in SAMPLE_PHOTOS:
         raise KeyError(f"No sample photo {name!r}. Fix: use one of {sorted(SAMPLE_PHOTOS)}.")
-    return Image.fromarray(getattr(skimage.data, SAMPLE_PHOTOS[name][0])()).convert("RGB")
+    return Image.fromarray(getattr(skimage.data, SAMPLE_PHOTOS[name])()).convert("RGB")
 
 
 # Images per split and class in the real hymenoptera_data folder (244 to train on, 153 to
@@ -91,15 +86,11 @@ def _write_standin(staging: Path, size: int, seed: int) -> None:
 
 def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = None,
                         size: int = 128, seed: int = 0) -> dict[str, Path]:
-    """``{"train": Path, "val": Path}``: ImageFolder roots, each with ``ants/`` and ``bees/``.
-
-    The real photos, fetched and checked by ``labkit.assets`` (or an error that says how to
-    get them); in stand-in mode (``standin=True`` or ``LABKIT_STANDIN=1``), procedural images
-    with the same layout, class names and counts, written once under ``$LABKIT_DATA/standin``:
-    an arrow on clutter is an "ant", a hexagon a "bee". A banner says so.
-    """
+    """``{"train": Path, "val": Path}``, each with ``ants/`` and ``bees/``: the real photos, or
+    in stand-in mode procedural images in the same layout and numbers (an arrow on clutter
+    is an "ant", a hexagon a "bee"), written once under ``$LABKIT_DATA/standin``."""
     from labkit.assets import dataset_path, store
-    from labkit.assets.standin import show_banner, standin_mode
+    from labkit.assets.loaders import show_banner, standin_mode
 
     if not standin_mode(standin):
         root = dataset_path("hymenoptera", offline=offline)
@@ -135,13 +126,10 @@ def _write_faces(staging: Path) -> None:
 
 
 def face_folders() -> dict[str, Path]:
-    """``{"train": Path, "val": Path}``: ImageFolder roots with ``faces/`` and ``non-faces/``.
-
-    Real photos with no download: scikit-image's ``lfw_subset``, 200 grayscale crops of 25x25
-    pixels from Labeled Faces in the Wild (100 faces, 100 other crops), written once as PNG
-    files under ``$LABKIT_DATA/faces``. ImageNet has no face class, so a pre-trained network
-    has to learn this task from the labels.
-    """
+    """``{"train": Path, "val": Path}``, each with ``faces/`` and ``non-faces/``: scikit-image's
+    ``lfw_subset`` (200 grayscale 25x25 crops of Labeled Faces in the Wild photos), written
+    once as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face class, so a
+    pre-trained network learns this task from the labels."""
     from labkit.assets import store
 
     root = course_data_dir() / "faces" / "lfw_subset-v1"

@@ -2,14 +2,11 @@
 
     train_set = ImageFolder("my_photos/train", transform=weights.transforms(),
                             min_size=weights.meta["min_size"])
-    photo = load_image("holiday.tif")  # a PIL RGB image, whatever the file's mode
 
-``ImageFolder`` is torchvision's (``classes``, ``targets``, ``samples`` as there) with two of
-its hooks filled in: ``loader=load_image`` makes every image 8-bit RGB, and ``is_valid_file``
-checks each file once, listing what it leaves out with the reason (``skipped``): corrupt or
-truncated files and non-images, images below ``min_size``, hidden files and folders, and links
-that loop, lead into another class, repeat what is listed or lead nowhere. A folder without
-classes, with one, or with an empty class is an error that says how to lay it out (lesson 05).
+``ImageFolder`` is torchvision's with its hooks filled in: ``loader=load_image`` makes every
+image 8-bit RGB, and ``is_valid_file`` checks each file once and lists what it leaves out with
+the reason (``skipped``): broken files and non-images, images below ``min_size``, hidden files,
+and links that loop, lead into another class, repeat what is listed or lead nowhere (lesson 05).
 """
 
 from __future__ import annotations
@@ -51,8 +48,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """The image at ``path`` as a PIL RGB image (``to_rgb``); an unreadable file is a
-    ValueError that names it and the fix."""
+    """The image at ``path`` as 8-bit RGB; an unreadable file is an error naming the fix."""
     try:
         with Image.open(path) as image:
             image.load()
@@ -66,11 +62,8 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 
 class ImageFolder(torchvision.datasets.ImageFolder):
-    """torchvision's ImageFolder for real-world photos (see the module docstring).
-
-    ``skipped`` lists ``(path, reason)`` for every file left out; ``modes`` counts the image
-    modes found; ``summary()`` says both in words.
-    """
+    """torchvision's ImageFolder for real-world photos: ``skipped`` lists ``(path, reason)``
+    for each file left out, ``modes`` counts the image modes, ``summary()`` says both."""
 
     def __init__(self, root: str | os.PathLike, transform=None, target_transform=None, *,
                  min_size: int | tuple[int, int] | None = None) -> None:
@@ -98,8 +91,7 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         _describe(str(self.root), problems, converted, len(self.samples))
 
     def find_classes(self, directory) -> tuple[list[str], dict[str, int]]:
-        """torchvision's hook for the class folders: hidden folders are none, and a folder
-        with no class or one class is explained."""
+        """torchvision's hook for the classes: no hidden ones, and at least two."""
         root = Path(directory)
         if not root.is_dir():
             raise FileNotFoundError(f"No folder {root}. Fix: check the path; an image folder "
@@ -120,8 +112,8 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         return classes, {name: index for index, name in enumerate(classes)}
 
     def _is_valid(self, file: str) -> bool:
-        """torchvision's hook for each file it walks to: every folder on the way from the class
-        folder, then the file, is judged once; one left out leaves out what is below it."""
+        """torchvision's hook for each file: each folder on the way, then the file, is judged
+        once, and one left out leaves out what is below it."""
         file = Path(file)
         parts = file.relative_to(self.root).parts
         home = path = Path(self.root) / parts[0]
@@ -164,8 +156,8 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         return None
 
     def _link_problem(self, path: Path, home: Path) -> str | None:
-        """A link that is broken, loops back, leads elsewhere in the image folder (into another
-        class, whose images count there), or reaches what is already listed."""
+        """Why a link is left out (broken, a loop, into another class), or a path reaching
+        what is already listed."""
         real, home_real, top = (os.path.realpath(p) for p in (path, home, home.parent))
 
         def inside(folder: str) -> bool:

@@ -117,8 +117,8 @@ def no_network(monkeypatch, port: int):
         monkeypatch.delenv(name, raising=False)
 
 
-def dataset(server, route: str, sha256: str, size: int, extract=False) -> Dataset:
-    return Dataset("toyset", "toyset", (Remote(f"{server.url}/{route}", sha256, size, extract),),
+def dataset(server, route: str, sha256: str, size: int) -> Dataset:
+    return Dataset("toyset", "toyset", (Remote(f"{server.url}/{route}", sha256, size),),
                    licence="test", description="test")
 
 
@@ -133,7 +133,7 @@ def files_under(folder: Path) -> list[str]:
 # --- downloads -----------------------------------------------------------------------------
 
 def test_good_download_is_verified_cached_and_not_fetched_again(server, caches, tmp_path):
-    asset = dataset(server, "toyset.zip", sha(ZIP), len(ZIP), extract=True)
+    asset = dataset(server, "toyset.zip", sha(ZIP), len(ZIP))
     root = store.fetch(asset, progress=False)
     assert files_under(root) == [".labkit-manifest.json", "train/a/1.txt", "train/b/2.txt"]
     assert store.status(asset) == "present" and store.verify(asset)[0]
@@ -320,7 +320,7 @@ def test_text_model_loads_from_the_hub_cache_offline(caches, monkeypatch):
 # --- pack and unpack -------------------------------------------------------------------------
 
 def test_pack_then_unpack_on_a_machine_without_network(server, caches, monkeypatch, tmp_path):
-    toy = dataset(server, "toyset.zip", sha(ZIP), len(ZIP), extract=True)
+    toy = dataset(server, "toyset.zip", sha(ZIP), len(ZIP))
     registry = {"toyset": toy, "resnet18": get_asset("resnet18"), "bert-tiny": get_asset("bert-tiny")}
     store.fetch(toy, progress=False)
     place_weights("resnet18")

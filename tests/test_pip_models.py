@@ -154,18 +154,6 @@ def test_an_altered_unpacked_file_is_found(tmp_path, monkeypatch):
     assert f"delete {folder}" in str(error.value)
 
 
-def test_the_doctor_checks_them_and_names_the_fix(monkeypatch):
-    from labkit.instructor.doctor import FAIL, OK, check_pip_models
-
-    found = {f.topic: f for f in check_pip_models()}
-    assert {f.status for f in found.values()} == {OK}
-    assert set(found) == {"model efficientnet_lite0", "model all-minilm-l6-v2"}
-    monkeypatch.setitem(REGISTRY, "efficientnet_lite0",
-                        dataclasses.replace(REGISTRY["efficientnet_lite0"], sha256="0" * 64))
-    broken = {f.topic: f for f in check_pip_models()}["model efficientnet_lite0"]
-    assert broken.status == FAIL and "--force-reinstall" in broken.fix
-
-
 def test_packs_leave_them_out(tmp_path):
     from labkit.instructor.packs import PackError, pack
 

@@ -29,7 +29,7 @@ from conftest import ROOT
 from labkit.assets import REGISTRY, Dataset, DownloadError, TextModel, VisionWeights
 from labkit.assets.registry import PipModel
 from labkit.assets import store
-from labkit.assets.download import download
+from labkit.assets.store import download
 from labkit.instructor.packs import PackError, unpack
 from labkit.checkpoint import load_checkpoint
 from labkit.features import extract_features, feature_cache_key
@@ -55,9 +55,9 @@ NETWORK = ("urllib.request.urlopen", "urllib.request.urlretrieve", "urllib.reque
            "requests.", "httpx.", "huggingface_hub.snapshot_download",
            "huggingface_hub.hf_hub_download", "torch.hub.load_state_dict_from_url",
            "torch.hub.download_url_to_file", "torchvision.datasets.utils.download")
-# Modules that may touch the network: the one careful downloader, the asset store (which
-# probes the hub and downloads pinned revisions) and `doctor` (HEAD requests, no download).
-NETWORK_ALLOWED = {"labkit/assets/download.py", "labkit/assets/store.py", "labkit/instructor/doctor.py"}
+# Modules that may touch the network: the asset store (which downloads pinned files and
+# revisions) and `doctor` (HEAD requests, no download).
+NETWORK_ALLOWED = {"labkit/assets/store.py", "labkit/instructor/doctor.py"}
 # extractall without filter="data": only the zip branch of extract_archive, which refuses any
 # member that resolves outside the target before extracting (tested below).
 UNFILTERED_EXTRACT_ALLOWED = {("labkit/assets/store.py", "extract_archive")}
@@ -197,7 +197,7 @@ def test_the_scan_finds_every_unsafe_construct_it_looks_for():
     assert lines[:1] == [6] and sorted(set(lines)) == expected, found
     assert scan(SAFE_CODE, "labkit/somewhere.py") == []
     assert scan("urlopen = 1\nimport urllib.request\nurllib.request.urlopen(u)\n",
-                "labkit/assets/download.py") == []
+                "labkit/assets/store.py") == []
 
 
 # --- files that would run code when read ----------------------------------------------------------

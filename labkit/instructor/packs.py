@@ -1,17 +1,11 @@
-"""One archive of everything fetched, for classrooms without a network (README: For instructors).
+"""One archive of everything fetched, for a classroom without a network (README: For instructors).
 
-``python -m labkit assets pack FILE`` on a connected machine, ``assets unpack FILE`` on each lab
-machine. The archive mirrors the three caches::
-
-    labkit-pack.json                  what is inside
-    torch/checkpoints/...             -> $TORCH_HOME/hub/checkpoints
-    huggingface/hub/models--.../...   -> $HF_HOME/hub   (the hub's own layout, links included)
-    data/<folder>/...                 -> $LABKIT_DATA
-
-Unpacking writes nowhere else. Before anything is written, each member and link is judged from
-where it will finally be (a link must point inside its own cache), and the sizes are checked
-against the free space; then tar's "data" filter extracts into a staging folder, and the files
-are moved into the caches, replacing (never writing through) a link found there.
+The archive mirrors the caches: ``torch/checkpoints/`` (``$TORCH_HOME/hub/checkpoints``),
+``huggingface/hub/`` (``$HF_HOME/hub``, links included) and ``data/`` (``$LABKIT_DATA``), with
+``labkit-pack.json`` listing the assets. Unpacking writes nowhere else: every member and link
+is judged from where it will finally be and the sizes against the free space before anything
+is written; then tar's "data" filter extracts into a staging folder, and files move into the
+caches, replacing (never writing through) a link found there.
 """
 
 from __future__ import annotations
@@ -144,25 +138,17 @@ def _check_member(file: Path, member: tarfile.TarInfo, destinations: dict[str, P
 
 
 def _check_space(file: Path, members: list[tarfile.TarInfo], destinations: dict[str, Path]):
-    """Refuse an archive whose files do not fit, before writing any. Everything lands in a
-    staging folder in LABKIT_DATA first, then is moved (same disk) or copied (another disk)
-    into each cache. A sparse member counts at its full size."""
-    def disk(folder: Path) -> Path:
-        return next(p for p in [Path(os.path.abspath(folder)), *Path(os.path.abspath(folder)).parents]
-                    if p.exists())
-
-    def size(prefix) -> int:  # at least one 4 KiB block per file, link or folder
+    """Refuse an archive whose files do not fit, before writing any: all of it lands in a
+    staging folder in LABKIT_DATA, then each section is moved (same disk) or copied into its
+    cache. A sparse member counts at its full size, each member at least a 4 KiB block."""
+    def size(prefix) -> int:
         return sum(max(m.size if m.isreg() else 0, 4096) for m in members
                    if m.name.startswith(prefix))
 
-    staging = disk(course_data_dir()).stat().st_dev
-    needs = {staging: [course_data_dir(), size(tuple(f"{s}/" for s in destinations))]}
-    for section, destination in destinations.items():
-        device = disk(destination).stat().st_dev
-        needs.setdefault(device, [destination, 0])[1] += 0 if device == staging else size(
-            f"{section}/")
-    for folder, need in needs.values():
-        free = shutil.disk_usage(disk(folder)).free
+    for folder, need in [(course_data_dir(), size(tuple(f"{s}/" for s in destinations))),
+                         *((d, size(f"{s}/")) for s, d in destinations.items())]:
+        folder = Path(os.path.abspath(folder))
+        free = shutil.disk_usage(next(p for p in [folder, *folder.parents] if p.exists())).free
         if need > free:
             raise PackError(f"{file} was not unpacked: it needs {_size(need)} in {folder}, where "
                             f"{_size(free)} are free. Nothing was written. Fix: free some space "
@@ -171,11 +157,8 @@ def _check_space(file: Path, members: list[tarfile.TarInfo], destinations: dict[
 
 
 def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024:
-            return f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
+    power = min(4, max(0, (int(count).bit_length() - 1) // 10))  # 1024 ** power <= count
+    return f"{count / 1024 ** power:.1f} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[power]}"
 
 
 def _merge(source: Path, destination: Path) -> None:
