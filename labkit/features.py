@@ -1,15 +1,10 @@
-"""Run a frozen backbone over a dataset once, keep the features, and train heads on them.
+"""A frozen backbone gives the same features every epoch, so lesson 05 computes them once,
+saves them, and trains heads on them.
 
-A frozen backbone gives the same features every epoch, so lesson 05 computes them once::
-
-    train_features, train_labels = extract_features(backbone, train_loader, device)
-    train_loader = FeatureLoader(train_features.to(device), train_labels.to(device),
-                                 batch_size=256, shuffle=True)
-
-They are saved on disk under a key made of what decides them: the backbone's class and
-weights, the dataset's transform and image loader, which samples a Subset picks, and the data
-(image files' bytes, or a TensorDataset's tensors). Change any of them and the features are
-extracted again; what the key cannot see (edited code in a ``forward``) needs ``refresh=True``.
+The saved file's key covers what decides the features: the backbone's class and weights, the
+dataset's transform and image loader, which samples a Subset picks, and the data (image files'
+bytes, or a TensorDataset's tensors). What it cannot see (edited ``forward`` code) needs
+``refresh=True``.
 """
 
 from __future__ import annotations
@@ -91,12 +86,9 @@ def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
         return None
     try:
         saved = torch.load(path, weights_only=True)  # tensors and plain containers only
-        features, labels = saved["features"], saved["labels"]
         if saved.get("format") != CACHE_FORMAT or saved.get("key") != key:
             raise ValueError("it was saved for other inputs or by another labkit version")
-        if features.ndim != 2 or labels.shape != features.shape[:1]:
-            raise ValueError(f"shapes {tuple(features.shape)}, {tuple(labels.shape)} do not match")
-        return features, labels
+        return saved["features"], saved["labels"]
     except Exception as exc:  # a half-written or foreign file fails in many different ways
         corrupt = path.with_name(path.name + ".corrupt")
         os.replace(path, corrupt)
@@ -130,12 +122,9 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
                      cache_dir: str | os.PathLike | None | bool = None,
                      cache_key: str | None = None,
                      refresh: bool = False) -> tuple[Tensor, Tensor]:
-    """Run ``backbone`` once over ``loader``: (features (N, D) float32, labels (N,) int64) on
-    the CPU, cached on disk. Lesson 05.
-
-    ``cache_dir=None`` uses LABKIT_DATA/features; ``False`` switches the cache off.
-    ``cache_key`` names data labkit cannot fingerprint; ``refresh=True`` extracts again.
-    """
+    """(features (N, D) float32, labels (N,) int64) on the CPU from one pass of ``backbone``
+    over ``loader``, cached in ``cache_dir`` (None: LABKIT_DATA/features; False: off). Lesson 05.
+    ``cache_key`` names data labkit cannot fingerprint; ``refresh=True`` extracts again."""
     path = None
     if cache_dir is not False:
         cache_dir = cache_dir or cache_dirs()["course datasets (LABKIT_DATA)"] / "features"
@@ -158,11 +147,8 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
 
 
 class FeatureLoader:
-    """Mini-batches cut from whole feature tensors, with no per-sample Python calls. Lesson 05.
-
-    Iterates like a DataLoader of (inputs, targets) on the tensors' device. With ``shuffle``
-    each epoch draws a new order from ``generator``, or from torch's global RNG.
-    """
+    """A DataLoader of (inputs, targets) cut from whole tensors, without per-sample calls; with
+    ``shuffle`` each epoch's order comes from ``generator`` or torch's global RNG. Lesson 05."""
 
     def __init__(self, features: Tensor, labels: Tensor, *, batch_size: int,
                  shuffle: bool = False, generator: torch.Generator | None = None) -> None:

@@ -1,13 +1,7 @@
-"""Lesson 01's experiment: learning a new task from a few labels from scratch, on frozen
-pre-trained features, or by fine-tuning. A test checks the lesson's claim.
-
-A SmallCNN is pre-trained on one shapes task (``SOURCE_CLASSES``) and reused on another
-(``TARGET_CLASSES``), both from ``labkit.synthetic``. Every method sees the same labelled
-images, optimiser steps and test images; only the starting weights and what trains differ::
-
-    backbone, history = pretrain_source(n_per_class=400, num_epochs=10, device=device)
-    runs = compare_methods(backbone.state_dict(), labels_per_class=(5, 10, 25, 50), device=device)
-    summarise(runs)   # {(method, labels): (mean, std, runs)}
+"""Lesson 01's experiment: a new task from a few labels, from scratch, on frozen pre-trained
+features, or by fine-tuning. A SmallCNN pre-trained on one shapes task (``SOURCE_CLASSES``) is
+reused on another (``TARGET_CLASSES``); every method sees the same labelled images, optimiser
+steps and test images: only the starting weights and what trains differ.
 """
 
 from __future__ import annotations
@@ -100,12 +94,9 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device) -> None:
 
 def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, seed: int,
                  test_set: TensorDataset, device, steps: int = 60, batch_size: int = 32) -> Run:
-    """Train one target model by ``method`` and return its test accuracy. Lesson 01.
-
-    ``scratch``: random weights, all trained; ``frozen``: the pre-trained backbone frozen, a
-    new head trained; ``finetune``: everything trained from the pre-trained weights. Each
-    trains ``steps`` batches drawn with replacement from the labelled images.
-    """
+    """One target model trained ``steps`` batches by ``method`` (``scratch``: random weights;
+    ``frozen``: pre-trained backbone frozen, new head; ``finetune``: pre-trained, all trained),
+    and its test accuracy. Lesson 01."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}. Fix: use one of {METHODS}.")
     seed_everything(seed)

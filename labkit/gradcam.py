@@ -39,11 +39,8 @@ def _classes(targets, logits: Tensor) -> Tensor:
 
 def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
              targets=None) -> Tensor:
-    """Grad-CAM heatmaps (N, H, W) on the CPU, each scaled to [0, 1]. Lesson 07.
-
-    ``target_layer``: a module of ``model`` or its name (``"layer4"``); ``targets``: None for
-    each image's predicted class, one index, or one per image. The model runs in eval mode.
-    """
+    """Grad-CAM heatmaps (N, H, W) in [0, 1] on the CPU, in eval mode. ``target_layer``: a module
+    or its name; ``targets``: None (predicted class), one index, or one per image. Lesson 07."""
     layer = find_layer(model, target_layer)
     captured: list[Tensor] = []
     was_training = model.training
@@ -77,10 +74,8 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
 
 def plot_gradcam(images, heatmaps: Tensor, *, titles: Sequence[str] | None = None,
                  alpha: float = 0.45, columns: int = 4):
-    """Each image with its heatmap over it (red: evidence for the class). Lesson 07.
-
-    ``images``: (N, 3, H, W) in [0, 1] (normalisation undone) or PIL images of that size.
-    """
+    """Each image, (N, 3, H, W) in [0, 1] or PIL, with its heatmap over it (red: evidence for the
+    class). Lesson 07."""
     import matplotlib.pyplot as plt
 
     if isinstance(images, Tensor):

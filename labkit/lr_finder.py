@@ -1,9 +1,5 @@
 """The learning-rate finder (lesson 06): train briefly while raising the rate, and suggest the
-rate where the (smoothed) loss falls fastest. Model and optimizer are put back afterwards.
-
-With discriminative learning rates (``labkit.transfer.param_groups``) pass ``keep_ratios=True``:
-the largest group (the head) gets the swept rate and every other group keeps its fraction of it.
-"""
+rate where the (smoothed) loss falls fastest. Model and optimizer are put back afterwards."""
 
 from __future__ import annotations
 
@@ -52,7 +48,8 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
             smoothing: float = 0.05, diverge: float = 4.0,
             keep_ratios: bool = False) -> LRFinderResult:
     """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches, stopping once
-    the loss passes ``diverge`` times its best. Lesson 06."""
+    the loss passes ``diverge`` times its best. With ``keep_ratios`` the largest group (the head)
+    gets the swept rate and each other group keeps its fraction of it. Lesson 06."""
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
     device = torch.device(device)

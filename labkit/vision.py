@@ -22,11 +22,8 @@ def count_parameters(module: nn.Module, *, trainable: bool = False) -> int:
 
 
 def weights_summary(weights) -> dict:
-    """A torchvision weights enum's metadata as plain numbers. Lesson 02.
-
-    ``gflops`` per image at the weights' crop (one multiply-add counts as one operation),
-    ``acc1``/``acc5`` ImageNet-1K validation accuracy in percent, ``file_mb`` download size.
-    """
+    """A torchvision weights enum's metadata as numbers: ``gflops`` per image (a multiply-add
+    counts once), ``acc1``/``acc5`` ImageNet-1K accuracy in percent, ``file_mb``. Lesson 02."""
     meta, crop = weights.meta, weights.transforms().crop_size
     metrics = meta["_metrics"]["ImageNet-1K"]
     return {"weights": f"{type(weights).__name__}.{weights.name}", "params": meta["num_params"],
@@ -89,11 +86,8 @@ def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict
 @torch.no_grad()
 def measure_latency(model: nn.Module, inputs: Tensor, *, device: torch.device | str,
                     repeats: int = 10, warmup: int = 2) -> float:
-    """Median seconds of one forward pass of the batch ``inputs`` in eval mode. Lesson 02.
-
-    ``warmup`` untimed calls pay the one-off costs (allocation, kernel choice); the median
-    ignores the odd call slowed down by another program.
-    """
+    """Median seconds of a forward pass of the batch ``inputs`` in eval mode, after ``warmup``
+    untimed calls that pay one-off costs (allocation, kernel choice). Lesson 02."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
     device = torch.device(device)

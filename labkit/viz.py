@@ -30,11 +30,8 @@ def plot_history(history):
 
 
 class LivePlot:
-    """Redraws the training curves in one output after every epoch. Lesson 01.
-
-    The figure goes through a display handle and is replaced in place, so papermill and nbval
-    keep a single image, the last. Outside a notebook it does nothing.
-    """
+    """Redraws the training curves in place after every epoch (papermill keeps only the last
+    image); outside a notebook it does nothing. Lesson 01."""
 
     def __init__(self):
         self.enabled, self.handle = in_notebook(), None
