@@ -30,7 +30,6 @@ import difflib
 import json
 import math
 import random
-import re
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,9 +43,6 @@ from labkit.quiz.checkers import Checker, checker_table
 from labkit.quiz.grading import (Choice, CodeExercise, Mistake, MultipleChoice, Numeric,
                                  Ordering, Question, ShortText, SingleChoice, Target,
                                  normalise_text)
-
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -91,7 +87,8 @@ def field(kind: str | list, must: str, fix: str = "", **rules) -> dict:
     return {"type": kind, "must": must, "fix": fix, **rules}
 
 
-NAME = field("string", "a short name (letters, digits, _ . -)", pattern=f"^{ID_PATTERN.pattern}$")
+NAME = field("string", "a short name (letters, digits, _ . -)",
+             pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TEXT = field("string", "text")
 TEXTS = field("array", "a list of strings", "put quotes around numbers", items=TEXT)
 ATTEMPTS = field(["integer", "null"], "a whole number of at least 1 (or null for unlimited)",
@@ -178,12 +175,13 @@ def is_number(value: Any) -> bool:
         return False
 
 
-def _rule(test):
-    """A keyword whose error carries no text: jsonschema's own ``type``, ``enum`` and
-    ``minItems`` print the whole value, which for shared lists may be billions of items."""
+def _rule(test, message=lambda expected, value: ""):
+    """A keyword: an error (with ``message``) unless ``test(validator, expected, value)``.
+    jsonschema's own type, enum and minItems print the whole value: for shared lists, that
+    may be billions of items."""
     def keyword(validator, expected, instance, schema):
         if not test(validator, expected, instance):
-            yield ValidationError("")
+            yield ValidationError(message(expected, instance))
     return keyword
 
 
@@ -199,24 +197,16 @@ def _needs(validator, needs, instance, schema):
             yield ValidationError(f"needs {other!r} too. Fix: add {other}.", path=[name])
 
 
-def _unique_ids(validator, on, instance, schema):
-    ids = [e.get("id", chr(97 + i)) for i, e in enumerate(instance) if isinstance(e, dict)]
-    for twice in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
-        yield ValidationError(f"the id {twice!r} is used twice. Fix: give each entry its own id.")
+def _twice(entries: Any) -> list[str]:
+    ids = [e.get("id", chr(97 + i)) for i, e in enumerate(entries) if isinstance(e, dict)] \
+        if isinstance(entries, list) else []
+    return sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
 
 
-def _some_correct(validator, on, instance, schema):
-    if on and instance and not any(isinstance(c, dict) and c.get("correct") is True
-                                   for c in instance):
-        yield ValidationError("no choice has correct: true. Fix: mark the right one(s).")
-
-
-def _answerable(validator, fix, instance, schema):
-    for text in instance if isinstance(instance, list) else [instance]:
-        if isinstance(text, str) and not normalise_text(text):
-            yield ValidationError(f"is empty once spaces and punctuation are dropped (got "
-                                  f"{text!r:.40}), so no answer could ever match it. Fix: {fix}.")
-            return
+def _blank(value: Any) -> str | None:
+    """The first text in ``value`` that no answer could match, once normalised."""
+    texts = value if isinstance(value, list) else [value]
+    return next((t for t in texts if isinstance(t, str) and not normalise_text(t)), None)
 
 
 OWN_MESSAGES = {"required", "needs", "uniqueIds", "someCorrect", "answerable"}
@@ -230,10 +220,17 @@ Validator = validators.extend(
             [kinds] if isinstance(kinds, str) else kinds))),
         "enum": _rule(lambda v, allowed, x: isinstance(x, str) and x in allowed),
         "minItems": _rule(lambda v, count, x: not isinstance(x, list) or len(x) >= count),
-        "interval": _rule(lambda v, _, x: isinstance(x, list) and len(x) == 2
+        "interval": _rule(lambda v, _, x: not isinstance(x, list) or len(x) == 2
                           and all(map(is_number, x)) and x[0] <= x[1]),
-        "required": _required, "needs": _needs, "uniqueIds": _unique_ids,
-        "someCorrect": _some_correct, "answerable": _answerable})
+        "required": _required, "needs": _needs,
+        "uniqueIds": _rule(lambda v, _, x: not _twice(x), lambda _, x: (
+            f"the id {_twice(x)[0]!r} is used twice. Fix: give each entry its own id.")),
+        "someCorrect": _rule(lambda v, on, x: not on or not isinstance(x, list) or not x or any(
+            isinstance(c, dict) and c.get("correct") is True for c in x), lambda *_: (
+            "no choice has correct: true. Fix: mark the right one(s).")),
+        "answerable": _rule(lambda v, _, x: _blank(x) is None, lambda fix, x: (
+            f"is empty once spaces and punctuation are dropped (got {_blank(x)!r:.40}), so no "
+            f"answer could ever match it. Fix: {fix}."))})
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
@@ -248,10 +245,9 @@ def _show(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
 
 
-def _field(path: list) -> str:
-    """``["choices", 1, "correct"]`` -> ``"choices[1].correct"``."""
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-    return text or "(file)"
+def _field(path: list, whole: str) -> str:
+    """``["choices", 1, "correct"]`` -> ``"choices[1].correct"``; ``whole`` for ``[]``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or whole
 
 
 def _label(entry: Any, index: int, key: str) -> str:
@@ -274,15 +270,15 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f"Did you mean {close[0]!r}?" if close else f"Known fields: " \
                                                                    f"{', '.join(known)}."
-                problems.append(Problem(label, _field([*path, name]), f"unknown field. {hint}",
-                                        item))
+                problems.append(Problem(label, _field([*path, name], ""),
+                                        f"unknown field. {hint}", item))
             continue
         schema_ = (error.schema.get("properties", {}).get(path[-1], {})
                    if error.validator == "required" else error.schema)
         must, fix, value = schema_.get("must", ""), schema_.get("fix", ""), error.instance
         if error.validator in OWN_MESSAGES:
             message = error.message
-        elif error.validator == "type" and type(value) in (int, float):  # NaN, infinity
+        elif error.validator_value == "number" and type(value) in (int, float):  # NaN, inf
             message = (f"must be {must} and finite, got {_show(value)}: .nan matches no answer "
                        f"and .inf any.")
         elif error.validator == "minItems":
@@ -293,7 +289,8 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
             fix = fix or error.schema.get("fix") or f"add {path[-1]}: <{must}>"
         if fix and "Fix:" not in message:
             message += f" Fix: {fix}."
-        problems.append(Problem(label, _field(path), message, item))
+        problems.append(Problem(label, _field(path, f"({item})" if label else "(file)"),
+                                message, item))
     return problems
 
 
@@ -478,44 +475,15 @@ class _SafeLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _parse(path: Path, text: str) -> Any:
-    """The data in ``text``; ValueError with a message for the learner if it cannot be read."""
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_SafeLoader)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"is not valid JSON: {error.msg} at line {error.lineno}, column "
-                         f"{error.colno}.") from None
-    except _AliasRefused as error:
-        raise ValueError(
-            f"uses the YAML alias *{error.anchor} at line {error.mark.line + 1}, column "
-            f"{error.mark.column + 1}: aliases are refused, because a few of them can make a "
-            f"small file stand for billions of values. Fix: write the value out in full "
-            f"where *{error.anchor} stands.") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
-        raise ValueError(f"is not valid YAML: {reason}{where}.") from None
-    except RecursionError:
-        raise ValueError("is nested too deeply (lists or mappings inside one another hundreds "
-                         "of times). Fix: a quiz file needs only a few levels; remove the "
-                         "extra brackets.") from None
-    except ValueError as error:  # an int too long to convert, an impossible date
-        why = ("holds a number with thousands of digits" if "digits" in str(error) else
-               f"holds a value that cannot be read ({error})")
-        raise ValueError(f"{why}. Fix: write plain numbers and dates, or put quotes around "
-                         f"the value to make it text.") from None
-
-
 def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
     """The parsed content of a YAML or JSON data file; what cannot be read is a ``BankError``
     (``what`` names the kind of file: quiz bank or glossary)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        return _parse(path, text)
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_SafeLoader)
     except FileNotFoundError:
         raise FileNotFoundError(
             f"no quiz data file at {path} (looked from {Path.cwd()}). Fix: check the name, or "
@@ -526,6 +494,22 @@ def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
         line = path.read_bytes()[:error.start].count(b"\n") + 1
         why = (f"is not UTF-8 text: byte {error.object[error.start]:#04x} on line {line}. "
                f"Fix: save the file again with the encoding UTF-8.")
-    except ValueError as error:
-        why = str(error)
+    except json.JSONDecodeError as error:
+        why = f"is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}."
+    except _AliasRefused as error:
+        why = (f"uses the YAML alias *{error.anchor} at line {error.mark.line + 1}, column "
+               f"{error.mark.column + 1}: aliases are refused, because a few of them can make "
+               f"a small file stand for billions of values. Fix: write the value out in full "
+               f"where *{error.anchor} stands.")
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        why = f"is not valid YAML: {getattr(error, 'problem', None) or error}{where}."
+    except RecursionError:
+        why = ("is nested too deeply (lists or mappings inside one another hundreds of times). "
+               "Fix: a quiz file needs only a few levels; remove the extra brackets.")
+    except ValueError as error:  # an int too long to convert, an impossible date
+        why = (("holds a number with thousands of digits" if "digits" in str(error) else
+                f"holds a value that cannot be read ({error})") + ". Fix: write plain numbers "
+               "and dates, or put quotes around the value to make it text.")
     raise BankError(path, [Problem("", "(file)", why)], what)

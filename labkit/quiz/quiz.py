@@ -152,7 +152,7 @@ class AnswerInput:
 
 
 class QuestionView:
-    """One question's widgets; ``refresh`` draws them from the session's state."""
+    """One question's widgets; ``show`` draws them from the session's state."""
 
     def __init__(self, quiz: Quiz, question: Question, number: int):
         self.quiz, self.question = quiz, question
