@@ -139,7 +139,7 @@ def _instrument(notebook: nbformat.NotebookNode, name: str, checks: Path, state:
                                                        path=str(checks)), "student-check"))
         cells.append(cell)
     cells.append(_harness(SAVE_STATE.format(path=str(state)), "save-state"))
-    instrumented = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    instrumented = nbformat.from_dict(notebook)  # a deep copy
     instrumented.cells = cells
     return instrumented
 

@@ -124,7 +124,7 @@ def _course(args) -> int:
         print(f"course {args.course_command}: {error}", file=sys.stderr)
         return 1
     print(f"{result.summary()}. Report: {result.write_report(report)}")
-    return 0 if result.ok else 1
+    return 1 if any(run.error for run in result.runs) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

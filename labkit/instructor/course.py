@@ -199,10 +199,6 @@ class CourseRun:
     runs: list[NotebookRun]
     environment: dict[str, str]  # the size, the modes, the machine
 
-    @property
-    def ok(self) -> bool:
-        return not any(run.error for run in self.runs)
-
     def summary(self) -> str:
         failed = [Path(run.notebook).name for run in self.runs if run.error]
         ran = f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran"

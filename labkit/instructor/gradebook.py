@@ -13,7 +13,7 @@ import io
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.quiz.store import read_results
@@ -31,8 +31,7 @@ class BadValue(ValueError):
 class Gradebook:
     columns: list[str]
     rows: list[dict[str, object]]
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
-    duplicates: list[str] = field(default_factory=list)  # learners with more than one file
+    unreadable: list[tuple[Path, str]]  # (file, reason)
 
     def csv_text(self) -> str:
         out = io.StringIO()
@@ -46,10 +45,11 @@ class Gradebook:
 
     def summary(self) -> str:
         merged = f"{len(self.rows)} results file(s) merged, {len(self.unreadable)} unreadable"
+        learners = Counter(row["learner"] for row in self.rows)
         return "\n".join([f"gradebook: {merged}."]
                          + [f"  UNREADABLE {path}: {why}" for path, why in self.unreadable]
                          + [f"  NOTE learner {name!r} has several results files, a row each."
-                            for name in self.duplicates])
+                            for name, files in sorted(learners.items()) if files > 1])
 
 
 def _show(value: object) -> str:
@@ -131,5 +131,4 @@ def build_gradebook(sources: list[Path | str]) -> Gradebook:
     for quiz_id, ids in questions.items():
         columns += [f"{quiz_id}:score", f"{quiz_id}:max_score", *(f"{quiz_id}/{q}" for q in ids)]
     rows.sort(key=lambda row: (row["learner"], row["file"]))
-    duplicates = sorted(name for name, n in Counter(r["learner"] for r in rows).items() if n > 1)
-    return Gradebook(columns, rows, unreadable, duplicates)
+    return Gradebook(columns, rows, unreadable)
