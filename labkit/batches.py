@@ -1,7 +1,8 @@
 """What every loop in labkit does with a batch: split it, move it, feed it to the model.
 
-A batch is either an ``(inputs, targets)`` pair, as torchvision datasets give, or a dict with
-a ``"labels"`` entry, as Hugging Face tokenizers and collators give.
+A batch is an ``(images, labels)`` pair, as torchvision datasets give, or a dict with a
+``"labels"`` entry, as Hugging Face tokenizers and collators give (lesson 09). The pieces here
+let one loop, lesson 01's, read the same for both: ``images.to(device)`` and ``model(images)``.
 """
 
 from __future__ import annotations
@@ -9,27 +10,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["split_batch", "to_device", "run_model"]
+__all__ = ["split_batch", "to_device", "run_model", "Inputs", "AcceptsDicts"]
+
+
+class Inputs(dict):
+    """A tokenizer's named inputs (input_ids, attention_mask...) that move like a tensor does."""
+
+    def to(self, device, non_blocking: bool = False) -> Inputs:
+        return Inputs({k: v.to(device, non_blocking=non_blocking) for k, v in self.items()})
 
 
 def split_batch(batch):
-    """(inputs, targets) from a (inputs, targets) pair or a dict with a "labels" entry."""
+    """(inputs, labels) from an (inputs, labels) pair or a dict with a "labels" entry."""
     if isinstance(batch, dict) and "labels" in batch:
-        return {k: v for k, v in batch.items() if k != "labels"}, batch["labels"]
+        return Inputs({k: v for k, v in batch.items() if k != "labels"}), batch["labels"]
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
-    got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+    got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list))
+                                  else "")
     raise TypeError(f"A batch from the loader is a {got}; labkit needs (inputs, targets) pairs or "
-                    "dicts with a 'labels' entry. Fix: make the dataset's __getitem__ return (input, label).")
+                    "dicts with a 'labels' entry. Fix: make the dataset's __getitem__ return "
+                    "(input, label).")
 
 
 def to_device(inputs, device: torch.device):
-    """Move a tensor, or each tensor of a dict, to ``device`` without blocking the CPU."""
-    if isinstance(inputs, dict):
-        return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-    return inputs.to(device, non_blocking=True)
+    """A tensor, or each tensor of a dict, on ``device``, without blocking the CPU."""
+    return (Inputs(inputs) if isinstance(inputs, dict) else inputs).to(device, non_blocking=True)
 
 
 def run_model(model: nn.Module, inputs):
     """model(inputs), or model(**inputs) for a dict of named inputs (input_ids, attention_mask...)."""
     return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+class AcceptsDicts(nn.Module):
+    """``model(images)`` for a tensor and for a tokenizer's dict alike (``model(**images)``).
+    Lesson 09; ``fit`` and ``evaluate`` call every model through it."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.model if isinstance(model, AcceptsDicts) else model
+
+    def forward(self, images):
+        return run_model(self.model, images)

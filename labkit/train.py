@@ -1,56 +1,115 @@
-"""The course's training loop, in one place you can read: ``fit`` and what it calls.
+"""The course's training loop, ``fit``, and ``evaluate`` and ``predict`` for after it.
 
-Lesson 01 writes this loop out by hand; afterwards lessons call ``fit``, whose body uses
-the same names in the same order, so ``fit??`` reads like the lesson. What ``fit`` adds
-is visible in its body: mixed precision on CUDA, gradient accumulation and clipping, a
-learning-rate scheduler, early stopping with the best weights restored, checkpoints that
-``fit(..., resume=path)`` continues from, and a clean stop when you interrupt the kernel.
-Mistakes stop it early with the fix named: a head whose size does not match the data's
-classes, a loss that becomes NaN (and whether the inputs were NaN already), batches too big for
-the GPU's memory; and before the first epoch: a training loader with no batches, a model with
-nothing to train, a checkpoint path that cannot be written.
-
-Speed: the loop never calls ``.item()`` per batch (that would make the CPU wait for the
-GPU every step); losses are summed on the device and read only when the progress bar
-refreshes, at most twice a second, and at the end of an epoch.
+Lesson 01 (notebooks/01_transfer_learning.ipynb) writes the training loop by hand; ``fit``'s loop
+has the same names in the same order, so ``fit??`` reads like lesson 01. What ``fit`` adds is a
+named line each: mixed precision (``torch.autocast`` and a ``GradScaler`` that do nothing when it
+is off, as in nanoGPT), gradient accumulation and clipping, a scheduler, early stopping, a
+checkpoint per epoch. Its guarantees (checks before the first epoch, a clean stop on interrupt,
+the NaN and out-of-memory messages, resume) live in the functions around the loop, below it.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from labkit.batches import run_model, split_batch, to_device
 from labkit import distributed
-from labkit.checkpoint import check_writable, load_checkpoint, save_checkpoint
+from labkit.batches import AcceptsDicts, split_batch
+from labkit.checkpoint import TrainingState, check_writable
 from labkit.transfer import aux_loss, train_mode
 from labkit.viz import LivePlot
 
-__all__ = ["fit", "train_one_epoch", "evaluate", "predict", "History", "Predictions",
-           "mixed_precision", "EVENTS"]
-
-EVENTS = ("fit_start", "batch_end", "epoch_end", "fit_end")
-REFRESH_SECONDS = 0.5  # how often the progress bar reads the running loss from the device
+__all__ = ["fit", "evaluate", "predict", "History", "Predictions", "NonFiniteLoss"]
 
 
-class NonFiniteLoss(FloatingPointError):
-    pass
+def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: int,
+        lr: float = 1e-3, optimizer=None, loss_fn=None, scheduler=None,
+        scheduler_step: str = "batch", amp: bool = True, accumulate: int = 1,
+        max_grad_norm: float | None = None, patience: int | None = None,
+        restore_best: bool = False, checkpoint=None, resume=None, progress: bool = False,
+        plot: bool = False) -> History:
+    """Train ``model`` for ``num_epochs``; returns its History. Lesson 03 onwards.
+
+    The best epoch has the lowest val_loss (train_loss without a val_loader); ``restore_best``
+    puts its weights back at the end, ``patience`` stops after that many epochs without a
+    better one. ``scheduler`` steps after each optimizer step (each epoch with
+    ``scheduler_step="epoch"``). ``checkpoint`` is written after every epoch; ``resume``
+    continues from one. Under torchrun, see ``labkit.distributed``.
+    """
+    device = torch.device(device)
+    check_before_training(model, train_loader, checkpoint, num_epochs=num_epochs,
+                          accumulate=accumulate, patience=patience, scheduler_step=scheduler_step)
+    model.to(device)
+    optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                               lr=lr)
+    amp_dtype = autocast_dtype(device) if amp else None  # None: full precision
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    history = History(monitor="val_loss" if val_loader is not None else "train_loss")
+    state = TrainingState(model, optimizer, scheduler, scaler, train_loader, history, restore_best)
+    start_epoch = state.resume(resume) if resume is not None else 1
+    loss_fn = ClassifierLoss(loss_fn or nn.CrossEntropyLoss(), train_loader)
+    model, train_loader, val_loader = distributed.prepare(model, train_loader, val_loader, device)
+    model = AcceptsDicts(model)  # model(images) also for a tokenizer's dict (lesson 09)
+    live_plot = LivePlot()
+    with guard(state, train_loader, accumulate) as stop_requested, progress_bar(
+            train_loader, num_epochs, start_epoch, progress) as bar:
+        for epoch in range(start_epoch, num_epochs + 1):
+            train_mode(model)  # model.train(), but frozen BatchNorm layers keep their statistics
+            distributed.set_epoch(train_loader, epoch)
+            stats, epoch_lr = EpochStats(), optimizer.param_groups[0]["lr"]
+            for step, (images, labels) in enumerate(map(split_batch, train_loader)):
+                images, labels = images.to(device), labels.to(device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits = model(images)                             # (B, num_classes)
+                    loss = loss_fn(logits, labels)
+                if step % accumulate == 0:  # the first batch of a group of `accumulate`
+                    optimizer.zero_grad()
+                scaler.scale(loss / accumulate).backward()
+                if (step + 1) % accumulate == 0 or step + 1 == len(train_loader):
+                    if max_grad_norm is not None:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not scaled ones
+                        nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    if scheduler is not None and scheduler_step == "batch":
+                        scheduler.step()
+                stats.add(images, labels, logits, loss)  # summed on the device: no sync
+                bar.update()
+                if stop_requested():
+                    break
+            if stop_requested():  # the unfinished epoch is not recorded
+                break
+            train = stats.read(epoch, epoch_lr)  # NonFiniteLoss if the loss became NaN
+            val = {} if val_loader is None else evaluate(model, val_loader, device,
+                                                         loss_fn=loss_fn, amp=amp)
+            history.add(epoch, train, val, lr=epoch_lr, started=stats.started)
+            if scheduler is not None and scheduler_step == "epoch":
+                scheduler.step()
+            state.keep_weights_if_best(epoch)
+            if checkpoint is not None:
+                state.save(checkpoint, epoch)
+            if plot:
+                live_plot.update(history)
+            if patience is not None and epoch - (history.best_epoch or 0) >= patience:
+                history.stopped_early = True
+                break
+    history.interrupted = stop_requested()
+    print_summary(history, state.finish())
+    return history
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
-    """One row per finished epoch: epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, seconds."""
+    """One row per finished epoch (epoch, train_loss, train_accuracy, val_loss, val_accuracy,
+    lr, seconds), and the best epoch: the lowest ``monitor``. Lesson 03."""
 
     rows: list[dict] = field(default_factory=list)
     monitor: str = "val_loss"
@@ -65,35 +124,194 @@ class History:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def is_better(self, value: float) -> bool:
-        if self.best_value is None:
-            return not math.isnan(value)
-        # Losses should go down; accuracies and other scores up.
-        return value < self.best_value if "loss" in self.monitor else value > self.best_value
+    def add(self, epoch: int, train: dict, val: dict, *, lr: float, started: float) -> None:
+        self.rows.append({"epoch": epoch, "train_loss": train["loss"],
+                          "train_accuracy": train["accuracy"], "val_loss": val.get("loss"),
+                          "val_accuracy": val.get("accuracy"), "lr": lr,
+                          "seconds": time.perf_counter() - started})
+        value = self.rows[-1][self.monitor]
+        if value == value and (self.best_value is None or value < self.best_value):  # not NaN
+            self.best_epoch, self.best_value = epoch, value
 
-    def _columns(self) -> list[str]:
-        """The recorded keys that have a value in some row (no val_* columns without a val_loader)."""
-        return [k for k in self.rows[0] if any(r.get(k) is not None for r in self.rows)] if self.rows else []
-
-    def __str__(self) -> str:
-        keys = self._columns()
-        lines = ["  ".join(f"{k:>14}" for k in keys)]
-        for row in self.rows:
-            lines.append("  ".join(f"{_fmt(row.get(k)):>14}" for k in keys))
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        keys = self._columns()
-        head = "".join(f"<th>{k}</th>" for k in keys)
-        body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k in keys) + "</tr>"
-                       for r in self.rows)
-        return f"<table class='lk-history'><tr>{head}</tr>{body}</table>"
+    def __repr__(self) -> str:  # a table, one line per epoch
+        keys = [k for k in (self.rows[0] if self.rows else {})
+                if any(row[k] is not None for row in self.rows)]
+        lines = [keys] + [[f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k])
+                           for k in keys] for row in self.rows]
+        return "\n".join("  ".join(f"{cell:>14}" for cell in line) for line in lines)
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where the GPU has it, else float16 (with the GradScaler, which keeps small
+    gradients from rounding to zero); None (no mixed precision) on the CPU and MPS."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class ClassifierLoss:
+    """``loss_fn(logits, labels)`` for every output the course meets (a transformers output's
+    ``.logits``; Inception's auxiliary heads added at 0.4, lesson 04). Its first call checks the
+    shapes against the data's classes, before the loss's own, less helpful, error."""
+
+    def __init__(self, loss_fn, train_loader):
+        dataset = getattr(train_loader.dataset, "dataset", train_loader.dataset)  # under a Subset
+        self.loss_fn, self.classes = loss_fn, getattr(dataset, "classes", None)
+        self.checked = False
+
+    def __call__(self, logits, labels) -> torch.Tensor:
+        if not self.checked:
+            self.check(getattr(logits, "logits", logits), labels)
+        return aux_loss(logits, labels, self.loss_fn)[0]
+
+    def check(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"The model returned logits of shape {tuple(logits.shape)} for targets of shape "
+                f"{tuple(labels.shape)}; a classifier needs (batch, num_classes) and (batch,). "
+                "Fix: check the model's last layer and that each label is one class index.")
+        top, outputs, classes = int(labels.max()), logits.shape[1], self.classes
+        if top >= outputs:
+            raise ValueError(f"A target is class {top}, but the model has {outputs} outputs. "
+                             f"Fix: replace_head(model, num_classes={top + 1}) or check the labels.")
+        if isinstance(classes, (list, tuple)) and len(classes) != outputs:
+            shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
+            raise ValueError(f"The data has {len(classes)} classes ({shown}) but the model has "
+                             f"{outputs} outputs. Fix: replace_head(model, num_classes="
+                             f"{len(classes)}), or train on the data the head was made for.")
+        self.checked = True
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+class EpochStats:
+    """Per batch: loss x size, correct predictions, size, and whether the inputs held NaN or
+    inf; kept on the device, read once (one sync) after the last batch."""
+
+    def __init__(self):
+        self.rows, self.started = [], time.perf_counter()
+
+    def add(self, images, labels, logits, loss) -> None:
+        loss, logits = loss.detach().float(), getattr(logits, "logits", logits).detach()
+        inputs = [] if images is None else images.values() if isinstance(images, dict) else [images]
+        bad = [~torch.isfinite(x).all() for x in inputs if x.is_floating_point()]
+        self.rows.append(torch.stack([
+            loss * len(labels), (logits.argmax(1) == labels).sum().float(),
+            torch.full_like(loss, len(labels)), torch.stack(bad).any().float() if bad else 0 * loss]))
+
+    def read(self, epoch: int | None = None, lr: float | None = None) -> dict:
+        """{"loss", "accuracy"} over all processes; with ``epoch``, NonFiniteLoss for a NaN
+        loss, naming the first batch whose loss, or inputs, held NaN or inf."""
+        if not self.rows:
+            raise ValueError("The loader yielded no batches. Fix: check the dataset is not empty.")
+        rows = torch.stack(self.rows)  # (batches, 4)
+        loss_sum, correct, seen, _ = distributed.all_reduce(rows.sum(0)).tolist()
+        if epoch is None or abs(loss_sum) < float("inf"):
+            return {"loss": loss_sum / seen, "accuracy": correct / seen}
+        first = torch.tensor([int(m.nonzero()[0]) if m.any() else len(rows)
+                              for m in (~torch.isfinite(rows[:, 0]), rows[:, 3] > 0)])
+        loss_batch, input_batch = distributed.all_reduce(first.to(rows.device), "min").tolist()
+        if input_batch <= loss_batch:  # the data was NaN before the loss: not the learning rate
+            raise NonFiniteLoss(
+                f"The inputs of epoch {epoch}, batch {input_batch + 1} hold NaN or infinite "
+                f"values, so the loss became NaN or infinite. Fix: clean the data (missing "
+                f"values, a division by zero in a transform or a normalisation with std 0); "
+                f"torch.isfinite(x).all() finds the samples.")
+        raise NonFiniteLoss(
+            f"The loss became NaN or infinite at epoch {epoch}, batch {loss_batch + 1} "
+            f"(lr={lr:.1e}). Fix: lower the learning rate, for example lr={lr / 10:.1e}, or clip "
+            f"gradients with max_grad_norm=1.0.")
+
+
+def progress_bar(train_loader, num_epochs: int, start_epoch: int, progress: bool) -> tqdm:
+    batches = len(train_loader)
+    return tqdm(total=num_epochs * batches, initial=(start_epoch - 1) * batches, unit="batch",
+                desc="training", disable=not (progress and distributed.is_main_process()))
+
+
+def print_summary(history: History, message: str) -> None:
+    why = ("Stopped by interrupt; the unfinished epoch was dropped" if history.interrupted else
+           f"Stopped early: {history.monitor} did not improve for the last epochs"
+           if history.stopped_early else "Done")
+    if distributed.is_main_process():
+        print(f"labkit: {why}. {len(history)} epoch(s) recorded in "
+              f"{sum(history['seconds']):.1f} s. {message}")
+
+
+def check_before_training(model, train_loader, checkpoint, **settings) -> None:
+    """Mistakes found before the first epoch is spent, each with its fix."""
+    for name, value in settings.items():
+        if name == "scheduler_step" and value not in ("epoch", "batch"):
+            raise ValueError(f"scheduler_step={value!r}. Fix: pass 'batch' or 'epoch'.")
+        if name != "scheduler_step" and not (value is None and name == "patience") and (
+                not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={value!r}. Fix: pass a whole number, 1 or more.")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            f"The model has nothing to train: all {len(list(model.parameters()))} parameter "
+            "tensors are frozen (requires_grad=False). Fix: unfreeze what should learn, e.g. "
+            "replace_head(model, num_classes=...) for a new trainable head, or "
+            "unfreeze(model, 'layer4') (from labkit.transfer).")
+    if len(train_loader) == 0:
+        fix = "check the dataset is not empty (the folder, the split)" + (
+            ", or pass drop_last=False so that a last, smaller batch counts"
+            if getattr(train_loader, "drop_last", False) else "")
+        raise ValueError(f"The training loader has no batches ({len(train_loader.dataset)} "
+                         f"samples, batch_size={train_loader.batch_size}). Fix: {fix}.")
+    if checkpoint is not None and distributed.is_main_process():
+        check_writable(checkpoint)  # before an epoch is spent on a run that could not save
+
+
+@contextlib.contextmanager
+def guard(state: TrainingState, train_loader, accumulate: int):
+    """Around fit's loop. The first Ctrl-C (or Jupyter's stop button) asks it to stop after the
+    current batch, a second one stops at once; under torchrun an interrupt stops every process,
+    as torchrun does. A NaN loss or a full GPU stops it with the fix named (and the best weights
+    back if restore_best)."""
+    requested = threading.Event()
+
+    def handler(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        print("\nlabkit: stopping after this batch (interrupt again to stop at once)", flush=True)
+
+    catch = not distributed.is_distributed() and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, handler) if catch else None  # main thread only
+    try:
+        with name_a_smaller_batch(train_loader, accumulate):
+            yield requested.is_set
+    except (NonFiniteLoss, torch.OutOfMemoryError) as error:
+        raise type(error)(f"{error} {state.finish()}") from None
+    finally:
+        if catch:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def name_a_smaller_batch(loader, accumulate: int | None = None):
+    """Running out of GPU (or MPS) memory becomes an error naming a batch size to try;
+    ``accumulate`` is fit's, when ``loader`` is the training loader."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.OutOfMemoryError; MPS raises a plain RuntimeError
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if first_line.startswith("The device ran out") or not (
+                isinstance(exc, torch.OutOfMemoryError) or "out of memory" in first_line):
+            raise  # not out of memory, or already explained (by evaluate, inside fit)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give back what the failed batch held
+        size = loader.batch_size
+        fix = ("Fix: batches of one already; use smaller images, a smaller model, or freeze more "
+               "of the backbone (frozen layers store nothing for the backward pass).")
+        if size > 1:
+            fix = f"Fix: make the batches smaller, e.g. DataLoader(..., batch_size={size // 2})" + (
+                "." if accumulate is None else f"; to keep the effective batch of "
+                f"{size * accumulate}, also pass accumulate={2 * accumulate} to fit.")
+        raise torch.OutOfMemoryError(f"The device ran out of memory with batches of {size} "
+                                     f"({first_line}). {fix}") from None
 
 
 class Predictions(NamedTuple):
@@ -102,459 +320,33 @@ class Predictions(NamedTuple):
     targets: torch.Tensor  # (N,)
 
 
-# --- small pieces the loop is made of ---------------------------------------------------------
-
-
-def mixed_precision(device: torch.device, amp: bool = True):
-    """(autocast dtype or None, GradScaler or None): bf16 where the GPU has it, else fp16 with
-    a scaler that keeps small gradients from rounding to zero. On CPU and MPS: off."""
-    if not amp or device.type != "cuda":
-        return None, None
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, None
-    return torch.float16, torch.amp.GradScaler("cuda")
-
-
-def _declared_classes(loader) -> list | None:
-    """The class names the loader's dataset declares (``.classes``, as ImageFolder has), under
-    any Subset; None when it declares none (a TensorDataset)."""
-    dataset = getattr(loader, "dataset", None)
-    while isinstance(dataset, torch.utils.data.Subset):
-        dataset = dataset.dataset
-    classes = getattr(dataset, "classes", None)
-    return list(classes) if isinstance(classes, (list, tuple)) and classes else None
-
-
-def _check_first_batch(logits: torch.Tensor, targets: torch.Tensor, classes=None) -> None:
-    """Shape mistakes caught on the first batch, with the shapes named (one sync, once)."""
-    if logits.ndim != 2 or targets.ndim != 1 or logits.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"The model returned logits of shape {tuple(logits.shape)} for targets of shape "
-            f"{tuple(targets.shape)}; a classifier needs (batch, num_classes) and (batch,). "
-            "Fix: check the model's last layer and that each label is one class index.")
-    if targets.dtype.is_floating_point:
-        raise ValueError(f"Targets are {targets.dtype}; cross-entropy needs class indices. "
-                         "Fix: make the labels integers (torch.long).")
-    top = int(targets.max())
-    if top >= logits.shape[1] or int(targets.min()) < 0:
-        raise ValueError(f"A target is class {top}, but the model has {logits.shape[1]} outputs. "
-                         f"Fix: replace_head(model, num_classes={top + 1}) or check the labels.")
-    if classes is not None and len(classes) != logits.shape[1]:
-        shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
-        raise ValueError(f"The data has {len(classes)} classes ({shown}) but the model has "
-                         f"{logits.shape[1]} outputs. Fix: replace_head(model, "
-                         f"num_classes={len(classes)}), or train on the data the head was made for.")
-
-
-def _optimizer_step(model, optimizer, scaler, max_grad_norm) -> None:
-    if scaler is not None:
-        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-    if max_grad_norm is not None:
-        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], max_grad_norm)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def _step_scheduler(scheduler, metric: float | None) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(metric)
-    else:
-        scheduler.step()
-
-
-# --- one epoch of training, and evaluation --------------------------------------------------
-
-
-def train_one_epoch(model, train_loader, optimizer, loss_fn, device, *, epoch: int = 1,
-                    amp_dtype=None, scaler=None, accumulate: int = 1, max_grad_norm=None,
-                    batch_scheduler=None, bar=None, stop: Callable[[], bool] = lambda: False,
-                    on_batch_end: Callable | None = None) -> dict:
-    """Train for one pass over train_loader; returns {"loss", "accuracy", "batches"}."""
-    train_mode(model)  # model.train(), but frozen BatchNorm layers keep their statistics
-    num_batches, classes = len(train_loader), _declared_classes(train_loader)
-    loss_sum = torch.zeros((), device=device)                 # summed on the device: no sync
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    bad_step = torch.full((), -1, device=device, dtype=torch.long)  # first non-finite loss
-    bad_input_step = torch.full((), -1, device=device, dtype=torch.long)  # first NaN/inf input
-    seen, last_refresh = 0, time.monotonic()
-    optimizer.zero_grad(set_to_none=True)
-    for step, batch in enumerate(train_loader):
-        inputs, targets = split_batch(batch)
-        inputs, targets = to_device(inputs, device), targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            outputs = run_model(model, inputs)
-            if step == 0:  # before the loss, whose own message would not name the fix
-                _check_first_batch(getattr(outputs, "logits", outputs), targets, classes)
-            loss, logits = aux_loss(outputs, targets, loss_fn)
-        scaled = loss / accumulate
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        if (step + 1) % accumulate == 0 or step + 1 == num_batches:
-            _optimizer_step(model, optimizer, scaler, max_grad_norm)
-            if batch_scheduler is not None:
-                batch_scheduler.step()
-
-        batch_size = targets.shape[0]
-        loss_sum += loss.detach().float() * batch_size
-        correct += (logits.detach().argmax(dim=1) == targets).sum()
-        seen += batch_size
-        bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), step, bad_step)
-        bad_input_step = torch.where((bad_input_step < 0) & _nonfinite(inputs, device), step,
-                                     bad_input_step)
-        if bar is not None:
-            bar.update(1)
-        if time.monotonic() - last_refresh > REFRESH_SECONDS:  # the only syncs in the loop
-            if not distributed.is_distributed():  # under torchrun every process checks at the end
-                _raise_if_nonfinite(bad_step, bad_input_step, epoch, optimizer)
-            if bar is not None:
-                bar.set_postfix(epoch=epoch, loss=f"{loss_sum.item() / seen:.4f}", refresh=False)
-            last_refresh = time.monotonic()
-        if on_batch_end is not None and on_batch_end(step, num_batches, loss.detach()):
-            break
-        if stop():
-            break
-    batches = step + 1 if seen else 0
-    if distributed.is_distributed():  # every process's sums, and the first bad batch of any
-        seen_all = torch.tensor(seen, device=device, dtype=torch.long)
-        distributed.all_reduce_sum(loss_sum, correct, seen_all)
-        bad_step, bad_input_step = map(_earliest_of_all_processes, (bad_step, bad_input_step))
-        seen = int(seen_all)
-    _raise_if_nonfinite(bad_step, bad_input_step, epoch, optimizer)
-    return {"loss": loss_sum.item() / max(seen, 1),
-            "accuracy": correct.item() / max(seen, 1),
-            "batches": batches}
-
-
-def _nonfinite(inputs, device) -> torch.Tensor:
-    """True, as a tensor on the device (no sync), when a floating-point input holds NaN or inf."""
-    tensors = inputs.values() if isinstance(inputs, dict) else [inputs]
-    flag = torch.zeros((), dtype=torch.bool, device=device)
-    for tensor in tensors:
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
-            flag |= ~torch.isfinite(tensor).all()
-    return flag
-
-
-def _earliest_of_all_processes(step: torch.Tensor) -> torch.Tensor:
-    """Under torchrun: the smallest step any process recorded (-1 where none did)."""
-    none = torch.iinfo(torch.long).max
-    earliest = torch.where(step < 0, none, step)
-    torch.distributed.all_reduce(earliest, op=torch.distributed.ReduceOp.MIN)
-    return torch.where(earliest == none, -1, earliest)
-
-
-def _raise_if_nonfinite(bad_step: torch.Tensor, bad_input_step: torch.Tensor, epoch: int,
-                        optimizer) -> None:
-    step, input_step = int(bad_step), int(bad_input_step)
-    if step < 0:
-        return
-    if 0 <= input_step <= step:  # the data was NaN before the loss was: not the learning rate
-        raise NonFiniteLoss(
-            f"The inputs of epoch {epoch}, batch {input_step + 1} hold NaN or infinite values, "
-            f"so the loss became NaN or infinite. Fix: clean the data (missing values, a "
-            f"division by zero in a transform or a normalisation with std 0); "
-            f"torch.isfinite(x).all() finds the samples.")
-    lr = optimizer.param_groups[0]["lr"]
-    raise NonFiniteLoss(
-        f"The loss became NaN or infinite at epoch {epoch}, batch {step + 1} (lr={lr:.1e}). "
-        f"Fix: lower the learning rate, for example lr={lr / 10:.1e}, or clip gradients "
-        "with max_grad_norm=1.0.")
-
-
 @torch.no_grad()
-def _run_eval(model, loader, device, amp: bool):
-    """Yields (logits, targets) per batch in eval mode, restoring the mode afterwards."""
-    was_training = model.training
+def _eval_batches(model, loader, device, amp: bool):
+    """(logits, labels) per batch in eval mode; the mode is put back afterwards."""
+    device, was_training, call = torch.device(device), model.training, AcceptsDicts(model)
+    dtype = autocast_dtype(device) if amp else None
     model.eval()
-    amp_dtype, _ = mixed_precision(device, amp)
     try:
-        for batch in loader:
-            inputs, targets = split_batch(batch)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = run_model(model, to_device(inputs, device))
-            logits = outputs.logits if hasattr(outputs, "logits") else outputs
-            yield logits.float(), targets.to(device, non_blocking=True)
+        with name_a_smaller_batch(loader):
+            for images, labels in map(split_batch, loader):
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    logits = call(images.to(device))
+                yield getattr(logits, "logits", logits).float(), labels.to(device)
     finally:
         model.train(was_training)
 
 
 def evaluate(model, loader, device, *, loss_fn=None, amp: bool = True) -> dict:
-    """Mean loss and accuracy over a loader, without gradients, in eval mode."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    for logits, targets in _run_eval(model, loader, torch.device(device), amp):
-        loss_sum += loss_fn(logits, targets).float() * targets.shape[0]
-        correct += (logits.argmax(dim=1) == targets).sum()
-        seen += targets.shape[0]
-    if distributed.is_distributed():  # each process saw its shard: add them up
-        seen_all = torch.tensor(seen, device=device, dtype=torch.long)
-        distributed.all_reduce_sum(loss_sum, correct, seen_all)
-        seen = int(seen_all)
-    if seen == 0:
-        raise ValueError("The evaluation loader yielded no batches. Fix: check the dataset is not empty.")
-    return {"loss": loss_sum.item() / seen, "accuracy": correct.item() / seen}
+    """Mean loss and accuracy over a loader, without gradients, in eval mode. Lesson 03."""
+    loss_fn, stats = loss_fn or nn.CrossEntropyLoss(), EpochStats()
+    for logits, labels in _eval_batches(model, loader, device, amp):
+        stats.add(None, labels, logits, loss_fn(logits, labels))
+    return stats.read()
 
 
 def predict(model, loader, device, *, amp: bool = True) -> Predictions:
-    """Logits, predicted classes and targets for a whole loader, on the CPU."""
-    pairs = [(logits.cpu(), targets.cpu()) for logits, targets in
-             _run_eval(model, loader, torch.device(device), amp)]
+    """Logits, predicted classes and targets for a whole loader, on the CPU. Lesson 07."""
+    pairs = [(logits.cpu(), labels.cpu()) for logits, labels in
+             _eval_batches(model, loader, device, amp)]
     logits = torch.cat([p[0] for p in pairs])
     return Predictions(logits, logits.argmax(dim=1), torch.cat([p[1] for p in pairs]))
-
-
-# --- running out of device memory --------------------------------------------------------------
-
-
-@contextmanager
-def _name_a_smaller_batch(loader, accumulate: int | None = None):
-    """Turns running out of GPU (or MPS) memory into an error that names a batch size to try.
-    ``accumulate`` is fit's, when ``loader`` is the training loader."""
-    try:
-        yield
-    except RuntimeError as exc:  # torch.OutOfMemoryError is one; MPS raises a plain RuntimeError
-        if not isinstance(exc, torch.OutOfMemoryError) and "out of memory" not in str(exc):
-            raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # give back what the failed batch held
-        batch_size = getattr(loader, "batch_size", None)
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        if batch_size and batch_size > 1:
-            fix = f"Fix: make the batches smaller, e.g. DataLoader(..., batch_size={batch_size // 2})"
-            fix += "." if accumulate is None else (
-                f"; to keep the effective batch of {batch_size * accumulate}, also pass "
-                f"accumulate={2 * accumulate} to fit.")
-        else:
-            fix = ("Fix: batches of one already; use smaller images, a smaller model, or freeze "
-                   "more of the backbone (frozen layers store nothing for the backward pass).")
-        raise torch.OutOfMemoryError(f"The device ran out of memory with batches of "
-                                     f"{batch_size} ({first_line}). {fix}") from None
-
-
-# --- stopping cleanly on an interrupt ---------------------------------------------------------
-
-
-@contextmanager
-def _stop_on_interrupt(enabled: bool = True):
-    """The first Ctrl-C / Jupyter stop asks the loop to stop after the current batch;
-    a second one interrupts at once. Under torchrun (``enabled=False``) an interrupt stops
-    every process at once, as torchrun does, since one process stopping alone would leave the
-    others waiting for it; resume from the last checkpoint."""
-    requested = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield requested.is_set  # signals only reach the main thread
-        return
-
-    def handler(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-        print("\nlabkit: stopping after this batch (interrupt again to stop at once)", flush=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-# --- fit ----------------------------------------------------------------------------------------
-
-
-def _emitter(callbacks: dict[str, list[Callable]] | None):
-    callbacks = callbacks or {}
-    unknown = set(callbacks) - set(EVENTS)
-    if unknown:
-        raise ValueError(f"Unknown callback events {sorted(unknown)}. Fix: use {', '.join(EVENTS)}.")
-
-    def emit(event: str, **state) -> bool:
-        """Call the event's callbacks with a read-only state; True if one asks to stop."""
-        if not callbacks.get(event):
-            return False
-        view = MappingProxyType(state)
-        return any(bool(fn(view)) for fn in callbacks[event])
-    return emit
-
-
-def _snapshot(model: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _check_fit_args(num_epochs, accumulate, scheduler_step, patience):
-    if not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs={num_epochs!r}. Fix: pass a whole number of epochs, 1 or more.")
-    if not isinstance(accumulate, int) or accumulate < 1:
-        raise ValueError(f"accumulate={accumulate!r}. Fix: pass 1 (no accumulation) or more batches.")
-    if scheduler_step not in ("epoch", "batch"):
-        raise ValueError(f"scheduler_step={scheduler_step!r}. Fix: pass 'epoch' or 'batch'.")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise ValueError(f"patience={patience!r}. Fix: pass a whole number of epochs, or None.")
-
-
-def _check_something_trains(model: nn.Module) -> None:
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(
-            f"The model has nothing to train: all {sum(1 for _ in model.parameters())} parameter "
-            "tensors are frozen (requires_grad=False). Fix: unfreeze what should learn, e.g. "
-            "replace_head(model, num_classes=...) for a new trainable head, or "
-            "unfreeze(model, 'layer4') (from labkit.transfer).")
-
-
-def _check_has_batches(train_loader) -> None:
-    if len(train_loader) > 0:
-        return
-    dataset = getattr(train_loader, "dataset", None)
-    size = len(dataset) if hasattr(dataset, "__len__") else "?"
-    fix = "check the dataset is not empty (the folder, the split)"
-    if getattr(train_loader, "drop_last", False):
-        fix += ", or pass drop_last=False so that a last, smaller batch counts"
-    raise ValueError(f"The training loader has no batches ({size} samples, batch_size="
-                     f"{getattr(train_loader, 'batch_size', None)}). Fix: {fix}.")
-
-
-def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: int,
-        lr: float = 1e-3, optimizer=None, loss_fn=None, scheduler=None, scheduler_step: str = "epoch",
-        amp: bool = True, accumulate: int = 1, max_grad_norm: float | None = None,
-        monitor: str | None = None, patience: int | None = None, restore_best: bool = True,
-        checkpoint=None, resume=None, callbacks: dict[str, list[Callable]] | None = None,
-        progress: bool = True, plot: bool = True) -> History:
-    """Train ``model`` for ``num_epochs`` and return its History.
-
-    ``monitor`` ("val_loss" by default, "train_loss" without a val_loader) picks the best
-    epoch, whose weights are restored at the end; ``patience`` stops after that many epochs
-    without improvement. ``checkpoint`` is a file written after every epoch, and
-    ``resume`` a file to continue from. ``callbacks`` maps events in EVENTS to functions
-    that receive a read-only state and may return True to stop.
-
-    Under ``torchrun`` (after ``labkit.distributed.setup()``) the same call trains on every
-    process: the model in DistributedDataParallel, each process on its share of the batches
-    (reshuffled every epoch), metrics added up over processes, and progress, printing and
-    checkpoints on rank 0 only; see ``labkit.distributed``.
-    """
-    device = torch.device(device)
-    _check_fit_args(num_epochs, accumulate, scheduler_step, patience)
-    _check_something_trains(model)
-    _check_has_batches(train_loader)
-    main = distributed.is_main_process()
-    if checkpoint is not None and main:
-        check_writable(checkpoint)  # before an epoch is spent on a run that could not save
-    emit = _emitter(callbacks)
-    model.to(device)
-    if optimizer is None:
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    amp_dtype, scaler = mixed_precision(device, amp)
-    history = History(monitor=monitor or ("val_loss" if val_loader is not None else "train_loss"))
-    best_state, bad_epochs, start_epoch = None, 0, 1
-    net = model  # what trains: the model itself, or the model in DDP under torchrun
-    if distributed.is_distributed():
-        train_loader = distributed.distributed_loader(train_loader, train=True)
-        if val_loader is not None:
-            val_loader = distributed.distributed_loader(val_loader, train=False)
-        progress, plot = progress and main, plot and main
-    if resume is not None:  # every process reads the same file
-        saved = load_checkpoint(resume, model=model, optimizer=optimizer, scheduler=scheduler,
-                                scaler=scaler, loader=train_loader)
-        history.rows, start_epoch, bad_epochs = list(saved["history"]), saved["epoch"] + 1, saved["bad_epochs"]
-        if saved["best"] is not None:
-            history.best_epoch, history.best_value = saved["best"]["epoch"], saved["best"]["value"]
-            best_state = saved["best"]["state"]
-        if main:
-            print(f"labkit: resumed from {resume} after epoch {saved['epoch']}")
-    if distributed.is_distributed():
-        net = distributed.wrap_model(model, device)  # shares model's parameters
-    live_plot = LivePlot() if plot else None
-    bar = tqdm(total=num_epochs * len(train_loader), initial=(start_epoch - 1) * len(train_loader),
-               disable=not progress, desc="training", unit="batch")
-    started = time.perf_counter()
-
-    def on_batch_end(step, num_batches, loss):
-        return emit("batch_end", epoch=epoch, batch=step + 1, num_batches=num_batches, loss=loss)
-
-    try:
-        with _stop_on_interrupt(enabled=not distributed.is_distributed()) as interrupted:
-            stop = emit("fit_start", num_epochs=num_epochs, start_epoch=start_epoch)
-            for epoch in range(start_epoch, num_epochs + 1):
-                if stop:
-                    break
-                epoch_start, lr_used = time.perf_counter(), optimizer.param_groups[0]["lr"]
-                if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
-                    train_loader.sampler.set_epoch(epoch)  # a new shuffle on every process
-                with _name_a_smaller_batch(train_loader, accumulate):
-                    train_metrics = train_one_epoch(
-                        net, train_loader, optimizer, loss_fn, device, epoch=epoch,
-                        amp_dtype=amp_dtype, scaler=scaler, accumulate=accumulate,
-                        max_grad_norm=max_grad_norm,
-                        batch_scheduler=scheduler if scheduler_step == "batch" else None,
-                        bar=bar, stop=interrupted, on_batch_end=on_batch_end)
-                if interrupted() or train_metrics["batches"] < len(train_loader):
-                    stop = True  # a partial epoch is not recorded; the last checkpoint stays whole
-                    break
-                with _name_a_smaller_batch(val_loader):
-                    val_metrics = evaluate(net, val_loader, device, loss_fn=loss_fn, amp=amp) \
-                        if val_loader is not None else {}
-                row = {"epoch": epoch, "train_loss": train_metrics["loss"],
-                       "train_accuracy": train_metrics["accuracy"],
-                       "val_loss": val_metrics.get("loss"), "val_accuracy": val_metrics.get("accuracy"),
-                       "lr": lr_used, "seconds": time.perf_counter() - epoch_start}
-                history.rows.append(row)
-                value = row.get(history.monitor)
-                if value is None:
-                    raise ValueError(f"monitor={history.monitor!r} is not recorded. "
-                                     f"Fix: use one of {[k for k, v in row.items() if v is not None]}.")
-                if history.is_better(value):
-                    history.best_epoch, history.best_value = epoch, value
-                    best_state, bad_epochs = _snapshot(model), 0
-                else:
-                    bad_epochs += 1
-                if scheduler is not None and scheduler_step == "epoch":
-                    _step_scheduler(scheduler, value)
-                if checkpoint is not None:
-                    best = None if best_state is None else {
-                        "epoch": history.best_epoch, "value": history.best_value, "state": best_state}
-                    if main:
-                        save_checkpoint(checkpoint, model=model, optimizer=optimizer,
-                                        scheduler=scheduler, scaler=scaler, epoch=epoch,
-                                        history_rows=history.rows, best=best,
-                                        bad_epochs=bad_epochs, loader=train_loader)
-                    distributed.barrier()  # no process goes on before the file is whole
-                if live_plot is not None:
-                    live_plot.update(history)
-                stop = emit("epoch_end", epoch=epoch, history=tuple(map(MappingProxyType, history.rows)))
-                if patience is not None and bad_epochs >= patience:
-                    history.stopped_early = True
-                    break
-            history.interrupted = interrupted()
-    except (NonFiniteLoss, torch.OutOfMemoryError) as exc:
-        restored = _restore_best(model, best_state, history, restore_best)
-        raise type(exc)(f"{exc} {restored}") from None
-    finally:
-        bar.close()
-    message = _restore_best(model, best_state, history, restore_best)
-    emit("fit_end", history=tuple(map(MappingProxyType, history.rows)))
-    if main:
-        print(_summary(history, time.perf_counter() - started, message))
-    return history
-
-
-def _restore_best(model, best_state, history, restore_best) -> str:
-    if not restore_best or best_state is None:
-        return "The model keeps its last weights."
-    model.load_state_dict(best_state)
-    return (f"Restored the best weights: epoch {history.best_epoch}, "
-            f"{history.monitor} {history.best_value:.4g}.")
-
-
-def _summary(history: History, seconds: float, message: str) -> str:
-    if history.interrupted:
-        why = "Stopped by interrupt; the unfinished epoch was dropped"
-    elif history.stopped_early:
-        why = f"Stopped early: {history.monitor} did not improve for the last epochs"
-    else:
-        why = "Done"
-    return f"labkit: {why}. {len(history)} epoch(s) recorded in {seconds:.1f} s. {message}"

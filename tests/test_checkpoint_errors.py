@@ -20,7 +20,6 @@ from labkit.checkpoint import CheckpointError
 from labkit.train import NonFiniteLoss, fit
 
 CPU = torch.device("cpu")
-QUIET = {"progress": False, "plot": False}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,10 +50,10 @@ def same(a, b):
 
 def fit_counting_batches(checkpoint, **kwargs):
     """fit, with the number of batches trained before it stopped; the error, if any."""
-    batches = []
+    batches, net = [], model()
+    net.register_forward_hook(lambda module, inputs, output: batches.append(1))
     try:
-        fit(model(), loader(), device=CPU, num_epochs=2, checkpoint=checkpoint,
-            callbacks={"batch_end": [lambda state: batches.append(1)]}, **QUIET, **kwargs)
+        fit(net, loader(), device=CPU, num_epochs=2, checkpoint=checkpoint, **kwargs)
     except Exception as error:  # noqa: BLE001 - the test looks at which one
         return len(batches), error
     return len(batches), None
@@ -119,7 +118,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write() fails w
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
 try:
     t.fit(t.model(), t.loader(), device=t.CPU, num_epochs=3, checkpoint={path!r},
-          resume={path!r}, **t.QUIET)
+          resume={path!r})
 except Exception as error:
     print(type(error).__name__, "|", error)
 """
@@ -129,7 +128,7 @@ except Exception as error:
                     reason="file-size limits are POSIX")
 def test_a_file_size_limit_gives_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
-    fit(model(), loader(), device=CPU, num_epochs=1, checkpoint=path, **QUIET)
+    fit(model(), loader(), device=CPU, num_epochs=1, checkpoint=path)
     before = path.read_bytes()
     code = RESUME_UNDER_LIMIT.format(tests=str(ROOT / "tests"), limit=len(before) // 2,
                                      path=str(path))
@@ -160,12 +159,12 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_gives_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, small_disk):
     path = small_disk / "run.pt"
-    fit(model(), loader(), device=CPU, num_epochs=1, checkpoint=path, **QUIET)
+    fit(model(), loader(), device=CPU, num_epochs=1, checkpoint=path)
     before = path.read_bytes()
     free = shutil.disk_usage(small_disk).free
     (small_disk / "filler").write_bytes(b"\0" * (free - len(before) // 2))
     with pytest.raises(CheckpointError) as error:
-        fit(model(), loader(), device=CPU, num_epochs=3, checkpoint=path, resume=path, **QUIET)
+        fit(model(), loader(), device=CPU, num_epochs=3, checkpoint=path, resume=path)
     message = str(error.value)
     assert str(path) in message and "after epoch 2" in message and "Fix:" in message
     assert "space" in message and "unchanged" in message
@@ -181,7 +180,7 @@ def _checkpoint(tmp_path, make_optimizer=None, trainable=None):
         trainable(net)
     path = tmp_path / "saved.pt"
     optimizer = make_optimizer(net) if make_optimizer else None
-    fit(net, loader(), device=CPU, num_epochs=1, optimizer=optimizer, checkpoint=path, **QUIET)
+    fit(net, loader(), device=CPU, num_epochs=1, optimizer=optimizer, checkpoint=path)
     return path
 
 
@@ -190,7 +189,7 @@ def _refused_and_unchanged(path, net, optimizer, match):
     on_disk = path.read_bytes()
     with pytest.raises(ValueError, match=match) as error:
         fit(net, loader(), device=CPU, num_epochs=2, optimizer=optimizer, resume=path,
-            checkpoint=path, **QUIET)
+            checkpoint=path)
     assert "Nothing was loaded" in str(error.value) and "Fix:" in str(error.value)
     assert same(weights(net), before), "the model's weights changed before the refusal"
     assert repr(optimizer.state_dict()) == opt_before
@@ -235,8 +234,7 @@ def test_resuming_with_other_trainable_parameters_is_refused_before_anything_cha
 def test_resuming_with_the_same_optimizer_still_works(tmp_path):
     path = _checkpoint(tmp_path, sgd)
     net = model(seed=5)
-    history = fit(net, loader(), device=CPU, num_epochs=2, optimizer=sgd(net), resume=path,
-                  **QUIET)
+    history = fit(net, loader(), device=CPU, num_epochs=2, optimizer=sgd(net), resume=path)
     assert history["epoch"] == [1, 2]
 
 
@@ -248,7 +246,7 @@ def test_resuming_with_the_same_optimizer_still_works(tmp_path):
 ])
 def test_a_training_loader_with_no_batches_is_a_clear_error(make):
     with pytest.raises(ValueError, match=r"no batches.*Fix:") as error:
-        fit(model(), make(), device=CPU, num_epochs=1, **QUIET)
+        fit(model(), make(), device=CPU, num_epochs=1)
     assert "batch_size" in str(error.value)
 
 
@@ -257,7 +255,7 @@ def test_a_model_with_nothing_trainable_names_what_to_unfreeze(own_optimizer):
     net = model().requires_grad_(False)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1) if own_optimizer else None
     with pytest.raises(ValueError, match=r"nothing to train.*Fix:.*unfreeze") as error:
-        fit(net, loader(), device=CPU, num_epochs=1, optimizer=optimizer, **QUIET)
+        fit(net, loader(), device=CPU, num_epochs=1, optimizer=optimizer)
     assert "empty parameter list" not in str(error.value)
 
 
@@ -266,7 +264,7 @@ def test_non_finite_inputs_are_named_as_such_not_blamed_on_the_learning_rate(bad
     x, y = data()
     x[where, 3] = bad
     with pytest.raises(NonFiniteLoss) as error:
-        fit(model(), loader(x, y), device=CPU, num_epochs=1, **QUIET)
+        fit(model(), loader(x, y), device=CPU, num_epochs=1)
     message = str(error.value)
     assert "inputs" in message and f"batch {where // 16 + 1}" in message, message
     assert "learning rate" not in message and "Fix:" in message
@@ -276,4 +274,4 @@ def test_a_too_high_learning_rate_is_still_blamed_on_the_learning_rate():
     net = model()
     with pytest.raises(NonFiniteLoss, match="lower the learning rate"):
         fit(net, loader(), device=CPU, num_epochs=3,
-            optimizer=torch.optim.SGD(net.parameters(), lr=1e30), **QUIET)
+            optimizer=torch.optim.SGD(net.parameters(), lr=1e30))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from labkit.distributed import ShardSampler, distributed_loader, rank, unwrap_model, world_size
+from labkit.distributed import prepare, rank, world_size
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import labkit.checkpoint
 import labkit.train
 from labkit.device import seed_everything
 from labkit.distributed import cleanup, rank, setup, world_size
@@ -42,16 +43,15 @@ train_loader = DataLoader(train, batch_size=batch, shuffle=False)
 val_loader = DataLoader(val, batch_size=5)            # 32 is not a multiple of 5 or of 2 x 5
 
 saves = []
-real_save = labkit.train.save_checkpoint
+real_save = labkit.checkpoint.save_checkpoint
 def spy(*args, **kwargs):                             # who writes checkpoints
     saves.append(rank())
     return real_save(*args, **kwargs)
-labkit.train.save_checkpoint = spy
+labkit.checkpoint.save_checkpoint = spy
 
 optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
 history = labkit.train.fit(model, train_loader, val_loader, device=device, num_epochs=epochs,
-                           optimizer=optimizer, checkpoint=out / "checkpoint.pt", resume=resume,
-                           restore_best=False, plot=False)
+                           optimizer=optimizer, checkpoint=out / "checkpoint.pt", resume=resume)
 (out / f"rank{rank()}.json").write_text(json.dumps({
     "world_size": world_size(), "saves": saves, "history": history.rows,
     "weights": {k: v.tolist() for k, v in model.state_dict().items()}}))
@@ -125,16 +125,9 @@ def test_resume_under_torchrun_continues_like_an_uninterrupted_run(runs):
 
 # --- single-process pieces ---------------------------------------------------------------------
 
-def test_shards_cover_every_example_once_without_padding():
-    data = TensorDataset(torch.arange(11))
-    shards = [list(ShardSampler(data, num_replicas=3, rank_=r)) for r in range(3)]
-    assert sorted(i for shard in shards for i in shard) == list(range(11))
-    assert [len(ShardSampler(data, num_replicas=3, rank_=r)) for r in range(3)] == [4, 4, 3]
-
-
 def test_without_a_process_group_everything_is_one_process():
     assert (rank(), world_size()) == (0, 1)
     model = torch.nn.Linear(2, 2)
-    assert unwrap_model(model) is model
     loader = DataLoader(TensorDataset(torch.arange(4)), batch_size=2)
-    assert distributed_loader(loader, train=True) is loader
+    prepared = prepare(model, loader, loader, torch.device("cpu"))
+    assert all(a is b for a, b in zip(prepared, (model, loader, loader)))
