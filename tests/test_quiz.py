@@ -367,3 +367,55 @@ def test_jupyterquiz_unsupported_types_name_the_question(tmp_path):
     items = [{"question": "Drag", "type": "drag_drop", "answers": []}]
     with pytest.raises(BankError, match=r"#1 \(jupyterquiz\).*drag_drop"):
         load_bank(write(tmp_path, json.dumps(items), "legacy.json"))
+
+
+# --- where code exercises find their checkers ----------------------------------------------
+
+CODE_BANK = """
+    id: demo
+    checkers: {module}
+    questions:
+      - {{id: even, type: code, prompt: Give an even number, checker: {name}}}
+"""
+CHECKERS_MODULE = """
+from labkit.quiz.checkers import CheckResult
+
+def check_even(value):
+    return CheckResult(value % 2 == 0, f"{value} is {'even' if value % 2 == 0 else 'odd'}")
+
+CHECKERS = {"even": check_even}
+"""
+
+
+def test_a_bank_finds_its_checkers_in_the_module_it_names(tmp_path, monkeypatch):
+    (tmp_path / "demo_checkers.py").write_text(CHECKERS_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bank = load_bank(write(tmp_path, CODE_BANK.format(module="demo_checkers", name="even")))
+    assert bank.question("even").grade(4).status == CORRECT
+    assert bank.question("even").grade(3).message == "3 is odd"
+
+
+@pytest.mark.parametrize("module, name, why", [
+    ("no_such_checkers", "even", "cannot be found"),
+    ("labkit.files", "even", "has no CHECKERS table"),
+    ("demo_checkers", "odd", "has no checker 'odd' (it has: even)")])
+def test_a_missing_checkers_module_or_name_names_file_question_and_fix(tmp_path, monkeypatch,
+                                                                       module, name, why):
+    (tmp_path / "demo_checkers.py").write_text(CHECKERS_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path, CODE_BANK.format(module=module, name=name))
+    with pytest.raises(BankError) as caught:
+        load_bank(path)
+    assert [(p.question, p.field) for p in caught.value.problems] == [("'even'", "checker")]
+    assert str(path) in str(caught.value) and why in str(caught.value)
+    assert "Fix:" in str(caught.value)
+
+
+def test_checkers_passed_directly_take_the_place_of_the_module(tmp_path):
+    path = write(tmp_path, CODE_BANK.format(module="no_such_checkers", name="even"))
+    bank = load_bank(path, checkers={"even": lambda value: CheckResult(True, "fine")})
+    assert bank.question("even").grade(1).status == CORRECT
+    no_module = write(tmp_path, "id: d\nquestions:\n  - {id: e, type: code, prompt: p, "
+                                "checker: even}\n", "bare.yaml")
+    with pytest.raises(BankError, match=r"question 'e', field 'checker'.*Fix: name the module"):
+        load_bank(no_module)
