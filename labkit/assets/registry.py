@@ -86,7 +86,6 @@ class Dataset:
     folder: str                 # under $LABKIT_DATA
     files: tuple[Remote, ...]
     licence: str
-    description: str
     optional: bool = False
     kind = "dataset"
 
@@ -161,18 +160,15 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
     Dataset("hymenoptera", "hymenoptera_data", (
         Remote("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
                "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322),),
-            licence="ImageNet subset, non-commercial research and teaching",
-            description="ants vs bees photos (the PyTorch transfer-learning tutorial's set)"),
+            licence="ImageNet subset, non-commercial research and teaching"),
     Dataset("sst2", "SST-2", (
         Remote("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
                "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277),),
-            licence="GLUE SST-2; the Stanford Sentiment Treebank's terms",
-            description="Stanford Sentiment Treebank, binary (GLUE version)"),
+            licence="GLUE SST-2; the Stanford Sentiment Treebank's terms"),
     Dataset("imdb", "aclImdb", (
         Remote("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
                "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84_125_825),),
-            licence="Large Movie Review Dataset v1.0, cite Maas et al. 2011",
-            description="50,000 movie reviews, positive or negative", optional=True),
+            licence="Large Movie Review Dataset v1.0, cite Maas et al. 2011", optional=True),
     Dataset("flowers102", "flowers-102", (
         Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
                "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344_862_509),
@@ -180,9 +176,7 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
                "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d", 502),
         Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",
                "46b8678f91fd95d3c8f4feab80d271a6c834a1dd896fe29fd3e6ad9ce5c8dccd", 14_989)),
-            licence="Oxford VGG Flowers-102, for research",
-            description="8,189 flower photos in 102 classes (torchvision.datasets.Flowers102 layout)",
-            optional=True),
+            licence="Oxford VGG Flowers-102, for research", optional=True),
 )}
 
 
