@@ -288,7 +288,7 @@ def _find_failure(run: NotebookRun) -> None:
     count = f" (In [{cell.execution_count}])" if cell.get("execution_count") else ""
     run.failed_at, run.failed_source = f"cell {position}{count}", cell.source
     if run.error.startswith("PapermillExecutionError"):  # the cell's error, not the long wrapper
-        run.error = next((f"{out.ename}: {out.evalue}" for out in cell.outputs
+        run.error = next((f"{out.ename}: {out.evalue}" for out in cell.get("outputs", [])
                           if out.output_type == "error"), run.error)
 
 
