@@ -116,7 +116,10 @@ def _course(args) -> int:
             written = course.write_student_versions(args.sources, args.output)
             print(f"Wrote {len(written)} student notebooks and their quizzes to {args.output}")
             return 0
-        report = course.check_report_path(args.report or args.output / "report.md")
+        report = args.report or args.output / "report.md"
+        if report.suffix.lower() not in (".md", ".html", ".htm"):  # said before running
+            raise ValueError(f"{report}: a report is Markdown (.md) or HTML (.html). Fix: name "
+                             "the report file with one of these suffixes.")
         result = course.run_course(args.sources, output=args.output, smoke=not args.full,
                                    standin=args.standin, offline=args.offline,
                                    installed=args.installed, timeout=args.timeout)

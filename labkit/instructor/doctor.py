@@ -132,11 +132,7 @@ def check_torch_pair() -> list[Finding]:
         import torchvision.ops
 
         torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
-    except ModuleNotFoundError as error:
-        if error.name in ("torch", "torchvision"):
-            return []  # the package rows already say what is missing
-        raise
-    except Exception as error:  # a mismatch shows up as several different errors
+    except Exception as error:  # a missing package or a mismatch, as several different errors
         return [Finding("torch + torchvision", FAIL, f"torchvision cannot run with this torch "
                         f"({type(error).__name__}: {error}).", 'pip install --force-reinstall '
                         '"torch" "torchvision" (from PyPI, together)')]
@@ -262,7 +258,7 @@ def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
         offline = False
     pair = check_torch_pair()
     findings = check_python() + check_packages() + pair
-    if pair and pair[0].status == OK:  # these import torch and torchvision
+    if pair[0].status == OK:  # these import torch and torchvision
         findings += check_device() + check_caches()
     findings += check_widgets() + check_modes() + check_hubs(timeout=timeout, offline=offline)
     return Report(findings, seconds=time.monotonic() - start)
