@@ -1,10 +1,6 @@
-"""Checkers for the lessons' code exercises, one module per lesson topic.
-
-A quiz bank names this module (``checkers: labkit.exercises``) and each exercise's checker
-(``checker: vgg_block``); the quiz package looks the name up in ``CHECKERS``. A checker takes
-the learner's answer and the bank's options, and returns a ``CheckResult`` that names the
-mistake and the fix.
-"""
+"""Checkers for the lessons' code exercises, one module per lesson topic. A quiz bank names
+this module (``checkers: labkit.exercises``) and a checker in ``CHECKERS`` (``checker:
+vgg_block``); a checker grades the learner's answer, naming the mistake and the fix."""
 
 from labkit.exercises import (bert, choosing_a_model, feature_extraction, fine_tuning, inception,
                               resnet, transfer_learning, vgg)

@@ -6,7 +6,7 @@ import copy
 
 import torch
 
-from labkit.exercises.checks import Mistake, attempt, checker, expect_callable, require
+from labkit.exercises.checks import attempt, checker, expect_callable, require
 
 
 def reference_masked_mean(hidden, mask):
@@ -26,26 +26,21 @@ def check_masked_mean(masked_mean) -> str:
     require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"For hidden states of shape "
             f"(3, 6, 4) masked_mean returned {getattr(out, 'shape', type(out).__name__)}; "
             f"expected a tensor of shape (3, 4), one vector per sentence. Fix: reduce over dim=1.")
+    require(not torch.allclose(out.float(), hidden.mean(dim=1), atol=1e-5), "Your function "
+            "averages over every position, padding included. Fix: multiply by the mask, "
+            "attention_mask.unsqueeze(-1), before summing.")
     sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)
-    for candidate, message in [  # the right answer, then the usual mistakes
-            (reference_masked_mean(hidden, mask), None),
-            (hidden.mean(dim=1), "Your function averages over every position, padding included."
-             " Fix: multiply by the mask, attention_mask.unsqueeze(-1), before summing."),
-            (sums / mask.shape[1], "You sum the real tokens but divide by the padded length. "
-             "Fix: divide by the number of real tokens, attention_mask.sum(dim=1, keepdim=True)."),
-            (sums, "You return the sum of the real tokens' vectors. Fix: divide by "
-             "attention_mask.sum(dim=1, keepdim=True)."),
-            (hidden[:, 0], "You return the vector of the [CLS] token. Fix: average the real "
-             "tokens' vectors with the mask.")]:
-        if torch.allclose(out.float(), candidate, atol=1e-5):
-            require(message is None, message)
-            break
-    else:
-        raise Mistake("masked_mean does not give the mean of the real tokens' vectors. Fix: "
-                      "(h * m).sum(dim=1) / m.sum(dim=1), with m = attention_mask.unsqueeze(-1).")
+    require(not torch.allclose(out.float(), sums / mask.shape[1], atol=1e-5), "You sum the real "
+            "tokens but divide by the padded length. Fix: divide by the number of real tokens.")
+    require(not torch.allclose(out.float(), sums, atol=1e-5), "You return the sum of the real "
+            "tokens' vectors. Fix: divide it by attention_mask.sum(dim=1, keepdim=True).")
+    require(not torch.allclose(out.float(), hidden[:, 0], atol=1e-5), "You return the vector of "
+            "the [CLS] token. Fix: average the real tokens' vectors with the mask.")
+    require(torch.allclose(out.float(), reference_masked_mean(hidden, mask), atol=1e-5),
+            "masked_mean does not give the mean of the real tokens' vectors. Fix: "
+            "(h * m).sum(dim=1) / m.sum(dim=1), with m = attention_mask.unsqueeze(-1).")
     return ("Well done: padding no longer changes a sentence's vector; the 3 probe sentences of "
-            "6, 4 and 2 tokens each get the mean of their own tokens, as labkit.text.mean_pool "
-            "computes.")
+            "6, 4 and 2 tokens each get the mean of their own tokens, as labkit.text.mean_pool.")
 
 
 def _sentence(length: int, label: int, start: int) -> dict:  # BERT's [CLS]=2 ... [SEP]=3

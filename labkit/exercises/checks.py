@@ -32,9 +32,9 @@ def require(condition, message: str) -> None:
 
 def expect_callable(answer, hand_in: str, what: str = "a function") -> None:
     """The learner hands in a function or class, not what it returns (a model is callable too)."""
+    kind = "class" if "class" in what else "function"
     require(callable(answer) and not isinstance(answer, nn.Module), f"Expected {what}, got a "
-            f"{type(answer).__name__}. Fix: hand in the {'class' if 'class' in what else 'function'}"
-            f" itself, not what it returns: {hand_in}.")
+            f"{type(answer).__name__}. Fix: hand in the {kind} itself, not a result: {hand_in}.")
 
 
 def attempt(call: str, fix: str, function, *args, **kwargs):
@@ -65,16 +65,16 @@ def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Te
 def for_each_size(check, sizes: list) -> None:
     """``check(size)`` for the bank's sizes, then others: a Mistake that only another size
     shows means hard-coded numbers. Lessons 02 and 04."""
-    for index, size in enumerate(sizes):
-        try:
+    check(sizes[0])
+    try:
+        for size in sizes[1:]:
             check(size)
-        except Mistake as mistake:
-            raise Mistake(f"{mistake} (It passed for the quiz's sizes, so check that your code "
-                          f"uses its arguments rather than fixed numbers.)" if index else
-                          str(mistake)) from None
+    except Mistake as mistake:
+        raise Mistake(f"{mistake} (It passed for the quiz's sizes, so check that your code uses "
+                      f"its arguments rather than fixed numbers.)") from None
 
 
-def batchnorms(model: nn.Module) -> list[nn.Module]:
+def batchnorms(model: nn.Module) -> list[nn.Module]:  # BatchNorm1d, 2d, 3d and SyncBatchNorm
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 

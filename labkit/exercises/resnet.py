@@ -63,18 +63,6 @@ def _check_addition(block, x, call: str, shape_changes: bool) -> None:
             f"shape changes) to F(x) unchanged, then apply ReLU once.")
 
 
-def _check_count(block, reference: int, call: str) -> None:
-    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
-    fix = ("two 3x3 convs (padding=1), each followed by BatchNorm2d, and a 1x1 conv + BatchNorm2d "
-           "shortcut only when the shape changes.")
-    if any(conv.bias is not None for conv in convs):
-        fix = "build every conv with bias=False; the BatchNorm after it has its own shift."
-    elif len(batchnorms(block)) < len(convs):
-        fix = "put a BatchNorm2d after every conv, the 1x1 shortcut conv included."
-    require(count_parameters(block) == reference, f"{call} has {count_parameters(block):,} "
-            f"parameters; torchvision's BasicBlock has {reference:,}. Fix: {fix}")
-
-
 @checker
 def check_residual_block(block_class, *, in_channels: int = 64, out_channels: int = 128,
                          stride: int = 2) -> str:
@@ -101,13 +89,16 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     _check_addition(same, torch.randn(2, out_channels, SIZE, SIZE), same_call, False)
     _check_addition(block, x, call, changes)
     reference = count_parameters(torchvision_basic_block(in_channels, out_channels, stride))
-    _check_count(block, reference, call)
     same_reference = count_parameters(torchvision_basic_block(out_channels, out_channels, 1))
-    require(count_parameters(same) <= same_reference, f"{same_call} has more parameters than "
-            f"torchvision's BasicBlock: when the shape stays the same the shortcut is the "
-            f"identity, which costs 0 parameters. Fix: build the projection only if stride != 1 "
-            f"or in_channels != out_channels.")
-    _check_count(same, same_reference, same_call)
+    for name, module, expected in ((call, block, reference), (same_call, same, same_reference)):
+        convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+        fix = ("bias=False in every conv: the BatchNorm after it has its own shift"
+               if any(conv.bias is not None for conv in convs) else
+               "a BatchNorm2d after every conv, the 1x1 shortcut conv included"
+               if len(batchnorms(module)) < len(convs) else "a projection only if stride != 1 "
+               "or in_channels != out_channels: the identity shortcut costs 0 parameters")
+        require(count_parameters(module) == expected, f"{name} has {count_parameters(module):,} "
+                f"parameters; torchvision's BasicBlock has {expected:,}. Fix: {fix}.")
     projection = count_parameters(projection_shortcut(in_channels, out_channels, stride))
     shortcut = (f"its projection shortcut costs {projection:,} of them, an identity shortcut "
                 f"none" if changes else "its identity shortcut costs none")
