@@ -98,11 +98,11 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
     root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
     if not (root / "standin.json").is_file():
         store.publish(root, lambda staging: _write_standin(staging, size, seed), "standin.json")
-    show_banner("", text=(
-        "STAND-IN MODE: these are not the ants-vs-bees photos but procedural images in the "
-        "same folders and numbers (an arrow on clutter is an 'ant', a hexagon a 'bee'), so "
-        "the code path is real and the accuracies say nothing about the photos. To use the "
-        "photos: python -m labkit assets fetch hymenoptera, then set LABKIT_STANDIN=0."))
+    show_banner("STAND-IN MODE: these are not the ants-vs-bees photos but procedural images in "
+                "the same folders and numbers (an arrow on clutter is an 'ant', a hexagon a "
+                "'bee'), so the code path is real and the accuracies say nothing about the "
+                "photos. To use the photos: python -m labkit assets fetch hymenoptera, then set "
+                "LABKIT_STANDIN=0.")
     return {split: root / split for split in HYMENOPTERA_COUNTS}
 
 

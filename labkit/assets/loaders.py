@@ -38,13 +38,16 @@ def standin_mode(standin: bool | None = None) -> bool:
     return env_flag(STANDIN_ENV) if standin is None else bool(standin)
 
 
-def show_banner(what: str, extra: str = "", *, text: str | None = None) -> None:
-    """The stand-in warning for the model ``what`` (or any ``text``): a red box in a notebook,
-    with the same words as plain text, and a printed line elsewhere."""
-    text = text or (f"STAND-IN MODE: {what} has random weights, not the pre-trained ones. "
-                    f"{extra}Its predictions and any accuracy computed from them are "
-                    "meaningless; only the code path is real. To use the real weights: python "
-                    f"-m labkit assets fetch, then set {STANDIN_ENV}=0.")
+def _random_weights(what: str, extra: str = "") -> str:
+    return (f"STAND-IN MODE: {what} has random weights, not the pre-trained ones. {extra}Its "
+            "predictions and any accuracy computed from them are meaningless; only the code "
+            f"path is real. To use the real weights: python -m labkit assets fetch, then set "
+            f"{STANDIN_ENV}=0.")
+
+
+def show_banner(text: str) -> None:
+    """A stand-in warning: a red box in a notebook (with the same words as plain text), a
+    printed line elsewhere."""
     if not in_notebook():
         return print(text)
     from IPython.display import display
@@ -61,7 +64,8 @@ def standin_tokenizer(vocab_size: int = 4000):
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
-    with open(shipped_data_dir() / "sentiment" / "sentiment.csv", newline="", encoding="utf-8") as file:
+    path = shipped_data_dir() / "sentiment" / "sentiment.csv"
+    with open(path, newline="", encoding="utf-8") as file:
         texts = [row["text"] for row in csv.DictReader(file)]
     trainer = BertWordPieceTokenizer(lowercase=True)
     trainer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1, show_progress=False,
@@ -79,7 +83,7 @@ def ensure(asset, *, progress: bool = True, offline: bool | None = None) -> Path
     if store.status(asset) == "present":
         return store.location(asset)
     if env_flag(OFFLINE_ENV) if offline is None else offline:
-        reason = f"offline mode is on (OFFLINE = True, or {OFFLINE_ENV}=1), so nothing is downloaded"
+        reason = f"offline mode is on (OFFLINE = True, or {OFFLINE_ENV}=1): nothing is downloaded"
     else:
         try:
             return store.fetch(asset, progress=progress)
@@ -165,7 +169,7 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
         if asset.builder in ("googlenet", "inception_v3"):
             arch |= {"transform_input": True, "aux_logits": asset.builder == "inception_v3",
                      "init_weights": True}
-        show_banner(f"{name} ({asset.weights})")
+        show_banner(_random_weights(f"{name} ({asset.weights})"))
         return build(weights=None, **(arch | kwargs)), weights
     ensure(asset, progress=progress, offline=offline)
     return build(weights=weights, progress=False, **kwargs), weights  # from $TORCH_HOME
@@ -202,8 +206,8 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
                 transformers.AutoTokenizer.from_pretrained(folder))
     if standin_mode(standin):
         config = transformers.AutoConfig.for_model(asset.model_type, **(asset.config | kwargs))
-        show_banner(f"{name} ({asset.repo_id})", "Its tokenizer is the course's own small "
-                    "WordPiece vocabulary, not the checkpoint's. ")
+        show_banner(_random_weights(f"{name} ({asset.repo_id})", "Its tokenizer is the course's "
+                                    "own small WordPiece vocabulary, not the checkpoint's. "))
         return model_class.from_config(config), standin_tokenizer()
     ensure(asset, progress=progress, offline=offline)
     pinned = {"revision": asset.revision, "cache_dir": hf_hub_dir(), "local_files_only": True}

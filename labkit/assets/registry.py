@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MB = 1024 * 1024
 
@@ -65,19 +66,11 @@ class TextModel:
         return f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
 
 
-@dataclass(frozen=True)
-class Remote:
+class Remote(NamedTuple):
+    """One file of a dataset; an archive (.zip, .tar.gz, .tgz) is unpacked, not kept."""
     url: str
     sha256: str
     size: int
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def extract(self) -> bool:  # an archive is unpacked in place of being kept
-        return self.filename.endswith((".zip", ".tar.gz", ".tgz"))
 
 
 @dataclass(frozen=True)

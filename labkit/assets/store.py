@@ -203,9 +203,9 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
 
 def _fetch_dataset(asset: Dataset, staging: Path, timeout: float, progress: bool) -> Path:
     for remote in asset.files:
-        file = download(remote.url, staging / remote.filename, sha256=remote.sha256,
-                        timeout=timeout, progress=progress)
-        if remote.extract:
+        file = download(remote.url, staging / remote.url.rsplit("/", 1)[-1],
+                        sha256=remote.sha256, timeout=timeout, progress=progress)
+        if file.name.endswith((".zip", ".tar.gz", ".tgz")):
             extract_archive(file, staging)
             file.unlink()
     # An archive whose only content is the asset's folder (hymenoptera_data/...) is that folder.
@@ -261,5 +261,5 @@ def verify(asset: Asset) -> tuple[bool, str]:
     bad = [name for name, digest in files.items()
            if not (path / name).is_file() or sha256_file(path / name) != digest]
     if bad:
-        return False, f"{len(bad)} of {len(files)} files changed: {bad[0]} does not match its sha256"
+        return False, f"{len(bad)} of {len(files)} changed: {bad[0]} does not match its sha256"
     return True, f"{len(files)} files match their sha256"

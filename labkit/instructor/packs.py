@@ -1,11 +1,9 @@
 """One archive of everything fetched, for a classroom without a network (README: For instructors).
 
-The archive mirrors the caches: ``torch/checkpoints/`` (``$TORCH_HOME/hub/checkpoints``),
-``huggingface/hub/`` (``$HF_HOME/hub``, links included) and ``data/`` (``$LABKIT_DATA``), with
-``labkit-pack.json`` listing the assets. Unpacking writes nowhere else: every member and link
-is judged from where it will finally be and the sizes against the free space before anything
-is written; then tar's "data" filter extracts into a staging folder, and files move into the
-caches, replacing (never writing through) a link found there.
+Its sections mirror the caches: ``torch/checkpoints/``, ``huggingface/hub/`` (links included)
+and ``data/``. Unpacking judges every member and link from where it will finally be, and the
+sizes against the free space, before writing anything; tar's "data" filter then extracts into a
+staging folder, and files move into the caches, replacing (never following) a link there.
 """
 
 from __future__ import annotations
@@ -50,7 +48,8 @@ def pack(file: Path, names: list[str] | None = None, *,
     """Write every present asset (or the named ones, which must be present) into ``file``."""
     registry = REGISTRY if registry is None else registry
     assets = [get_asset(name, registry) for name in names] if names else [
-        a for a in registry.values() if not isinstance(a, PipModel) and store.status(a) == "present"]
+        a for a in registry.values()
+        if not isinstance(a, PipModel) and store.status(a) == "present"]
     if installed := [a.name for a in assets if isinstance(a, PipModel)]:
         raise PackError(f"{', '.join(installed)} come(s) with the course's pip packages, so "
                         "every machine that installs the course has them: nothing to pack. "
