@@ -8,6 +8,7 @@ import html
 import json
 
 import pytest
+import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
@@ -188,12 +189,19 @@ def test_long_and_right_choices_are_drawn_like_the_others(tmp_path):
 
 
 # --- code exercises ------------------------------------------------------------------------
-# check_frozen_backbone is a course checker (lesson 01's exercise builds on it): it lives in
-# labkit.exercises, which the quiz package never imports.
 
-def check_frozen_backbone(model, **options):
-    from labkit.exercises.transfer_learning import check_frozen_backbone
-    return check_frozen_backbone(model, **options)
+def pretrained_frozen(model, num_classes=1000):
+    """Lesson 01's checker, from the course's table (the quiz package never imports it)."""
+    from labkit.exercises import CHECKERS
+    return CHECKERS["pretrained_frozen"](model, num_classes=num_classes)
+
+
+def seen_a_batch(model):
+    """BatchNorm statistics that have seen images, as a pre-trained backbone's have."""
+    with torch.no_grad():
+        model.train()(torch.randn(2, 3, 64, 64))
+    return model
+
 
 def backbone_count(model):
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("fc."))
@@ -201,7 +209,7 @@ def backbone_count(model):
 
 def test_frozen_backbone_checker_reports_trainable_backbone_parameters():
     model = resnet18(weights=None)  # random weights: nothing is downloaded
-    result = check_frozen_backbone(model)
+    result = pretrained_frozen(model)
     count = backbone_count(model)
     fc = model.fc.in_features * model.fc.out_features + model.fc.out_features
     assert count == ResNet18_Weights.IMAGENET1K_V1.meta["num_params"] - fc
@@ -211,27 +219,26 @@ def test_frozen_backbone_checker_reports_trainable_backbone_parameters():
 
 
 def test_frozen_backbone_checker_accepts_the_labkit_recipe_and_checks_classes():
-    model = freeze_backbone(replace_head(resnet18(weights=None), num_classes=3))
+    model = freeze_backbone(replace_head(seen_a_batch(resnet18(weights=None)), num_classes=3))
     head = sum(p.numel() for p in model.fc.parameters())
-    result = check_frozen_backbone(model, num_classes=3)
+    result = pretrained_frozen(model, num_classes=3)
     assert result.correct and f"{head:,}" in result.message
-    wrong = check_frozen_backbone(model, num_classes=5)
+    wrong = pretrained_frozen(model, num_classes=5)
     assert not wrong.correct and "replace_head(model, num_classes=5)" in wrong.message
 
 
 def test_frozen_backbone_checker_targets_each_mistake():
-    model = resnet18(weights=None)
+    model = seen_a_batch(resnet18(weights=None))
     model.requires_grad_(False)
-    head = sum(p.numel() for p in model.fc.parameters())
-    assert f"head is frozen too: {head:,} of its parameters" in check_frozen_backbone(model).message
+    assert "head is frozen too" in pretrained_frozen(model).message
     model.fc.requires_grad_(True)  # frozen by hand, so BatchNorm is still in train mode
     batchnorms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    result = check_frozen_backbone(model)
+    result = pretrained_frozen(model)
     assert f"{batchnorms} frozen BatchNorm layers" in result.message and "train" in result.message
     model.eval()
-    assert check_frozen_backbone(model).correct
-    assert "Expected a model" in check_frozen_backbone("model").message
-    assert "does not know where the head" in check_frozen_backbone(nn.Linear(2, 2)).message
+    assert pretrained_frozen(model).correct
+    assert "Expected a model" in pretrained_frozen("model").message
+    assert "does not know where the head" in pretrained_frozen(nn.Linear(2, 2)).message
 
 
 def test_a_code_exercise_in_a_bank_is_graded_through_the_quiz(tmp_path):

@@ -405,6 +405,17 @@ JUPYTERQUIZ_TYPES = {"multiple_choice": "single", "many_choice": "multiple",
                      "numeric": "numeric", "string": "text"}
 
 
+def _jupyterquiz_target(answer: dict, digits: Any) -> dict:
+    """A value (``precision`` significant digits: half the last digit's tolerance) or a range."""
+    if answer.get("type") == "range":
+        return {"range": list(answer.get("range", []))}
+    value = answer.get("value")
+    if isinstance(digits, int) and is_number(value):
+        exponent = math.floor(math.log10(abs(value))) if value else 0
+        return {"answer": value, "tolerance": 0.5 * 10.0 ** (exponent + 1 - digits)}
+    return {"answer": value}
+
+
 def from_jupyterquiz(items: list[dict], *, bank_id: str, path: Path | str) -> dict:
     """Bank data (checked afterwards like any other) for jupyterquiz's JSON question list.
 
@@ -435,17 +446,10 @@ def from_jupyterquiz(items: list[dict], *, bank_id: str, path: Path | str) -> di
                  "text": a.get("answer") or (f"`{a['code']}`" if a.get("code") else ""),
                  "explanation": a.get("feedback", "")} for i, a in enumerate(answers)]
         elif kind == "numeric":
-            def target(answer, digits=item.get("precision")):
-                if answer.get("type") == "range":
-                    return {"range": list(answer.get("range", []))}
-                value = answer.get("value")
-                if isinstance(digits, int) and is_number(value):  # half the last digit
-                    exponent = math.floor(math.log10(abs(value))) if value else 0
-                    return {"answer": value, "tolerance": 0.5 * 10.0 ** (exponent + 1 - digits)}
-                return {"answer": value}
-            question |= target(right[0]) if right else {}
-            question["mistakes"] = [{**target(a), "feedback": a.get("feedback", "")}
-                                    for a in wrong]
+            digits = item.get("precision")
+            question |= _jupyterquiz_target(right[0], digits) if right else {}
+            question["mistakes"] = [{**_jupyterquiz_target(a, digits),
+                                     "feedback": a.get("feedback", "")} for a in wrong]
             question["hints"] = [a["feedback"] for a in answers
                                  if a.get("type") == "default" and a.get("feedback")]
         else:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
-from labkit.quiz.bank import BankError, Problem, read_data_file, schema_problems
-from labkit.quiz.bank import TEXTS, field as schema_field
+from labkit.quiz.bank import TEXTS, BankError, Problem, read_data_file, schema_problems
+from labkit.quiz.bank import field as schema_field
 from labkit.quiz.grading import normalise_text
 from labkit.quiz.quiz import classed, inline_markup
 

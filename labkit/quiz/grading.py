@@ -31,7 +31,7 @@ def normalise_text(text: str) -> str:
 
 _NUMBER = re.compile(r"""\s*(?P<number>[-+]?(?:\d[\d_,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
                          (?:\s*/\s*(?P<denominator>\d+(?:\.\d*)?))?
-                         \s*(?P<unit>.*?)\s*$""", re.X)
+                         \s*(?P<unit>.*?)\s*$""", re.VERBOSE)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 

@@ -302,8 +302,8 @@ class Quiz:
         for number, question in enumerate(bank.questions, start=1):
             lines += ["", *self._question_text(question, number)]
         if any(isinstance(q, CodeExercise) for q in bank.questions):
-            lines += ["", f"Code exercises: hand your object to its checker, e.g. "
-                          f"{name}.answer(\"<id>\", model)."]
+            lines += ["", (f"Code exercises: hand your object to its checker, e.g. "
+                           f"{name}.answer(\"<id>\", model).")]
         return "\n".join(lines)
 
     def _question_text(self, question: Question, number: int) -> list[str]:

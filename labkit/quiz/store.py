@@ -20,9 +20,10 @@ import getpass
 import json
 import os
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import filelock
 
