@@ -215,8 +215,8 @@ class QuestionView:
 class Quiz:
     """A quiz bank with a learner's progress, shown as widgets or, without them, as text.
 
-    ``Quiz.from_file("quizzes/00_start_here.yaml")``, as the last line of a cell. ``name`` is
-    the variable it is assigned to, used in the text that says how to answer in code.
+    ``Quiz.from_file("quizzes/00_start_here.yaml")`` as the last line of a cell (lesson 00).
+    ``name`` is the variable it is assigned to, used in the text that says how to answer.
     """
 
     def __init__(self, bank: Bank, *, results_path: Path | str | None = None,
