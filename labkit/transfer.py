@@ -41,8 +41,7 @@ def _head_names(model: nn.Module) -> list[str]:
     if timm is not None and isinstance(model, timm.models.efficientnet.EfficientNet):
         return ["classifier"]
     if isinstance(model, models.GoogLeNet):
-        return ["fc"] + [f"{aux}.fc2" for aux in ("aux1", "aux2")
-                         if getattr(model, aux, None) is not None]
+        return ["fc"] + [f"{a}.fc2" for a in ("aux1", "aux2") if getattr(model, a) is not None]
     if isinstance(model, models.Inception3):
         return ["fc"] + (["AuxLogits.fc"] if model.AuxLogits is not None else [])
     if _is_sequence_classifier(model):
@@ -61,10 +60,8 @@ def head_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
-    """Put ``new`` where the main head is, in place; return the old head. Lesson 05.
-
-    ``swap_head(model, nn.Identity())`` turns a classifier into its (B, D) backbone.
-    """
+    """Put ``new`` where the main head is and return the old head: ``swap_head(model,
+    nn.Identity())`` turns a classifier into its (B, D) backbone. Lesson 05."""
     if not isinstance(new, nn.Module):
         raise TypeError(f"swap_head puts a module in the head's place, got a "
                         f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity().")
@@ -184,11 +181,8 @@ def parameter_table(model: nn.Module) -> ParameterTable:
 
 
 def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dict]:
-    """Optimizer groups with discriminative learning rates. Lesson 06.
-
-    The head(s) learn at ``lr``; each earlier top-level stage that trains gets ``decay`` times
-    the rate of the stage after it (early layers hold general features). Frozen ones are left out.
-    """
+    """Optimizer groups with discriminative rates: the head(s) at ``lr``, each earlier stage that
+    trains at ``decay`` times the next one's (early layers hold general features). Lesson 06."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}. Fix: pass e.g. lr=1e-3.")
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
@@ -211,12 +205,9 @@ def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dic
 
 def aux_loss(outputs, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
              aux_weight: float = 0.4) -> tuple[Tensor, Tensor]:
-    """(loss, logits) for any output the course meets. Lesson 04.
-
-    GoogLeNet and Inception v3 in train mode also return auxiliary logits; their loss is added
-    times ``aux_weight`` (0.4: TF-slim's Inception v3 script; the GoogLeNet paper used 0.3).
-    ``logits`` is the main head's; a transformers output gives its ``.logits``.
-    """
+    """(loss, main logits) of any output the course meets: GoogLeNet's and Inception v3's
+    auxiliary logits add their loss times ``aux_weight`` (0.4: TF-slim's Inception v3 script;
+    the GoogLeNet paper used 0.3); a transformers output gives its ``.logits``. Lesson 04."""
     logits = getattr(outputs, "logits", outputs)
     aux = [getattr(outputs, name, None) for name in ("aux_logits", "aux_logits2", "aux_logits1")]
     if not isinstance(logits, Tensor):
