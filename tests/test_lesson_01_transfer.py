@@ -10,9 +10,9 @@ import yaml
 from torch import nn
 
 from labkit.config import shipped_data_dir
+from labkit.exercises import CHECKERS
 from labkit.few_labels import (LEARNING_RATES, METHODS, SmallCNN, compare_methods, learn_target,
                                pretrain_source, summarise, target_test_set)
-from labkit.exercises import CHECKERS
 from labkit.synthetic import SOURCE_CLASSES, TARGET_CLASSES
 from labkit.transfer import freeze_backbone, head_modules, replace_head
 from conftest import ROOT

@@ -12,9 +12,9 @@ import torchvision
 from torch import nn
 
 from conftest import ROOT
-from labkit.exercises.vgg import vgg_block_parameters
-from labkit.quiz import load_bank
 from labkit.exercises import CHECKERS
+from labkit.exercises.architectures import vgg_block_parameters
+from labkit.quiz import load_bank
 from notebook_runs import executed
 
 NOTEBOOK = ROOT / "notebooks" / "02_vgg.ipynb"

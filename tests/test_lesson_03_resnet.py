@@ -20,8 +20,8 @@ from torchvision.models import (ResNet18_Weights, ResNet34_Weights, ResNet50_Wei
 
 from conftest import ROOT, bank_question
 from notebook_runs import executed
-from labkit.exercises.resnet import (check_residual_block, projection_shortcut,
-                                     torchvision_basic_block)
+from labkit.exercises.architectures import (check_residual_block, projection_shortcut,
+                                            torchvision_basic_block)
 from labkit.quiz import Quiz
 from labkit.quiz.bank import load_bank
 

@@ -17,8 +17,8 @@ from torch import nn
 from torchvision.models import (ConvNeXt_Tiny_Weights, Inception_V3_Weights, ResNet50_Weights,
                                 VGG16_Weights)
 
-from labkit.exercises.inception import (check_inception_module, inception_multiplies,
-                                        inception_parameters)
+from labkit.exercises.architectures import (check_inception_module, inception_multiplies,
+                                            inception_parameters)
 from labkit.quiz import load_bank
 from labkit.vision import count_parameters, weights_summary
 from notebook_runs import executed

@@ -28,7 +28,7 @@ from conftest import ROOT
 from labkit.assets import load_vision_model
 from labkit.assets.registry import REGISTRY
 from labkit.data import HYMENOPTERA_COUNTS, hymenoptera_folders
-from labkit.exercises.feature_extraction import check_feature_extractor
+from labkit.exercises.transfer_learning import check_feature_extractor
 from labkit.features import FeatureLoader, extract_features
 from labkit.images import ImageFolder
 from labkit.quiz import load_bank

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import ResNet18_Weights
 
 from labkit.device import seed_everything
-from labkit.exercises.fine_tuning import check_fine_tuning_setup, expected_rates
+from labkit.exercises.transfer_learning import check_fine_tuning_setup, expected_rates
 from labkit.lr_finder import find_lr
 from labkit.quiz import Quiz, load_bank
 from labkit.transfer import freeze_backbone, param_groups, train_mode, unfreeze

@@ -24,7 +24,7 @@ from torchvision.models import Inception_V3_Weights, ResNet18_Weights
 
 from labkit.data import HYMENOPTERA_COUNTS
 from labkit.device import seed_everything
-from labkit.exercises.fine_tuning import GAP_PROBES, check_seed_gaps, reference_seed_gaps
+from labkit.exercises.transfer_learning import GAP_PROBES, check_seed_gaps, reference_seed_gaps
 from labkit.quiz import Quiz, load_bank
 from labkit.transfer import freeze_backbone, param_groups, replace_head, train_mode, unfreeze
 
@@ -223,7 +223,7 @@ def test_the_notebook_follows_the_course_conventions():
     assert "register_backward_hook" not in code
     assert re.search(r"torch\.load\([^)]*weights_only=True", source["save-load"])
     assert "grad_cam(model, model.get_submodule(last)" in source["gradcam"]
-    assert "restore_best=False" in source["compare-run"]  # measured after the last epoch
+    assert "restore_best" not in source["compare-run"]  # fit's default: the last epoch's weights
     params = parameters()
     assert len(params["SEEDS"]) >= 3 and params["IMAGE_SIZE"] is None
     assert params["DIAGNOSE"] in STRATEGIES and params["DECAY"] == 0.3

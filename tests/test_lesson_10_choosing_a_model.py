@@ -35,7 +35,7 @@ from notebook_runs import executed
 from labkit.assets.registry import REGISTRY
 from labkit.data import HYMENOPTERA_COUNTS
 from labkit.exercises.choosing_a_model import (SPLIT_PROBES, check_split_halves,
-                                       reference_split_halves)
+                                               reference_split_halves)
 from labkit.features import feature_cache_key
 from labkit.few_labels import SmallCNN
 from labkit.images import ImageFolder

@@ -52,32 +52,6 @@ PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)
                   [_sentence(4, 0, 40), _sentence(6, 1, 50)]]
 
 
-def _check_batch(out, features, pad_token_id: int) -> None:
-    require(isinstance(out, dict) and {"input_ids", "attention_mask", "labels"} <= set(out),
-            f"collate returned {type(out).__name__} {list(out) if isinstance(out, dict) else ''}"
-            f". Fix: return a dict of tensors with the keys of the features and 'labels'.")
-    ids, mask, labels = out["input_ids"], out["attention_mask"], out["labels"]
-    require(all(isinstance(t, torch.Tensor) for t in (ids, mask, labels)), "input_ids, "
-            "attention_mask and labels must be tensors. Fix: torch.tensor(rows).")
-    longest, batch = max(len(f["input_ids"]) for f in features), len(features)
-    require(ids.shape[-1] <= longest, f"The batch is {ids.shape[-1]} tokens long but its longest "
-            f"sentence has {longest}: that is padding to a fixed length. Fix: pad to "
-            f"max(len(f['input_ids']) for f in features), the longest in this batch.")
-    require(ids.shape == mask.shape == (batch, longest), f"input_ids has shape {tuple(ids.shape)}"
-            f" (attention_mask {tuple(mask.shape)}); expected ({batch}, {longest}). Fix: one row "
-            f"per sentence, padded to the longest sentence of the batch.")
-    for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        require(ids[row, :n].tolist() == feature["input_ids"], "A sentence's tokens moved: BERT "
-                "pads on the right. Fix: ids + [pad_token_id] * (longest - len(ids)).")
-        require(not (ids[row, n:] != pad_token_id).any(), f"Padded positions should hold the "
-                f"[PAD] id, {pad_token_id}. Fix: pad with it.")
-        require(mask[row, :n].all() and not mask[row, n:].any(), "The attention mask must be 1 on "
-                "real tokens and 0 on padding. Fix: pad attention_mask with 0.")
-    require(labels.tolist() == [f["labels"] for f in features], "labels should be a (B,) tensor "
-            "of the features' labels. Fix: torch.tensor(labels).")
-
-
 @checker
 def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
     """collate(features) -> dict of (B, L) tensors, L the longest sentence of that batch."""
@@ -86,6 +60,28 @@ def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
         out = attempt("collate", "it takes a list of dicts, each with lists input_ids, "
                       "attention_mask, token_type_ids and an int labels.",
                       collate, copy.deepcopy(features))
-        _check_batch(out, features, pad_token_id)
+        require(isinstance(out, dict) and {"input_ids", "attention_mask", "labels"} <= set(out),
+                f"collate returned {list(out) if isinstance(out, dict) else type(out).__name__}. "
+                f"Fix: return a dict of tensors with the keys of the features and 'labels'.")
+        ids, mask, labels = out["input_ids"], out["attention_mask"], out["labels"]
+        require(all(isinstance(t, torch.Tensor) for t in (ids, mask, labels)), "input_ids, "
+                "attention_mask and labels must be tensors. Fix: torch.tensor(rows).")
+        longest, batch = max(len(f["input_ids"]) for f in features), len(features)
+        require(ids.shape[-1] <= longest, f"The batch is {ids.shape[-1]} tokens long but its "
+                f"longest sentence has {longest}: that is padding to a fixed length. Fix: pad to "
+                f"max(len(f['input_ids']) for f in features), the longest in this batch.")
+        require(ids.shape == mask.shape == (batch, longest), f"input_ids has shape "
+                f"{tuple(ids.shape)} (attention_mask {tuple(mask.shape)}); expected ({batch}, "
+                f"{longest}). Fix: one row per sentence, padded to the batch's longest sentence.")
+        for row, feature in enumerate(features):
+            n = len(feature["input_ids"])
+            require(ids[row, :n].tolist() == feature["input_ids"], "A sentence's tokens moved: "
+                    "BERT pads on the right. Fix: ids + [pad_token_id] * (longest - len(ids)).")
+            require(not (ids[row, n:] != pad_token_id).any(), f"Padded positions should hold the "
+                    f"[PAD] id, {pad_token_id}. Fix: pad with it.")
+            require(mask[row, :n].all() and not mask[row, n:].any(), "The attention mask must be "
+                    "1 on real tokens and 0 on padding. Fix: pad attention_mask with 0.")
+        require(labels.tolist() == [f["labels"] for f in features], "labels should be a (B,) "
+                "tensor of the features' labels. Fix: torch.tensor(labels).")
     return ("Well done: each batch is exactly as long as its longest sentence (9 and 6 tokens in "
             "the two probe batches), padded on the right with [PAD] and masked out.")

@@ -1,12 +1,20 @@
-"""Checker for lesson 01 (transfer learning): the learner turns the pre-trained shapes network
-into a frozen feature extractor (pre-trained backbone, a new head, only the head trains)."""
+"""Checkers for lessons 01 (transfer learning), 05 (feature extraction), 06 (fine-tuning) and
+07 (fine-tuning strategies), on models and runs of their own: what trains, what stays frozen,
+which learning rates, and which seeds' gaps."""
 
+import copy
+import functools
+import math
+
+import torch
+import torchvision
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from labkit.exercises.checks import Mistake, batchnorms, checker, drifting_batchnorms, require
+from labkit.exercises.checks import (Mistake, attempt, batchnorms, build, checker,
+                                     drifting_batchnorms, expect_callable, forward, require)
 from labkit.transfer import head_modules
 from labkit.vision import count_parameters
-
 
 @checker
 def check_pretrained_frozen(model, *, num_classes: int) -> str:
@@ -39,3 +47,183 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
             "model.load_state_dict(backbone_state), then replace the head and freeze the backbone.")
     return (f"Well done: the pre-trained backbone is frozen; only its head's "
             f"{count_parameters(head):,} parameters train.")
+
+
+@functools.cache
+def _probe_resnets() -> dict:
+    """Two small ResNets with random weights; copy them: the learner may change a model."""
+    with torch.random.fork_rng():  # the learner's random stream is left alone
+        torch.manual_seed(0)
+        return {"ResNet of basic blocks": ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10),
+                "ResNet of bottleneck blocks": ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10)}
+
+
+def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str:
+    if shape == (batch, num_classes):
+        return (f"one score per class of the old head. Fix: model.fc = nn.Identity(), so the "
+                f"pooled {features} features come out instead.")
+    if shape == (batch, features, 1, 1):
+        return ("the pooled features, not yet flattened. Fix: add nn.Flatten() after the "
+                "pooling (or keep the model's forward and set model.fc = nn.Identity()).")
+    if shape[:2] == (batch, features) or len(shape) == 2 and shape[1] % features == 0:
+        return (f"the {features} channels at every position of the last feature map: the global "
+                f"average pooling is missing. Fix: keep model.avgpool; only model.fc goes.")
+    return (f"expected ({batch}, {features}), the numbers the head reads per image. Fix: keep "
+            f"every layer up to and including the pooling, flatten, and drop only model.fc.")
+
+
+@checker
+def check_feature_extractor(make_feature_extractor) -> str:
+    """``make_feature_extractor(model)`` turns any torchvision ResNet into a frozen module, in
+    eval mode, that returns the (B, D) features the model's head reads."""
+    expect_callable(make_feature_extractor, 'quiz.answer("build_extractor", '
+                    'make_feature_extractor)', "the function make_feature_extractor")
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    sizes = []
+    for name, model in copy.deepcopy(_probe_resnets()).items():
+        reference, (num_classes, features) = copy.deepcopy(model).eval(), model.fc.weight.shape
+        reference.fc = nn.Identity()
+        with torch.no_grad():
+            expected = reference(images)  # (B, D): what the head reads
+        extractor = build(f"make_feature_extractor on a {name}", "take a torchvision ResNet and "
+                          "return a module: the model, changed, or an nn.Sequential.",
+                          make_feature_extractor, model)
+        trainable = count_parameters(extractor, trainable=True)
+        require(not trainable, f"{trainable:,} parameters of the extractor still require grad, "
+                f"so an optimizer could change the backbone. Fix: extractor.requires_grad_(False).")
+        require(not drifting_batchnorms(extractor), "BatchNorm layers are in train mode: they "
+                "would normalise with each batch's statistics and move their running ones, so a "
+                "photo's features would change. Fix: return extractor.eval().")
+        output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
+                         extractor, images)
+        require(output.shape == expected.shape, f"For a {name} the extractor returns "
+                f"{tuple(output.shape)}: " + _shape_fix(tuple(output.shape), 2, features,
+                                                       num_classes))
+        require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
+                f"features have the right shape but other values than the model's own pooled "
+                f"features: new layers or weights throw the pre-trained ones away. Fix: reuse "
+                f"the model you are given and remove only its head.")
+        sizes.append(str(features))
+    return (f"Well done: frozen, in eval mode, and exactly the features each ResNet's head reads "
+            f"({' and '.join(sizes)} numbers per image).")
+
+
+PROBE_LRS = (1e-3, 3e-4)  # the second one catches rates typed in as numbers
+
+
+def expected_rates(lr: float, stages, decay: float) -> dict[str, float]:
+    """{stage: learning rate}: the head ("fc") at ``lr``, then ``decay`` times less per stage."""
+    order = sorted(stages, key=lambda name: int(name.removeprefix("layer")), reverse=True)
+    return {"fc": lr} | {stage: lr * decay**depth for depth, stage in enumerate(order, start=1)}
+
+
+def _check_trainable(model, stages) -> None:
+    def stages_where(trains: bool) -> list[str]:  # "layer4.1.conv2.weight" -> "layer4"
+        names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad == trains}
+        return [name for name, _ in model.named_children() if name in names]
+    wanted, named = {"fc", *stages}, " and ".join(sorted(stages)) + " and the head (fc)"
+    extra = [s for s in stages_where(True) if s not in wanted]
+    require(not extra, f"{', '.join(extra)} still train, but only {named} should. Fix: "
+            f"freeze_backbone(model), then unfreeze(model, {', '.join(map(repr, stages))}).")
+    missing = [s for s, _ in model.named_children() if s in wanted - set(stages_where(True))]
+    require(not missing, f"{', '.join(missing)} is frozen, but {named} should train. Fix: "
+                         f"unfreeze(model, {', '.join(map(repr, missing))}) after freezing.")
+    partial = [s for s in stages_where(False) if s in wanted]
+    require(not partial, f"Only part of {', '.join(partial)} trains. Fix: unfreeze whole stages, "
+                         f"unfreeze(model, {', '.join(map(repr, partial))}).")
+
+
+@checker
+def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float = 0.1,
+                            num_classes: int = 2) -> str:
+    """A function (model, lr) -> optimizer that unfreezes ``stages`` and the head of a ResNet
+    and gives them discriminative learning rates."""
+    expect_callable(setup, 'quiz.answer("fine_tuning_setup", setup_fine_tuning)')
+    for lr in PROBE_LRS:
+        torch.manual_seed(0)  # the same model every time; grading restores the learner's stream
+        model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+        optimizer = attempt(f"setup_fine_tuning(model, lr={lr:g})", "define setup_fine_tuning("
+                            "model, lr) and run it on a model in a cell.", setup, model, lr)
+        require(isinstance(optimizer, torch.optim.Optimizer), f"setup_fine_tuning returned "
+                f"{type(optimizer).__name__}, not an optimizer. Fix: end with return "
+                f"torch.optim.AdamW(param_groups(model, lr)).")
+        _check_trainable(model, stages)
+        rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+        for stage, want in expected_rates(lr, stages, decay).items():
+            params = [id(p) for p in model.get_submodule(stage).parameters()]
+            require(all(p in rate_of for p in params), f"Parameters of {stage} are not in the "
+                    f"optimizer, so they never change. Fix: build the optimizer after unfreezing.")
+            found = sorted({rate_of[p] for p in params})
+            require(all(math.isclose(rate, want, rel_tol=1e-6) for rate in found), f"With "
+                    f"lr={lr:.1e}, {stage} learns at {', '.join(f'{r:.1e}' for r in found)}, not "
+                    f"{want:.1e}: the head learns at lr and each stage before it {decay:g} times "
+                    f"slower (lr * {decay:g} per stage), as earlier stages move less than the "
+                    f"head. Fix: param_groups(model, lr, decay={decay:g}), or compute it from lr.")
+    rates = expected_rates(PROBE_LRS[0], stages, decay)
+    return (f"Well done: {count_parameters(model, trainable=True):,} parameters train, with "
+            f"rates {', '.join(f'{s} {r:.0e}' for s, r in reversed(rates.items()))} for "
+            f"lr={PROBE_LRS[0]:g}; everything earlier stays frozen.")
+
+
+def reference_seed_gaps(runs, strategy: str, baseline: str) -> dict:
+    """{seed: accuracy of strategy minus that of baseline, in points} for seeds both ran."""
+    accuracy = {(run["strategy"], run["seed"]): run["accuracy"] for run in runs}
+    return {seed: 100 * (accuracy[strategy, seed] - accuracy[baseline, seed])
+            for name, seed in accuracy if name == strategy and (baseline, seed) in accuracy}
+
+
+def _runs(*rows) -> list[dict]:  # (strategy, seed, accuracy): runs as lesson 07 records them
+    return [{"strategy": strategy, "seed": seed, "accuracy": accuracy, "seconds": 1.5}
+            for strategy, seed, accuracy in rows]
+
+
+GAP_PROBES = [  # (what it tests, runs, strategy, baseline): each shows one usual mistake
+    ("runs in seed order", _runs(("scratch", 0, 0.5), ("full", 0, 0.75), ("scratch", 1, 0.625),
+                                 ("full", 1, 0.875)), "full", "scratch"),
+    ("seeds in another order for each strategy", _runs(
+        ("last stage", 3, 0.75), ("last stage", 1, 0.875), ("last stage", 2, 0.625),
+        ("scratch", 1, 0.5), ("scratch", 2, 0.25), ("scratch", 3, 0.375), ("full", 1, 0.125)),
+     "last stage", "scratch"),
+    ("a seed only one strategy ran", _runs(
+        ("scratch", 0, 0.5), ("feature extraction", 0, 0.875), ("feature extraction", 5, 0.75),
+        ("scratch", 7, 0.25)), "feature extraction", "scratch"),
+]
+
+
+def _scaled(got: dict, expected: dict, scale: float) -> bool:
+    """Whether ``got`` is ``expected`` times ``scale``, seed by seed."""
+    try:
+        return all(math.isclose(float(got[seed]), scale * gap, abs_tol=1e-9)
+                   for seed, gap in expected.items())
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+@checker
+def check_seed_gaps(seed_gaps) -> str:
+    """A function (runs, strategy, baseline) -> {seed: gap in points}, for seeds both ran."""
+    expect_callable(seed_gaps, 'quiz.answer("seed_gaps", seed_gaps)')
+    for _, probe, strategy, baseline in GAP_PROBES:
+        runs, expected = copy.deepcopy(probe), reference_seed_gaps(probe, strategy, baseline)
+        got = attempt(f"seed_gaps(runs, {strategy!r}, {baseline!r})", "look a run up by its "
+                      "strategy and seed together; skip seeds only one strategy ran.",
+                      seed_gaps, runs, strategy, baseline)
+        require(runs == probe, "seed_gaps changed the list of runs it was given. Fix: read the "
+                               "runs without sorting, removing or editing them.")
+        require(isinstance(got, dict), f"seed_gaps returned a {type(got).__name__}, not a "
+                                       f"dictionary. Fix: return {{seed: gap}}, e.g. {expected}.")
+        shown = "For runs [" + "; ".join(f"{r['strategy']} seed {r['seed']}: {r['accuracy']}"
+                                         for r in runs) + "]"
+        require(set(got) <= {run["seed"] for run in runs}, f"{shown} the keys {list(got)} are "
+                f"not the runs' seeds. Fix: key the dictionary by run['seed'].")
+        require(set(got) <= set(expected), f"{shown} seed(s) {set(got) - set(expected)} were run "
+                f"by only one of the two strategies. Fix: keep only the seeds that both ran.")
+        if _scaled(got, expected, 1):
+            continue
+        require(not _scaled(got, expected, 0.01), "Your gaps are fractions of one (0.25), not "
+                "percentage points. Fix: multiply the difference of the two accuracies by 100.")
+        require(not _scaled(got, expected, -1), "Your gaps have the wrong sign. Fix: accuracy of "
+                                                "strategy minus accuracy of baseline.")
+        raise Mistake(f"{shown} the gaps are {expected}, you returned {got}. Fix: pair the two "
+                      f"runs of each seed by their 'seed' key, not by their position in the list.")
+    return "Well done: a gap in points for every seed both strategies ran, in any order of runs."
