@@ -11,7 +11,7 @@ import yaml
 
 from conftest import NOTEBOOKS, ROOT
 from labkit.quiz import load_bank
-from labkit.quiz.checkers import registered_checkers
+from labkit.exercises import CHECKERS
 
 APPENDIX = "12_scaling_out.ipynb"  # no quiz, exercise or flashcards
 LESSONS = [path for path in NOTEBOOKS
@@ -43,7 +43,7 @@ def test_lesson_has_a_quiz_of_six_explained_questions_and_a_code_exercise(lesson
     code = [q for q in raw if q["type"] == "code"]
     assert code, f"{bank_path.name} has no code exercise (type: code)"
     for question in code:
-        assert question["checker"] in registered_checkers()
+        assert question["checker"] in CHECKERS
 
 
 def test_lesson_loads_its_quiz_and_hands_the_exercise_to_the_checker(lesson):
