@@ -1,6 +1,5 @@
-"""Checkers for the lessons' code exercises, one module per lesson topic. A quiz bank names
-this module (``checkers: labkit.exercises``) and a checker in ``CHECKERS`` (``checker:
-vgg_block``); a checker grades the learner's answer, naming the mistake and the fix."""
+"""Checkers for the lessons' code exercises, by topic. A quiz bank names this module (``checkers:
+labkit.exercises``) and a key of ``CHECKERS`` (``checker: vgg_block``) for each exercise."""
 
 from labkit.exercises import architectures, bert, choosing_a_model, transfer_learning
 

@@ -1,6 +1,5 @@
-"""Checkers for lessons 08 (BERT) and 09 (fine-tuning BERT), on probe inputs of their own:
-``masked_mean(last_hidden_state, attention_mask)`` leaves padding out of each sentence's mean;
-``collate(features)`` pads a batch of tokenised sentences to its own longest sentence."""
+"""Checkers for lessons 08 (BERT) and 09 (fine-tuning BERT): masked mean pooling and dynamic
+padding, each tried on probe inputs of the checker's own."""
 
 import copy
 
@@ -17,7 +16,7 @@ def reference_masked_mean(hidden, mask):
 
 @checker
 def check_masked_mean(masked_mean) -> str:
-    """masked_mean(last_hidden_state (B, L, H), attention_mask (B, L)) -> (B, H)."""
+    """Lesson 08: ``masked_mean(hidden (B, L, H), mask (B, L))``, as ``reference_masked_mean``."""
     expect_callable(masked_mean, 'quiz.answer("masked_mean_pooling", masked_mean)')
     hidden = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(0)) + 1  # (B, L, H)
     mask = (torch.arange(6)[None, :] < torch.tensor([6, 4, 2])[:, None]).long()  # (B, L)
@@ -54,7 +53,7 @@ PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)
 
 @checker
 def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
-    """collate(features) -> dict of (B, L) tensors, L the longest sentence of that batch."""
+    """Lesson 09: collate(features) -> dict of (B, L) tensors, L the batch's longest sentence."""
     expect_callable(collate, 'quiz.answer("collate_batch", collate_batch)')
     for features in PADDING_PROBES:
         out = attempt("collate", "it takes a list of dicts, each with lists input_ids, "

@@ -57,8 +57,8 @@ def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Te
     """The module's output for a copy of ``x`` (an in-place ReLU must not change the probe)."""
     with torch.no_grad():
         out = attempt(f"{call} on an input of shape {tuple(x.shape)}", fix, module, x.clone())
-    require(isinstance(out, torch.Tensor), f"{call} returned a {type(out).__name__}, not a "
-                                           f"tensor. Fix: forward returns one tensor.")
+    require(isinstance(out, torch.Tensor), f"{call} returned a {type(out).__name__}. Fix: "
+                                           f"forward returns one tensor.")
     return out
 
 

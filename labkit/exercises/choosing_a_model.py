@@ -1,6 +1,5 @@
 """Checkers for lessons 10 (choosing a model) and 11 (capstone), on probes of their own, each
-built so that one usual mistake gives a wrong answer: ``split_halves(val_by_class)`` and
-``pick_model(table, *, max_ms, max_mb)``."""
+built so that one usual mistake gives a wrong answer."""
 
 import copy
 
@@ -49,8 +48,7 @@ PROBES = [  # (what it tests, table, budgets, {a wrong answer: what it means, an
 
 @checker
 def check_pick_model(pick_model) -> str:
-    """``pick_model(table, *, max_ms, max_mb)`` -> the most accurate model's name within both
-    budgets (ties: the smaller file), or None if none fits."""
+    """Lesson 11: ``pick_model(table, *, max_ms, max_mb)``, as ``reference_pick_model``."""
     expect_callable(pick_model, 'quiz.answer("pick_model", pick_model)', "the function pick_model")
     for what, table, budgets, wrong in PROBES:
         given, expected = copy.deepcopy(table), reference_pick_model(table, **budgets)
@@ -89,8 +87,7 @@ SPLIT_PROBES = [  # each shows one usual mistake
 
 @checker
 def check_split_halves(split_halves) -> str:
-    """``split_halves(val_by_class)`` returns ``(selection, test)``, alternating within each
-    class, the first photo of a class to the selection half."""
+    """Lesson 10: ``split_halves(val_by_class)``, as ``reference_split_halves``."""
     expect_callable(split_halves, 'quiz.answer("split_halves", split_halves)',
                     "the function split_halves")
     for probe in SPLIT_PROBES:
