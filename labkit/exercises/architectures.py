@@ -9,7 +9,7 @@ from torch.nn.modules.utils import _pair
 from torch.overrides import TorchFunctionMode
 from torchvision.models.resnet import BasicBlock
 
-from labkit.exercises.checks import (Mistake, batchnorms, build, checker, expect_callable,
+from labkit.exercises.checks import (Mistake, batchnorms, build, checker,
                                      for_each_size, forward, require)
 from labkit.vision import count_parameters
 
@@ -68,11 +68,10 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
                                        f"Fix: keep bias=True, the default.")
 
 
-@checker
+@checker('quiz.answer("build_block", vgg_block)', "the function vgg_block")
 def check_vgg_block(vgg_block, *, num_convs: int = 3, in_channels: int = 128,
                     out_channels: int = 256) -> str:
     """Lesson 02: conv3x3 (padding 1) and ReLU ``num_convs`` times, then a 2x2 max-pool."""
-    expect_callable(vgg_block, 'quiz.answer("build_block", vgg_block)', "the function vgg_block")
     for_each_size(lambda size: _check_vgg_size(vgg_block, *size),
                   [(num_convs, in_channels, out_channels), (2, 3, 8)])
     return (f"Well done: vgg_block({num_convs}, {in_channels}, {out_channels}) has the VGG layout"
@@ -123,11 +122,10 @@ def _check_addition(block, x, call: str, shape_changes: bool) -> None:
                                f"the ReLU after the addition.")
 
 
-@checker
+@checker("quiz.answer('residual_block', ResidualBlock)", "a class")
 def check_residual_block(block_class, *, in_channels: int = 64, out_channels: int = 128,
                          stride: int = 2) -> str:
     """Lesson 03: relu(F(x) + shortcut(x)), projecting x only when the shape changes."""
-    expect_callable(block_class, "quiz.answer('residual_block', ResidualBlock)", "a class")
     torch.manual_seed(0)  # the same weights every time; grading restores the learner's stream
     call = f"ResidualBlock({in_channels}, {out_channels}, {stride})"
     block = build(call, INIT_FIX, block_class, in_channels, out_channels, stride).eval()
@@ -293,12 +291,11 @@ def _check_inception_size(module_class, widths: dict, size: int) -> None:
                         f"nn.ReLU(inplace=True) after each conv, the 1x1 reductions too.")
 
 
-@checker
+@checker('quiz.answer("inception_module", PaperInception)', "a class")
 def check_inception_module(module_class, *, in_channels: int = 192, ch1x1: int = 64,
                            ch3x3red: int = 96, ch3x3: int = 128, ch5x5red: int = 16,
                            ch5x5: int = 32, pool_proj: int = 32, size: int = 28) -> str:
     """Lesson 04: four branches that keep height and width, concatenated along channels."""
-    expect_callable(module_class, 'quiz.answer("inception_module", PaperInception)', "a class")
     widths = dict(zip(WIDTHS, (in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)))
     for_each_size(lambda config: _check_inception_size(module_class, *config),
                   [(widths, size), (SMALL, 9)])

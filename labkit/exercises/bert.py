@@ -5,7 +5,7 @@ import copy
 
 import torch
 
-from labkit.exercises.checks import attempt, checker, expect_callable, require
+from labkit.exercises.checks import attempt, checker, require
 
 
 def reference_masked_mean(hidden, mask):
@@ -14,10 +14,9 @@ def reference_masked_mean(hidden, mask):
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
-@checker
+@checker('quiz.answer("masked_mean_pooling", masked_mean)')
 def check_masked_mean(masked_mean) -> str:
     """Lesson 08: ``masked_mean(hidden (B, L, H), mask (B, L))``, as ``reference_masked_mean``."""
-    expect_callable(masked_mean, 'quiz.answer("masked_mean_pooling", masked_mean)')
     hidden = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(0)) + 1  # (B, L, H)
     mask = (torch.arange(6)[None, :] < torch.tensor([6, 4, 2])[:, None]).long()  # (B, L)
     out = attempt("masked_mean", "it takes (last_hidden_state, attention_mask), shapes (B, L, H) "
@@ -25,16 +24,17 @@ def check_masked_mean(masked_mean) -> str:
     require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"For hidden states of shape "
             f"(3, 6, 4) masked_mean returned {getattr(out, 'shape', type(out).__name__)}; "
             f"expected a tensor of shape (3, 4), one vector per sentence. Fix: reduce over dim=1.")
-    require(not torch.allclose(out.float(), hidden.mean(dim=1), atol=1e-5), "Your function "
-            "averages over every position, padding included. Fix: multiply by the mask, "
-            "attention_mask.unsqueeze(-1), before summing.")
-    sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)
-    require(not torch.allclose(out.float(), sums / mask.shape[1], atol=1e-5), "You sum the real "
-            "tokens but divide by the padded length. Fix: divide by the number of real tokens.")
-    require(not torch.allclose(out.float(), sums, atol=1e-5), "You return the sum of the real "
-            "tokens' vectors. Fix: divide it by attention_mask.sum(dim=1, keepdim=True).")
-    require(not torch.allclose(out.float(), hidden[:, 0], atol=1e-5), "You return the vector of "
-            "the [CLS] token. Fix: average the real tokens' vectors with the mask.")
+    sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)  # (B, H) over the real tokens
+    for wrong, mistake in [
+            (hidden.mean(dim=1), "Your function averages over every position, padding included. "
+             "Fix: multiply by the mask, attention_mask.unsqueeze(-1), before summing."),
+            (sums / mask.shape[1], "You sum the real tokens but divide by the padded length. "
+             "Fix: divide by the number of real tokens."),
+            (sums, "You return the sum of the real tokens' vectors. Fix: divide it by "
+             "attention_mask.sum(dim=1, keepdim=True)."),
+            (hidden[:, 0], "You return the vector of the [CLS] token. Fix: average the real "
+             "tokens' vectors with the mask.")]:
+        require(not torch.allclose(out.float(), wrong, atol=1e-5), mistake)
     require(torch.allclose(out.float(), reference_masked_mean(hidden, mask), atol=1e-5),
             "masked_mean does not give the mean of the real tokens' vectors. Fix: "
             "(h * m).sum(dim=1) / m.sum(dim=1), with m = attention_mask.unsqueeze(-1).")
@@ -51,10 +51,9 @@ PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)
                   [_sentence(4, 0, 40), _sentence(6, 1, 50)]]
 
 
-@checker
+@checker('quiz.answer("collate_batch", collate_batch)')
 def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
     """Lesson 09: collate(features) -> dict of (B, L) tensors, L the batch's longest sentence."""
-    expect_callable(collate, 'quiz.answer("collate_batch", collate_batch)')
     for features in PADDING_PROBES:
         out = attempt("collate", "it takes a list of dicts, each with lists input_ids, "
                       "attention_mask, token_type_ids and an int labels.",

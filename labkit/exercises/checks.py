@@ -13,28 +13,29 @@ class Mistake(Exception):
     """A wrong answer; the message is the learner's feedback: the mistake, then "Fix: ..."."""
 
 
-def checker(function):
-    """Turn ``function(answer, **options)``, which returns its praise or raises ``Mistake``,
-    into the checker the quiz calls, which returns a ``CheckResult``."""
-    @functools.wraps(function)
-    def check(answer, **options) -> CheckResult:
-        try:
-            return CheckResult(True, function(answer, **options))
-        except Mistake as mistake:
-            return CheckResult(False, str(mistake))
-    return check
+def checker(hand_in: str | None = None, what: str = "a function"):
+    """Decorator: the checker the quiz calls, from ``function(answer, **options)`` that returns
+    its praise or raises ``Mistake``. With ``hand_in`` (how the learner hands the answer in), the
+    answer must be a function or class, not what it returns (a model is callable too)."""
+    kind = "class" if "class" in what else "function"
+
+    def decorate(function):
+        @functools.wraps(function)
+        def check(answer, **options) -> CheckResult:
+            try:
+                require(not hand_in or callable(answer) and not isinstance(answer, nn.Module),
+                        f"Expected {what}, got a {type(answer).__name__}. Fix: hand in the "
+                        f"{kind} itself, not a result: {hand_in}.")
+                return CheckResult(True, function(answer, **options))
+            except Mistake as mistake:
+                return CheckResult(False, str(mistake))
+        return check
+    return decorate
 
 
 def require(condition, message: str) -> None:
     if not condition:
         raise Mistake(message)
-
-
-def expect_callable(answer, hand_in: str, what: str = "a function") -> None:
-    """The learner hands in a function or class, not what it returns (a model is callable too)."""
-    kind = "class" if "class" in what else "function"
-    require(callable(answer) and not isinstance(answer, nn.Module), f"Expected {what}, got a "
-            f"{type(answer).__name__}. Fix: hand in the {kind} itself, not a result: {hand_in}.")
 
 
 def attempt(call: str, fix: str, function, *args, **kwargs):

@@ -3,7 +3,7 @@ built so that one usual mistake gives a wrong answer."""
 
 import copy
 
-from labkit.exercises.checks import Mistake, attempt, checker, expect_callable, require
+from labkit.exercises.checks import Mistake, attempt, checker, require
 
 
 def reference_pick_model(table: dict, *, max_ms: float, max_mb: float) -> str | None:
@@ -46,15 +46,13 @@ PROBES = [  # (what it tests, table, budgets, {a wrong answer: what it means, an
 ]
 
 
-@checker
+@checker('quiz.answer("pick_model", pick_model)', "the function pick_model")
 def check_pick_model(pick_model) -> str:
     """Lesson 11: ``pick_model(table, *, max_ms, max_mb)``, as ``reference_pick_model``."""
-    expect_callable(pick_model, 'quiz.answer("pick_model", pick_model)', "the function pick_model")
     for what, table, budgets, wrong in PROBES:
         given, expected = copy.deepcopy(table), reference_pick_model(table, **budgets)
         fix = ("return None when no model fits." if expected is None else "define it as def "
-               "pick_model(table, *, max_ms, max_mb); read each row's 'accuracy', 'ms_per_photo' "
-               "and 'file_mb'.")
+               "pick_model(table, *, max_ms, max_mb), reading 'ms_per_photo' and 'file_mb'.")
         answer = attempt("pick_model", fix, pick_model, given, **budgets)
         require(given == table, "pick_model changed the table it was given. Fix: only read it.")
         if answer == expected:
@@ -85,11 +83,9 @@ SPLIT_PROBES = [  # each shows one usual mistake
 ]
 
 
-@checker
+@checker('quiz.answer("split_halves", split_halves)', "the function split_halves")
 def check_split_halves(split_halves) -> str:
     """Lesson 10: ``split_halves(val_by_class)``, as ``reference_split_halves``."""
-    expect_callable(split_halves, 'quiz.answer("split_halves", split_halves)',
-                    "the function split_halves")
     for probe in SPLIT_PROBES:
         given, flat = copy.deepcopy(probe), [i for ids in probe for i in ids]
         answer = attempt(f"split_halves({probe})", "val_by_class is a list with one list of "

@@ -11,12 +11,12 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from labkit.exercises.checks import (Mistake, attempt, batchnorms, build, checker,
-                                     drifting_batchnorms, expect_callable, forward, require)
+                                     drifting_batchnorms, forward, require)
 from labkit.transfer import head_modules
 from labkit.vision import count_parameters
 
 
-@checker
+@checker()
 def check_pretrained_frozen(model, *, num_classes: int) -> str:
     """Lesson 01: a pre-trained, frozen backbone (BatchNorm in eval mode) and a trainable head."""
     try:
@@ -69,11 +69,9 @@ def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str
             f"every layer up to and including the pooling, flatten, and drop only model.fc.")
 
 
-@checker
+@checker('quiz.answer("build_extractor", make_feature_extractor)', "the function")
 def check_feature_extractor(make_feature_extractor) -> str:
     """Lesson 05: a frozen module in eval mode that returns the (B, D) features a head reads."""
-    expect_callable(make_feature_extractor, 'quiz.answer("build_extractor", '
-                    'make_feature_extractor)', "the function make_feature_extractor")
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     sizes = []
     for name, model in copy.deepcopy(_probe_resnets()).items():
@@ -129,11 +127,10 @@ def _check_trainable(model, stages) -> None:
                          f"unfreeze(model, {', '.join(map(repr, partial))}).")
 
 
-@checker
+@checker('quiz.answer("fine_tuning_setup", setup_fine_tuning)')
 def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float = 0.1,
                             num_classes: int = 2) -> str:
     """Lesson 06: ``stages`` and the head train, at ``expected_rates``; nothing else does."""
-    expect_callable(setup, 'quiz.answer("fine_tuning_setup", setup_fine_tuning)')
     for lr in PROBE_LRS:
         torch.manual_seed(0)  # the same model every time; grading restores the learner's stream
         model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
@@ -192,10 +189,9 @@ def _scaled(got: dict, expected: dict, scale: float) -> bool:
         return False
 
 
-@checker
+@checker('quiz.answer("seed_gaps", seed_gaps)')
 def check_seed_gaps(seed_gaps) -> str:
     """Lesson 07: ``seed_gaps(runs, strategy, baseline)``, as ``reference_seed_gaps``."""
-    expect_callable(seed_gaps, 'quiz.answer("seed_gaps", seed_gaps)')
     for _, probe, strategy, baseline in GAP_PROBES:
         runs, expected = copy.deepcopy(probe), reference_seed_gaps(probe, strategy, baseline)
         got = attempt(f"seed_gaps(runs, {strategy!r}, {baseline!r})", "look a run up by its "
