@@ -80,9 +80,8 @@ def check_vgg_block(vgg_block, *, num_convs: int = 3, in_channels: int = 128,
 
 SIZE = 8  # height and width of the probe input: small, and divisible by the stride
 INIT_FIX = "subclass nn.Module and define __init__(self, in_channels, out_channels, stride=1)."
-FORWARD_FIX = ("when the shape changes, x itself cannot be added to F(x): add a projection "
-               "shortcut(x), a 1x1 conv and BatchNorm, nn.Sequential(nn.Conv2d(in_channels, "
-               "out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)).")
+FORWARD_FIX = ("when the shape changes, add a projection shortcut(x): a 1x1 nn.Conv2d(in_channels, "
+               "out_channels, 1, stride=stride, bias=False), then nn.BatchNorm2d(out_channels).")
 
 
 def projection_shortcut(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -98,17 +97,12 @@ def torchvision_basic_block(in_channels: int, out_channels: int, stride: int = 1
                       projection_shortcut(in_channels, out_channels, stride) if changes else None)
 
 
-def _is_3x3(module) -> bool:  # the residual branch's convs; the projection's is 1x1
-    return isinstance(module, nn.Conv2d) and module.kernel_size != (1, 1)
-
-
 def _check_addition(block, x, call: str, shape_changes: bool) -> None:
     """With F(x) zero and BatchNorm the identity, the block must return relu(shortcut(x))."""
     with torch.no_grad():
-        for conv in filter(_is_3x3, block.modules()):
-            conv.weight.zero_()
-            if conv.bias is not None:
-                conv.bias.zero_()
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+        for param in (p for conv in convs for p in conv.parameters()):  # F(x)'s; not the 1x1 one
+            param.zero_()
         for norm in (n for n in batchnorms(block) if n.affine):
             norm.weight.fill_(1.0)
             norm.bias.zero_()
@@ -136,11 +130,10 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
             f"maps of {small}x{small}. Fix: both 3x3 convs output out_channels; the first one and "
             f"the shortcut's 1x1 conv take stride=stride.")
     changes = stride != 1 or in_channels != out_channels
-    require(not changes or not any(_is_3x3(m) and m.in_channels == out_channels != in_channels
-                                   and m.stride != (1, 1) for m in block.modules()),
-            "The stride sits on the second 3x3 conv. Fix: give the first 3x3 conv stride=stride "
-            "and the second stride 1, as torchvision's BasicBlock does: the first conv then "
-            "already works on the smaller map.")
+    require(not any(isinstance(m, nn.Conv2d) and m.in_channels == out_channels != in_channels
+                    and m.stride != (1, 1) for m in block.modules()), "The stride sits on the "
+            "second 3x3 conv. Fix: give the first 3x3 conv stride=stride and the second stride 1, "
+            "as torchvision's BasicBlock does: the first conv then works on the smaller map.")
     same_call = f"ResidualBlock({out_channels}, {out_channels}, 1)"  # the shortcut must be x
     same = build(same_call, INIT_FIX, block_class, out_channels, out_channels, 1).eval()
     _check_addition(same, torch.randn(2, out_channels, SIZE, SIZE), same_call, False)
@@ -299,6 +292,5 @@ def check_inception_module(module_class, *, in_channels: int = 192, ch1x1: int =
     widths = dict(zip(WIDTHS, (in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)))
     for_each_size(lambda config: _check_inception_size(module_class, *config),
                   [(widths, size), (SMALL, 9)])
-    return (f"Well done: four branches, {in_channels} -> {ch1x1 + ch3x3 + ch5x5 + pool_proj} "
-            f"channels concatenated, {size}x{size} kept, and "
-            f"{inception_multiplies(size, size, **widths):,} multiplies per image in its convs.")
+    return (f"Well done: {in_channels} -> {ch1x1 + ch3x3 + ch5x5 + pool_proj} channels, {size}x"
+            f"{size} kept, {inception_multiplies(size, size, **widths):,} multiplies per image.")

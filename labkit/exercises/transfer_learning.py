@@ -36,9 +36,8 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
     require(outputs == num_classes, f"The head model.{name} has {outputs} outputs but the task "
             f"has {num_classes} classes. Fix: replace_head(model, num_classes={num_classes}).")
     # A BatchNorm layer that never saw a batch keeps mean 0, variance 1 and a batch count of 0.
-    fresh = [int(m.num_batches_tracked) == 0 and not m.running_mean.any()
-             and bool((m.running_var == 1).all())
-             for m in batchnorms(model) if m.track_running_stats]
+    fresh = [int(m.num_batches_tracked) == 0 and not m.running_mean.any() and bool(
+        (m.running_var == 1).all()) for m in batchnorms(model) if m.track_running_stats]
     require(not fresh or not all(fresh), "The backbone has fresh random weights: its BatchNorm "
             "layers have never seen an image. Fix: load the pre-trained weights first, "
             "model.load_state_dict(backbone_state), then replace the head and freeze the backbone.")
@@ -151,10 +150,8 @@ def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float 
                     f"{want:.1e}: the head learns at lr and each stage before it {decay:g} times "
                     f"slower (lr * {decay:g} per stage), as earlier stages move less than the "
                     f"head. Fix: param_groups(model, lr, decay={decay:g}), or compute it from lr.")
-    rates = expected_rates(PROBE_LRS[0], stages, decay)
-    return (f"Well done: {count_parameters(model, trainable=True):,} parameters train, with "
-            f"rates {', '.join(f'{s} {r:.0e}' for s, r in reversed(rates.items()))} for "
-            f"lr={PROBE_LRS[0]:g}; everything earlier stays frozen.")
+    return (f"Well done: {count_parameters(model, trainable=True):,} parameters train, each stage "
+            f"{decay:g} times slower than the one after it; everything earlier stays frozen.")
 
 
 def reference_seed_gaps(runs, strategy: str, baseline: str) -> dict:
