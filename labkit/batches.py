@@ -1,9 +1,6 @@
-"""What every loop in labkit does with a batch: split it, move it, feed it to the model.
-
-A batch is an ``(images, labels)`` pair, as torchvision datasets give, or a dict with a
-``"labels"`` entry, as Hugging Face tokenizers and collators give (lesson 09). The pieces here
-let one loop, lesson 01's, read the same for both: ``images.to(device)`` and ``model(images)``.
-"""
+"""What every loop in labkit does with a batch: split it, move it, feed it to the model. A batch is
+an ``(images, labels)`` pair (torchvision) or a dict with a ``"labels"`` entry (Hugging Face
+tokenizers, lesson 09); with these, lesson 01's loop reads the same for both."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ __all__ = ["split_batch", "to_device", "run_model", "Inputs", "AcceptsDicts"]
 
 
 class Inputs(dict):
-    """A tokenizer's named inputs (input_ids, attention_mask...) that move like a tensor does."""
+    """A tokenizer's named inputs (input_ids, attention_mask...) that move like a tensor."""
 
     def to(self, device, non_blocking: bool = False) -> Inputs:
         return Inputs({k: v.to(device, non_blocking=non_blocking) for k, v in self.items()})
@@ -26,8 +23,8 @@ def split_batch(batch):
         return Inputs({k: v for k, v in batch.items() if k != "labels"}), batch["labels"]
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
-    got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (tuple, list))
-                                  else "")
+    got = f"{type(batch).__name__} of length {len(batch)}" if isinstance(batch, (tuple, list)) \
+        else type(batch).__name__
     raise TypeError(f"A batch from the loader is a {got}; labkit needs (inputs, targets) pairs or "
                     "dicts with a 'labels' entry. Fix: make the dataset's __getitem__ return "
                     "(input, label).")
@@ -39,13 +36,13 @@ def to_device(inputs, device: torch.device):
 
 
 def run_model(model: nn.Module, inputs):
-    """model(inputs), or model(**inputs) for a dict of named inputs (input_ids, attention_mask...)."""
+    """model(inputs), or model(**inputs) for a dict of named inputs (input_ids...)."""
     return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
 
 class AcceptsDicts(nn.Module):
-    """``model(images)`` for a tensor and for a tokenizer's dict alike (``model(**images)``).
-    Lesson 09; ``fit`` and ``evaluate`` call every model through it."""
+    """``model(images)`` for a tensor and a tokenizer's dict alike; fit and evaluate call every
+    model through it. Lesson 09."""
 
     def __init__(self, model: nn.Module):
         super().__init__()

@@ -1,15 +1,10 @@
-"""Checkpoints: all ``fit(..., resume=path)`` needs to continue exactly where it stopped. Lesson 06.
-
-A checkpoint holds the model, optimizer, scheduler and scaler states, the history, the best
-weights and every random generator's state, so a resumed run on the CPU repeats an uninterrupted
-one bit for bit. It is written with ``labkit.files.atomic_write`` (a crash leaves the previous
-file whole) and read with ``torch.load(..., weights_only=True)``, which runs no code. Resuming
-checks the file against the model and optimizer before anything is loaded.
-"""
+"""Checkpoints: all ``fit(..., resume=path)`` needs to continue exactly where it stopped, random
+generators included (on the CPU a resumed run repeats an unbroken one bit for bit). Written with
+``atomic_write`` (a crash leaves the previous file whole), read with ``weights_only=True`` (which
+runs no code), checked against the run before anything is loaded. Lesson 06."""
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import tempfile
@@ -24,7 +19,7 @@ from labkit.files import atomic_write
 __all__ = ["TrainingState", "save_checkpoint", "load_checkpoint", "check_writable",
            "load_error_reason", "CheckpointError"]
 
-FORMAT = 1
+FORMAT = 2
 
 
 class CheckpointError(OSError):
@@ -35,9 +30,9 @@ class TrainingState:
     """What a checkpoint holds, and the best weights so far: ``fit`` keeps one per run."""
 
     def __init__(self, model, optimizer, scheduler, scaler, loader, history, restore_best):
-        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
-        self.loader, self.history, self.restore_best, self.best_weights = (loader, history,
-                                                                           restore_best, None)
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.scaler, self.loader, self.history = scaler, loader, history
+        self.restore_best, self.best_weights = restore_best, None
 
     def resume(self, path) -> int:
         """Load the checkpoint at ``path`` into this run; returns the epoch to start from."""
@@ -45,9 +40,7 @@ class TrainingState:
                                 scheduler=self.scheduler, scaler=self.scaler, loader=self.loader)
         self.history.rows = list(saved["history"])
         if saved["best"] is not None:
-            best = saved["best"]
-            self.history.best_epoch, self.history.best_value = best["epoch"], best["value"]
-            self.best_weights = best["state"]
+            self.history.best_epoch, self.history.best_value, self.best_weights = saved["best"]
         if distributed.is_main_process():
             print(f"labkit: resumed from {path} after epoch {saved['epoch']}")
         return saved["epoch"] + 1
@@ -83,34 +76,10 @@ def load_error_reason(exc: BaseException) -> str:
 
 
 def _generators(loader) -> dict:
-    """The generators a DataLoader shuffles with, when it was given its own."""
+    """The generators a DataLoader (or its sampler) was given to shuffle with."""
     owners = {"loader": loader, "sampler": getattr(loader, "sampler", None)}
     return {name: owner.generator for name, owner in owners.items()
             if getattr(owner, "generator", None) is not None}
-
-
-def _rng_state(loader) -> dict:
-    """Every generator's state as tensors and plain numbers (weights_only-safe)."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, py_gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "python": {"version": version, "internal": list(internal), "gauss": py_gauss},
-            "loader": {name: g.get_state() for name, g in _generators(loader).items()}}
-
-
-def _set_rng_state(state: dict, loader) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n, p = state["numpy"], state["python"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
-    for name, generator in _generators(loader).items():
-        generator.set_state(state["loader"].get(name, generator.get_state()))
 
 
 def check_writable(path) -> Path:
@@ -138,17 +107,21 @@ def check_writable(path) -> Path:
 def save_checkpoint(path, state: TrainingState, epoch: int) -> Path:
     """Write a checkpoint atomically; a failed write is a CheckpointError naming ``path``, and
     the previous checkpoint, if any, stays as it was."""
-    had_one, history, optimizer, scheduler = (Path(path).is_file(), state.history,
-                                              state.optimizer, state.scheduler)
+    had_one, history, scheduler = Path(path).is_file(), state.history, state.scheduler
+    name, keys, *numpy_rest = np.random.get_state()
     content = {
-        "format": FORMAT, "epoch": epoch, "history": history.rows, "rng": _rng_state(state.loader),
-        "best": None if state.best_weights is None else {
-            "epoch": history.best_epoch, "value": history.best_value, "state": state.best_weights},
+        "format": FORMAT, "epoch": epoch, "history": history.rows,
+        "best": state.best_weights and (history.best_epoch, history.best_value, state.best_weights),
         "model_class": type(state.model).__qualname__, "model": state.model.state_dict(),
-        "optimizer_class": type(optimizer).__qualname__, "optimizer": optimizer.state_dict(),
+        "optimizer_class": type(state.optimizer).__qualname__,
+        "optimizer_shapes": _shapes(state.optimizer), "optimizer": state.optimizer.state_dict(),
         "scheduler_class": scheduler and type(scheduler).__qualname__,
         "scheduler": scheduler and scheduler.state_dict(),
-        "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None}
+        "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *numpy_rest),
+                "loader": {k: g.get_state() for k, g in _generators(state.loader).items()}}}
     try:
         return atomic_write(path, lambda file: torch.save(content, file))
     except (OSError, RuntimeError) as error:
@@ -167,34 +140,30 @@ def save_checkpoint(path, state: TrainingState, epoch: int) -> Path:
 
 def _mismatch(saved: dict, model, optimizer, scheduler, scaler) -> str | None:
     """What in the file does not fit this run, with the fix; None if it all fits."""
-    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    theirs = {k: tuple(v.shape) for k, v in saved["model"].items()}
+    ours, theirs = ({k: tuple(v.shape) for k, v in sd.items()}
+                    for sd in (model.state_dict(), saved["model"]))
     if saved["model_class"] != type(model).__qualname__ or ours != theirs:
+        differ = sorted(set(ours.items()) ^ set(theirs.items()))[:3]
         return (f"was written for a {saved['model_class']} model, which does not match this "
-                f"{type(model).__qualname__} (missing: {sorted(ours.keys() - theirs.keys())[:3]}, "
-                f"unexpected: {sorted(theirs.keys() - ours.keys())[:3]}, different shapes: "
-                f"{[k for k in ours.keys() & theirs.keys() if ours[k] != theirs[k]][:3]}). Nothing"
-                f" was loaded. Fix: build the same architecture (and head size) as the run that "
-                f"wrote it")
-    state, groups = saved["optimizer"]["state"], saved["optimizer"]["param_groups"]
-    kind = saved.get("optimizer_class")  # older files: each optimizer has its own settings
-    same_kind = kind == type(optimizer).__qualname__ if kind else all(
-        set(old) <= set(new) for old, new in zip(groups, optimizer.state_dict()["param_groups"]))
-    sizes, our_sizes = ([len(g["params"]) for g in gs] for gs in (groups, optimizer.param_groups))
-    shapes_fit = all(not isinstance(v, torch.Tensor) or not v.ndim or v.shape == param.shape
-                     for old, new in zip(groups, optimizer.param_groups)
-                     for index, param in zip(old["params"], new["params"])
-                     for v in state.get(index, {}).values())  # momentum, running averages
-    if not (same_kind and sizes == our_sizes and shapes_fit):
-        return (f"was written with {kind or 'another optimizer'} over parameter groups of {sizes}"
-                f" tensors; this run has {type(optimizer).__qualname__} over {our_sizes}. Nothing "
-                f"was loaded. Fix: resume with the same optimizer type over the same trainable "
-                f"parameters (freeze and unfreeze as the run that wrote it did)")
+                f"{type(model).__qualname__} (weights that differ: {differ}). Nothing was loaded."
+                f" Fix: build the same architecture (and head size) as the run that wrote it")
+    kind, shapes = saved.get("optimizer_class"), saved.get("optimizer_shapes")
+    if (kind, shapes) != (type(optimizer).__qualname__, _shapes(optimizer)):
+        return (f"was written with {kind or 'another optimizer'} over parameter groups of "
+                f"{[len(g) for g in shapes or []]} tensors; this run has "
+                f"{type(optimizer).__qualname__} over {[len(g) for g in _shapes(optimizer)]}. "
+                f"Nothing was loaded. Fix: resume with the same optimizer type over the same "
+                f"trainable parameters (freeze and unfreeze as the run that wrote it did)")
     if (saved["scheduler_class"] != (scheduler and type(scheduler).__qualname__)
             or (saved["scaler"] is None) == scaler.is_enabled()):
         return ("was written with another scheduler or mixed-precision setting. Nothing was "
                 "loaded. Fix: pass the same scheduler= and amp= as the run that wrote it")
     return None
+
+
+def _shapes(optimizer) -> list[list[list[int]]]:
+    """The shape of each parameter in each of the optimizer's groups."""
+    return [[list(p.shape) for p in group["params"]] for group in optimizer.param_groups]
 
 
 def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, loader=None) -> dict:
@@ -215,7 +184,7 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, load
         raise ValueError(f"{path} is not a readable labkit checkpoint ({reason}). Fix: resume "
                          "from another checkpoint, or train without resume=.") from exc
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a labkit checkpoint (format {FORMAT}). "
+        raise ValueError(f"{path} is not a labkit checkpoint of this version (format {FORMAT}). "
                          "Fix: resume from a file written by fit(..., checkpoint=...).")
     problem = _mismatch(saved, model, optimizer, scheduler, scaler)
     if problem:
@@ -225,5 +194,13 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, load
     for target, name in ((scheduler, "scheduler"), (scaler, "scaler")):
         if saved[name] is not None:
             target.load_state_dict(saved[name])
-    _set_rng_state(saved["rng"], loader)
+    rng, generators = saved["rng"], _generators(loader)
+    name, keys, *numpy_rest = rng["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *numpy_rest))
+    random.setstate(rng["python"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    for name, generator in generators.items():
+        generator.set_state(rng["loader"].get(name, generator.get_state()))
     return saved

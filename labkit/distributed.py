@@ -1,11 +1,8 @@
-"""Training on several processes with ``torchrun`` and DistributedDataParallel (DDP). Lesson 12.
+"""Training on several processes with ``torchrun`` and DistributedDataParallel. Lesson 12.
 
-``torchrun --nproc_per_node=N train.py`` starts N copies of a script, each told who it is by
-environment variables (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``). The script calls ``setup()``
-once; ``fit`` then calls ``prepare`` (the model in DDP, each process its share of the batches),
-adds the metrics up over processes, and prints and writes checkpoints on rank 0 only. Without a
-process group every function here leaves things as one process, rank 0, would have them.
-"""
+A script started by ``torchrun`` calls ``setup()``; ``fit`` then calls ``prepare``, adds the
+metrics up over processes, and prints and writes checkpoints on rank 0 only. Without a process
+group (``python train.py``) everything here is one process, rank 0."""
 
 from __future__ import annotations
 
@@ -38,18 +35,18 @@ def is_main_process() -> bool:
 
 
 def setup(backend: str | None = None, *, timeout_seconds: float = 300) -> torch.device:
-    """Join the process group ``torchrun`` describes; returns this process's device (with NCCL
-    ``cuda:LOCAL_RANK``, with Gloo the CPU). Without torchrun: no group, and the device one
-    process would use, so the same script also runs as ``python train.py``."""
+    """Join torchrun's process group; returns this process's device (``cuda:LOCAL_RANK`` with
+    NCCL, else the CPU). Without torchrun it only returns the device, so the same script also
+    runs as ``python train.py``."""
     if "WORLD_SIZE" not in os.environ:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     if backend == "nccl" and not torch.cuda.is_available():
         raise RuntimeError("backend='nccl' needs CUDA GPUs, and this machine has none. "
                            "Fix: use backend='gloo' (or leave backend unset) on CPUs.")
-    device = torch.device("cpu")
-    if backend == "nccl":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if backend == "nccl" \
+        else torch.device("cpu")
+    if device.type == "cuda":
         torch.cuda.set_device(device)
     if not is_distributed():
         dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds))
@@ -63,34 +60,29 @@ def cleanup() -> None:
 
 
 def prepare(model: nn.Module, train_loader: DataLoader, val_loader, device: torch.device):
-    """(model, train_loader, val_loader) for this process. Under torchrun: the model in DDP
-    (gradients averaged in every step); the training batches from a ``DistributedSampler``
-    (shuffled if ``train_loader`` shuffled); the validation examples split without repeats.
-    Each process keeps the loader's batch size, so the global batch is ``world_size()`` times
-    larger. Without a process group: all three unchanged."""
+    """(model, train_loader, val_loader) for this process: under torchrun the model in DDP
+    (gradients averaged in every step), the training batches from a ``DistributedSampler``
+    and the validation examples split without repeats. Each process keeps the batch size, so
+    the global batch is ``world_size()`` times larger. Without a process group: unchanged."""
     if not is_distributed():
         return model, train_loader, val_loader
-    if train_loader.batch_size is None:
-        raise ValueError("This DataLoader uses a batch_sampler, which labkit cannot split across "
-                         "processes. Fix: build the DataLoader with batch_size=... and, under "
-                         "torchrun, a DistributedSampler of your own.")
-    shuffle = isinstance(train_loader.sampler, RandomSampler)
-    sampler = DistributedSampler(train_loader.dataset, shuffle=shuffle, drop_last=train_loader.drop_last)
-    train_loader = _same_loader(train_loader, train_loader.dataset, sampler=sampler)
+    sampler = DistributedSampler(train_loader.dataset, drop_last=train_loader.drop_last,
+                                 shuffle=isinstance(train_loader.sampler, RandomSampler))
     if val_loader is not None:
-        shard = Subset(val_loader.dataset, range(rank(), len(val_loader.dataset), world_size()))
-        val_loader = _same_loader(val_loader, shard)
-    ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model.to(device), device_ids=ids), train_loader, val_loader
+        shard = range(rank(), len(val_loader.dataset), world_size())
+        val_loader = _like(val_loader, Subset(val_loader.dataset, shard))
+    model = nn.parallel.DistributedDataParallel(
+        model.to(device), device_ids=[device.index] if device.type == "cuda" else None)
+    return model, _like(train_loader, train_loader.dataset, sampler), val_loader
 
 
-def _same_loader(loader: DataLoader, dataset, sampler=None) -> DataLoader:
+def _like(loader: DataLoader, dataset, sampler=None) -> DataLoader:
     return DataLoader(dataset, batch_size=loader.batch_size, sampler=sampler,
                       num_workers=loader.num_workers, collate_fn=loader.collate_fn,
                       pin_memory=loader.pin_memory, drop_last=loader.drop_last)
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
+def set_epoch(loader, epoch: int) -> None:
     """A new shuffle in every epoch on every process (``DistributedSampler.set_epoch``)."""
     if hasattr(getattr(loader, "sampler", None), "set_epoch"):
         loader.sampler.set_epoch(epoch)

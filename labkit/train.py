@@ -1,11 +1,10 @@
-"""The course's training loop, ``fit``, and ``evaluate`` and ``predict`` for after it.
+"""The course's training loop, ``fit``, with ``evaluate`` and ``predict`` for after it.
 
-Lesson 01 (notebooks/01_transfer_learning.ipynb) writes the training loop by hand; ``fit``'s loop
-has the same names in the same order, so ``fit??`` reads like lesson 01. What ``fit`` adds is a
-named line each: mixed precision (``torch.autocast`` and a ``GradScaler`` that do nothing when it
-is off, as in nanoGPT), gradient accumulation and clipping, a scheduler, early stopping, a
-checkpoint per epoch. Its guarantees (checks before the first epoch, a clean stop on interrupt,
-the NaN and out-of-memory messages, resume) live in the functions around the loop, below it.
+Lesson 01 (notebooks/01_transfer_learning.ipynb) writes the loop by hand; ``fit``'s loop has the
+same names in the same order, so ``fit??`` reads like lesson 01, plus a named line each for mixed
+precision (``torch.autocast`` and a ``GradScaler``, no-ops when off, as in nanoGPT), accumulation,
+clipping, the scheduler, early stopping and the checkpoint. Its guarantees (checks before the
+first epoch, a clean stop on interrupt, the NaN and out-of-memory messages) live around the loop.
 """
 
 from __future__ import annotations
@@ -38,15 +37,14 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
         plot: bool = False) -> History:
     """Train ``model`` for ``num_epochs``; returns its History. Lesson 03 onwards.
 
-    The best epoch has the lowest val_loss (train_loss without a val_loader); ``restore_best``
-    puts its weights back at the end, ``patience`` stops after that many epochs without a
-    better one. ``scheduler`` steps after each optimizer step (each epoch with
-    ``scheduler_step="epoch"``). ``checkpoint`` is written after every epoch; ``resume``
-    continues from one. Under torchrun, see ``labkit.distributed``.
+    The best epoch has the lowest val_loss (train_loss without a val_loader): ``restore_best``
+    puts its weights back at the end, ``patience`` stops after that many epochs without a better
+    one. ``scheduler`` steps after each optimizer step (``scheduler_step="epoch"``: each epoch).
+    ``checkpoint`` is written after every epoch; ``resume`` continues from one.
     """
     device = torch.device(device)
-    check_before_training(model, train_loader, checkpoint, num_epochs=num_epochs,
-                          accumulate=accumulate, patience=patience, scheduler_step=scheduler_step)
+    check_before_training(model, train_loader, checkpoint, scheduler_step, num_epochs=num_epochs,
+                          accumulate=accumulate, patience=patience)
     model.to(device)
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                                lr=lr)
@@ -125,17 +123,15 @@ class History:
         return len(self.rows)
 
     def add(self, epoch: int, train: dict, val: dict, *, lr: float, started: float) -> None:
-        self.rows.append({"epoch": epoch, "train_loss": train["loss"],
-                          "train_accuracy": train["accuracy"], "val_loss": val.get("loss"),
-                          "val_accuracy": val.get("accuracy"), "lr": lr,
-                          "seconds": time.perf_counter() - started})
+        self.rows.append({"epoch": epoch, "train_loss": train["loss"], "train_accuracy":
+                          train["accuracy"], "val_loss": val.get("loss"), "val_accuracy":
+                          val.get("accuracy"), "lr": lr, "seconds": time.perf_counter() - started})
         value = self.rows[-1][self.monitor]
         if value == value and (self.best_value is None or value < self.best_value):  # not NaN
             self.best_epoch, self.best_value = epoch, value
 
     def __repr__(self) -> str:  # a table, one line per epoch
-        keys = [k for k in (self.rows[0] if self.rows else {})
-                if any(row[k] is not None for row in self.rows)]
+        keys = [k for k in (self.rows[0] if self.rows else {}) if self[k] != [None] * len(self)]
         lines = [keys] + [[f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k])
                            for k in keys] for row in self.rows]
         return "\n".join("  ".join(f"{cell:>14}" for cell in line) for line in lines)
@@ -151,35 +147,33 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 class ClassifierLoss:
     """``loss_fn(logits, labels)`` for every output the course meets (a transformers output's
-    ``.logits``; Inception's auxiliary heads added at 0.4, lesson 04). Its first call checks the
+    ``.logits``; Inception's auxiliary heads added at 0.4, lesson 04). The first call checks the
     shapes against the data's classes, before the loss's own, less helpful, error."""
 
     def __init__(self, loss_fn, train_loader):
         dataset = getattr(train_loader.dataset, "dataset", train_loader.dataset)  # under a Subset
-        self.loss_fn, self.classes = loss_fn, getattr(dataset, "classes", None)
-        self.checked = False
+        classes = getattr(dataset, "classes", None)
+        self.classes = list(classes) if isinstance(classes, (list, tuple)) else []
+        self.loss_fn, self.checked = loss_fn, False
 
     def __call__(self, logits, labels) -> torch.Tensor:
-        if not self.checked:
-            self.check(getattr(logits, "logits", logits), labels)
-        return aux_loss(logits, labels, self.loss_fn)[0]
-
-    def check(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        main, classes = getattr(logits, "logits", logits), self.classes
+        if not self.checked and (main.ndim != 2 or labels.ndim != 1 or len(main) != len(labels)):
             raise ValueError(
-                f"The model returned logits of shape {tuple(logits.shape)} for targets of shape "
+                f"The model returned logits of shape {tuple(main.shape)} for targets of shape "
                 f"{tuple(labels.shape)}; a classifier needs (batch, num_classes) and (batch,). "
                 "Fix: check the model's last layer and that each label is one class index.")
-        top, outputs, classes = int(labels.max()), logits.shape[1], self.classes
-        if top >= outputs:
-            raise ValueError(f"A target is class {top}, but the model has {outputs} outputs. "
-                             f"Fix: replace_head(model, num_classes={top + 1}) or check the labels.")
-        if isinstance(classes, (list, tuple)) and len(classes) != outputs:
+        if not self.checked and int(labels.max()) >= main.shape[1]:
+            raise ValueError(f"A target is class {int(labels.max())}, but the model has "
+                             f"{main.shape[1]} outputs. Fix: replace_head(model, num_classes="
+                             f"{int(labels.max()) + 1}) or check the labels.")
+        if not self.checked and len(classes) not in (0, main.shape[1]):
             shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
             raise ValueError(f"The data has {len(classes)} classes ({shown}) but the model has "
-                             f"{outputs} outputs. Fix: replace_head(model, num_classes="
+                             f"{main.shape[1]} outputs. Fix: replace_head(model, num_classes="
                              f"{len(classes)}), or train on the data the head was made for.")
         self.checked = True
+        return aux_loss(logits, labels, self.loss_fn)[0]
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -195,20 +189,19 @@ class EpochStats:
 
     def add(self, images, labels, logits, loss) -> None:
         loss, logits = loss.detach().float(), getattr(logits, "logits", logits).detach()
-        inputs = [] if images is None else images.values() if isinstance(images, dict) else [images]
+        inputs = images.values() if isinstance(images, dict) else [images]
         bad = [~torch.isfinite(x).all() for x in inputs if x.is_floating_point()]
-        self.rows.append(torch.stack([
-            loss * len(labels), (logits.argmax(1) == labels).sum().float(),
-            torch.full_like(loss, len(labels)), torch.stack(bad).any().float() if bad else 0 * loss]))
+        bad = torch.stack(bad).any().float() if bad else 0 * loss
+        size = torch.full_like(loss, len(labels))
+        correct = (logits.argmax(1) == labels).sum().float()
+        self.rows.append(torch.stack([loss * size, correct, size, bad]))
 
-    def read(self, epoch: int | None = None, lr: float | None = None) -> dict:
-        """{"loss", "accuracy"} over all processes; with ``epoch``, NonFiniteLoss for a NaN
-        loss, naming the first batch whose loss, or inputs, held NaN or inf."""
-        if not self.rows:
-            raise ValueError("The loader yielded no batches. Fix: check the dataset is not empty.")
+    def read(self, epoch: int, lr: float) -> dict:
+        """{"loss", "accuracy"} over all processes, or NonFiniteLoss naming the first batch
+        whose loss, or inputs, held NaN or inf."""
         rows = torch.stack(self.rows)  # (batches, 4)
         loss_sum, correct, seen, _ = distributed.all_reduce(rows.sum(0)).tolist()
-        if epoch is None or abs(loss_sum) < float("inf"):
+        if abs(loss_sum) < float("inf"):
             return {"loss": loss_sum / seen, "accuracy": correct / seen}
         first = torch.tensor([int(m.nonzero()[0]) if m.any() else len(rows)
                               for m in (~torch.isfinite(rows[:, 0]), rows[:, 3] > 0)])
@@ -240,14 +233,14 @@ def print_summary(history: History, message: str) -> None:
               f"{sum(history['seconds']):.1f} s. {message}")
 
 
-def check_before_training(model, train_loader, checkpoint, **settings) -> None:
+def check_before_training(model, train_loader, checkpoint, scheduler_step, **counts) -> None:
     """Mistakes found before the first epoch is spent, each with its fix."""
-    for name, value in settings.items():
-        if name == "scheduler_step" and value not in ("epoch", "batch"):
-            raise ValueError(f"scheduler_step={value!r}. Fix: pass 'batch' or 'epoch'.")
-        if name != "scheduler_step" and not (value is None and name == "patience") and (
-                not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name}={value!r}. Fix: pass a whole number, 1 or more.")
+    bad = [f"{k}={v!r}" for k, v in counts.items() if v is not None or k != "patience"
+           if not isinstance(v, int) or v < 1] + [f"scheduler_step={scheduler_step!r}"] * (
+        scheduler_step not in ("batch", "epoch"))
+    if bad:
+        raise ValueError(f"{', '.join(bad)}. Fix: whole numbers of 1 or more (patience may be "
+                         "None); scheduler_step='batch' or 'epoch'.")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(
             f"The model has nothing to train: all {len(list(model.parameters()))} parameter "
@@ -255,21 +248,20 @@ def check_before_training(model, train_loader, checkpoint, **settings) -> None:
             "replace_head(model, num_classes=...) for a new trainable head, or "
             "unfreeze(model, 'layer4') (from labkit.transfer).")
     if len(train_loader) == 0:
-        fix = "check the dataset is not empty (the folder, the split)" + (
-            ", or pass drop_last=False so that a last, smaller batch counts"
-            if getattr(train_loader, "drop_last", False) else "")
         raise ValueError(f"The training loader has no batches ({len(train_loader.dataset)} "
-                         f"samples, batch_size={train_loader.batch_size}). Fix: {fix}.")
+                         f"samples, batch_size={train_loader.batch_size}). Fix: check the dataset "
+                         f"is not empty (the folder, the split)" + (
+                             ", or pass drop_last=False so that a last, smaller batch counts."
+                             if getattr(train_loader, "drop_last", False) else "."))
     if checkpoint is not None and distributed.is_main_process():
         check_writable(checkpoint)  # before an epoch is spent on a run that could not save
 
 
 @contextlib.contextmanager
 def guard(state: TrainingState, train_loader, accumulate: int):
-    """Around fit's loop. The first Ctrl-C (or Jupyter's stop button) asks it to stop after the
-    current batch, a second one stops at once; under torchrun an interrupt stops every process,
-    as torchrun does. A NaN loss or a full GPU stops it with the fix named (and the best weights
-    back if restore_best)."""
+    """Around fit's loop: the first Ctrl-C (or Jupyter's stop button) asks it to stop after the
+    batch, a second one stops at once (under torchrun: every process at once, as torchrun does).
+    A NaN loss or a full GPU stops it with the fix named, the best weights back if asked."""
     requested = threading.Event()
 
     def handler(signum, frame):
@@ -278,8 +270,9 @@ def guard(state: TrainingState, train_loader, accumulate: int):
         requested.set()
         print("\nlabkit: stopping after this batch (interrupt again to stop at once)", flush=True)
 
-    catch = not distributed.is_distributed() and threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, handler) if catch else None  # main thread only
+    catch = threading.current_thread() is threading.main_thread()  # where signals arrive
+    catch = catch and not distributed.is_distributed()
+    previous = signal.signal(signal.SIGINT, handler) if catch else None
     try:
         with name_a_smaller_batch(train_loader, accumulate):
             yield requested.is_set
@@ -292,26 +285,23 @@ def guard(state: TrainingState, train_loader, accumulate: int):
 
 @contextlib.contextmanager
 def name_a_smaller_batch(loader, accumulate: int | None = None):
-    """Running out of GPU (or MPS) memory becomes an error naming a batch size to try;
-    ``accumulate`` is fit's, when ``loader`` is the training loader."""
+    """Out of GPU (or MPS) memory: an error naming a batch size to try (and, for fit's training
+    loader, the ``accumulate`` that keeps the effective batch)."""
     try:
         yield
     except RuntimeError as exc:  # torch.OutOfMemoryError; MPS raises a plain RuntimeError
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first_line, size = (str(exc).strip().splitlines() or [""])[0], loader.batch_size
         if first_line.startswith("The device ran out") or not (
                 isinstance(exc, torch.OutOfMemoryError) or "out of memory" in first_line):
-            raise  # not out of memory, or already explained (by evaluate, inside fit)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # give back what the failed batch held
-        size = loader.batch_size
-        fix = ("Fix: batches of one already; use smaller images, a smaller model, or freeze more "
-               "of the backbone (frozen layers store nothing for the backward pass).")
-        if size > 1:
-            fix = f"Fix: make the batches smaller, e.g. DataLoader(..., batch_size={size // 2})" + (
+            raise  # not out of memory, or already explained by predict, inside fit
+        torch.cuda.empty_cache()  # give back what the failed batch held (nothing without CUDA)
+        fix = ("batches of one already; use smaller images, a smaller model, or freeze more of "
+               "the backbone (frozen layers store nothing for the backward pass).") if size < 2 \
+            else f"make the batches smaller, e.g. DataLoader(..., batch_size={size // 2})" + (
                 "." if accumulate is None else f"; to keep the effective batch of "
                 f"{size * accumulate}, also pass accumulate={2 * accumulate} to fit.")
         raise torch.OutOfMemoryError(f"The device ran out of memory with batches of {size} "
-                                     f"({first_line}). {fix}") from None
+                                     f"({first_line}). Fix: {fix}") from None
 
 
 class Predictions(NamedTuple):
@@ -321,32 +311,32 @@ class Predictions(NamedTuple):
 
 
 @torch.no_grad()
-def _eval_batches(model, loader, device, amp: bool):
-    """(logits, labels) per batch in eval mode; the mode is put back afterwards."""
+def predict(model, loader, device, *, amp: bool = True) -> Predictions:
+    """Logits, predicted classes and targets for a whole loader, on the CPU, in eval mode (the
+    mode is put back afterwards). Lesson 07."""
     device, was_training, call = torch.device(device), model.training, AcceptsDicts(model)
-    dtype = autocast_dtype(device) if amp else None
+    dtype, batches = autocast_dtype(device) if amp else None, []
     model.eval()
     try:
         with name_a_smaller_batch(loader):
             for images, labels in map(split_batch, loader):
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     logits = call(images.to(device))
-                yield getattr(logits, "logits", logits).float(), labels.to(device)
+                batches.append((getattr(logits, "logits", logits).float().cpu(), labels.cpu()))
     finally:
         model.train(was_training)
+    if not batches:
+        raise ValueError("The loader yielded no batches. Fix: check the dataset is not empty.")
+    logits, labels = (torch.cat(column) for column in zip(*batches))
+    return Predictions(logits, logits.argmax(dim=1), labels)
 
 
 def evaluate(model, loader, device, *, loss_fn=None, amp: bool = True) -> dict:
-    """Mean loss and accuracy over a loader, without gradients, in eval mode. Lesson 03."""
-    loss_fn, stats = loss_fn or nn.CrossEntropyLoss(), EpochStats()
-    for logits, labels in _eval_batches(model, loader, device, amp):
-        stats.add(None, labels, logits, loss_fn(logits, labels))
-    return stats.read()
-
-
-def predict(model, loader, device, *, amp: bool = True) -> Predictions:
-    """Logits, predicted classes and targets for a whole loader, on the CPU. Lesson 07."""
-    pairs = [(logits.cpu(), labels.cpu()) for logits, labels in
-             _eval_batches(model, loader, device, amp)]
-    logits = torch.cat([p[0] for p in pairs])
-    return Predictions(logits, logits.argmax(dim=1), torch.cat([p[1] for p in pairs]))
+    """Mean loss and accuracy over a loader (over all processes under torchrun), without
+    gradients, in eval mode. Lesson 03."""
+    logits, preds, labels = predict(model, loader, device, amp=amp)
+    loss = (loss_fn or nn.CrossEntropyLoss())(logits, labels).item()
+    totals = torch.tensor([loss * len(labels), (preds == labels).sum().item(), len(labels)],
+                          dtype=torch.float64, device=device)
+    loss_sum, correct, seen = distributed.all_reduce(totals).tolist()
+    return {"loss": loss_sum / seen, "accuracy": correct / seen}
