@@ -126,9 +126,8 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     x, small = torch.randn(2, in_channels, SIZE, SIZE), SIZE // stride  # x: (B, C_in, H, W)
     out = forward(call, FORWARD_FIX, block, x)
     require(tuple(out.shape) == (2, out_channels, small, small), f"Wrong stride or channels: on "
-            f"an {SIZE}x{SIZE} input {call} returns {tuple(out.shape)}, expected {out_channels} "
-            f"maps of {small}x{small}. Fix: both 3x3 convs output out_channels; the first one and "
-            f"the shortcut's 1x1 conv take stride=stride.")
+            f"an {SIZE}x{SIZE} input {call} returns {tuple(out.shape)}, not {out_channels} maps of "
+            f"{small}x{small}. Fix: the first 3x3 conv and the 1x1 projection take stride=stride.")
     changes = stride != 1 or in_channels != out_channels
     require(not any(isinstance(m, nn.Conv2d) and m.in_channels == out_channels != in_channels
                     and m.stride != (1, 1) for m in block.modules()), "The stride sits on the "
@@ -176,8 +175,7 @@ def inception_convs(in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5
 
 
 def inception_parameters(*, batchnorm: bool = False, big_kernel: int = 5, **widths) -> int:
-    """k²·c_in·c_out weights per conv, and per output channel a bias or, with ``batchnorm``,
-    a BatchNorm weight and bias."""
+    """k²·c_in·c_out weights per conv and, per output channel, a bias (or BatchNorm's two)."""
     return sum(k * k * c_in * c_out + (2 if batchnorm else 1) * c_out
                for c_in, c_out, k in inception_convs(**widths, big_kernel=big_kernel))
 
@@ -245,9 +243,8 @@ def _check_convs(calls: list, widths: dict, call: str) -> None:
                 f"{red}-channel reduction uses a 3x3 kernel where the paper's has 5x5 "
                 f"(torchvision's GoogLeNet keeps that known bug for its weights). Fix: "
                 f"kernel_size=5, padding=2.")
-    require(not missing and not extra, f"{call}: its convolutions (c_out, c_in, kh, kw) are "
-            f"{list(found.elements())}, expected {list(expected.elements())}. Fix: build the four "
-            f"branches with exactly these convolutions.")
+    require(not missing and not extra, f"{call}: its convs (c_out, c_in, kh, kw) are "
+            f"{list(found.elements())}. Fix: exactly these, {list(expected.elements())}.")
 
 
 def _check_inception_size(module_class, widths: dict, size: int) -> None:
@@ -263,12 +260,10 @@ def _check_inception_size(module_class, widths: dict, size: int) -> None:
         _check_sizes(trace.calls)
         failure = f"({type(error).__name__}: {error})"
         joins = [c.detail for c in trace.calls if c.name in JOINS]
-        require(not joins or joins[-1] in (1, -3), f"{call}: the branch outputs are joined along "
-                f"dim {joins[-1] if joins else ''} {failure}; channels are dim 1 of (B, C, H, W). "
-                f"Fix: {CAT_FIX}.")
+        require(not joins or joins[-1] in (1, -3), f"{call}: the branches are joined along dim "
+                f"{joins[-1] if joins else ''} {failure}; channels are dim 1. Fix: {CAT_FIX}.")
         require(joins or not {c.name for c in trace.calls} & ADDS, f"{call}: the forward pass "
-                f"adds the branch outputs, whose channel counts differ {failure}; an inception "
-                f"module stacks them side by side. Fix: {CAT_FIX}.")
+                f"adds branches of different widths {failure}. Fix: stack them, {CAT_FIX}.")
         raise Mistake(f"{call} failed on an input of shape {tuple(x.shape)} {failure}. Fix: check "
                       f"each conv's channels, and that each branch reads the input x.") from None
     _check_sizes(trace.calls)

@@ -55,9 +55,8 @@ PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)
 def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
     """Lesson 09: collate(features) -> dict of (B, L) tensors, L the batch's longest sentence."""
     for features in PADDING_PROBES:
-        out = attempt("collate", "it takes a list of dicts, each with lists input_ids, "
-                      "attention_mask, token_type_ids and an int labels.",
-                      collate, copy.deepcopy(features))
+        out = attempt("collate", "it takes a list of dicts of lists input_ids, attention_mask, "
+                      "token_type_ids and an int labels.", collate, copy.deepcopy(features))
         require(isinstance(out, dict) and {"input_ids", "attention_mask", "labels"} <= set(out),
                 f"collate returned {list(out) if isinstance(out, dict) else type(out).__name__}. "
                 f"Fix: return a dict of tensors with the keys of the features and 'labels'.")
@@ -65,12 +64,10 @@ def check_dynamic_padding(collate, *, pad_token_id: int = 0) -> str:
         require(all(isinstance(t, torch.Tensor) for t in (ids, mask, labels)), "input_ids, "
                 "attention_mask and labels must be tensors. Fix: torch.tensor(rows).")
         longest, batch = max(len(f["input_ids"]) for f in features), len(features)
-        require(ids.shape[-1] <= longest, f"The batch is {ids.shape[-1]} tokens long but its "
-                f"longest sentence has {longest}: that is padding to a fixed length. Fix: pad to "
-                f"max(len(f['input_ids']) for f in features), the longest in this batch.")
-        require(ids.shape == mask.shape == (batch, longest), f"input_ids has shape "
-                f"{tuple(ids.shape)} (attention_mask {tuple(mask.shape)}); expected ({batch}, "
-                f"{longest}). Fix: one row per sentence, padded to the batch's longest sentence.")
+        require(ids.shape[-1] <= longest, f"The batch is {ids.shape[-1]} tokens long, its longest "
+                f"sentence {longest}: a fixed length. Fix: pad to the longest in this batch.")
+        require(ids.shape == mask.shape == (batch, longest), f"input_ids and attention_mask have "
+                f"shapes {tuple(ids.shape)}, {tuple(mask.shape)}. Fix: both ({batch}, {longest}).")
         for row, feature in enumerate(features):
             n = len(feature["input_ids"])
             require(ids[row, :n].tolist() == feature["input_ids"], "A sentence's tokens moved: "

@@ -15,8 +15,7 @@ class Mistake(Exception):
 
 def checker(hand_in: str | None = None, what: str = "a function"):
     """Decorator: the checker the quiz calls, from ``function(answer, **options)`` that returns
-    its praise or raises ``Mistake``. With ``hand_in`` (how the learner hands the answer in), the
-    answer must be a function or class, not what it returns (a model is callable too)."""
+    its praise or raises ``Mistake``. With ``hand_in``, the answer is a function or class."""
     kind = "class" if "class" in what else "function"
 
     def decorate(function):
@@ -64,8 +63,7 @@ def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Te
 
 
 def for_each_size(check, sizes: list) -> None:
-    """``check(size)`` for the bank's sizes, then others: a Mistake that only another size
-    shows means hard-coded numbers. Lessons 02 and 04."""
+    """``check(size)`` for the bank's sizes, then others, to catch hard-coded numbers."""
     check(sizes[0])
     try:
         for size in sizes[1:]:

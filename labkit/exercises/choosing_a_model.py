@@ -104,14 +104,13 @@ def check_split_halves(split_halves) -> str:
                 f"validation photo goes to one half.")
         require((test, selection) != want, "The halves are swapped. Fix: the first photo of each "
                                            "class goes to the selection half (ids[0::2]).")
-        require(selection != sorted(i for ids in probe for i in ids[:(len(ids) + 1) // 2]),
-                "You split each class into its first and second half, but neighbours in file "
-                "order often share a session or camera. Fix: alternate, ids[0::2] and ids[1::2].")
+        require(selection != sorted(i for ids in probe for i in ids[:(len(ids) + 1) // 2]), "You "
+                "split each class into its first and second half; neighbours in file order often "
+                "share a session or camera. Fix: alternate, ids[0::2] and ids[1::2].")
         require(selection not in (sorted(flat)[0::2], sorted(flat[0::2])), "You alternated over "
                 "all photos at once, so a class with an odd number of photos is not split evenly."
                 " Fix: alternate within each class, then join the classes.")
-        raise Mistake(f"For {probe} split_halves returned {answer}; expected "
-                      f"{reference_split_halves(probe)}. Fix: within each class, positions 0, 2, "
-                      f"4... to the selection half and 1, 3, 5... to the test half.")
+        raise Mistake(f"For {probe} split_halves returned {answer}, not "
+                      f"{reference_split_halves(probe)}. Fix: alternate within each class.")
     return (f"Well done: on all {len(SPLIT_PROBES)} probes split_halves kept every photo in "
             f"exactly one half and alternated within each class.")

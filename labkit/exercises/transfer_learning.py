@@ -29,9 +29,8 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
     require(count_parameters(head, trainable=True) == count_parameters(head), f"The head is "
             f"frozen too, so it would not learn. Fix: model.{name}.requires_grad_(True).")
     drifting = len(drifting_batchnorms(model))
-    require(not drifting, f"{drifting} frozen BatchNorm layers are in train mode, so their "
-                          f"running statistics would still change. Fix: freeze_backbone(model) "
-                          f"puts them in eval mode, and train_mode(model) keeps them there.")
+    require(not drifting, f"{drifting} frozen BatchNorm layers are in train mode: their statistics "
+            f"would move. Fix: freeze_backbone(model), then train with train_mode(model).")
     outputs = getattr(head, "out_features", None)
     require(outputs == num_classes, f"The head model.{name} has {outputs} outputs but the task "
             f"has {num_classes} classes. Fix: replace_head(model, num_classes={num_classes}).")
@@ -72,7 +71,6 @@ def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str
 def check_feature_extractor(make_feature_extractor) -> str:
     """Lesson 05: a frozen module in eval mode that returns the (B, D) features a head reads."""
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    sizes = []
     for name, model in copy.deepcopy(_probe_resnets()).items():
         reference, (num_classes, features) = copy.deepcopy(model).eval(), model.fc.weight.shape
         reference.fc = nn.Identity()
@@ -84,21 +82,19 @@ def check_feature_extractor(make_feature_extractor) -> str:
         trainable = count_parameters(extractor, trainable=True)
         require(not trainable, f"{trainable:,} parameters of the extractor still require grad, "
                 f"so an optimizer could change the backbone. Fix: extractor.requires_grad_(False).")
-        require(not drifting_batchnorms(extractor), "BatchNorm layers are in train mode: they "
-                "would normalise with each batch's statistics and move their running ones, so a "
-                "photo's features would change. Fix: return extractor.eval().")
+        require(not drifting_batchnorms(extractor), "BatchNorm layers are in train mode, so a "
+                "photo's features would depend on its batch. Fix: return extractor.eval().")
         output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
                          extractor, images)
         require(output.shape == expected.shape, f"For a {name} the extractor returns "
                 f"{tuple(output.shape)}: " + _shape_fix(tuple(output.shape), 2, features,
                                                        num_classes))
         require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
-                f"features have the right shape but other values than the model's own pooled "
-                f"features: new layers or weights throw the pre-trained ones away. Fix: reuse "
-                f"the model you are given and remove only its head.")
-        sizes.append(str(features))
+                f"features have other values than the model's own pooled ones (new layers or "
+                f"weights?). Fix: reuse the model you are given and remove only its head.")
+    sizes = " and ".join(str(model.fc.in_features) for model in _probe_resnets().values())
     return (f"Well done: frozen, in eval mode, and exactly the features each ResNet's head reads "
-            f"({' and '.join(sizes)} numbers per image).")
+            f"({sizes} numbers per image).")
 
 
 PROBE_LRS = (1e-3, 3e-4)  # the second one catches rates typed in as numbers
@@ -136,8 +132,7 @@ def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float 
         optimizer = attempt(f"setup_fine_tuning(model, lr={lr:g})", "define setup_fine_tuning("
                             "model, lr) and run it on a model in a cell.", setup, model, lr)
         require(isinstance(optimizer, torch.optim.Optimizer), f"setup_fine_tuning returned "
-                f"{type(optimizer).__name__}, not an optimizer. Fix: end with return "
-                f"torch.optim.AdamW(param_groups(model, lr)).")
+                f"{type(optimizer).__name__}. Fix: return torch.optim.AdamW(param_groups(...)).")
         _check_trainable(model, stages)
         rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
         for stage, want in expected_rates(lr, stages, decay).items():
