@@ -19,9 +19,11 @@ from labkit.vision import count_parameters
 @checker()
 def check_pretrained_frozen(model, *, num_classes: int) -> str:
     """Lesson 01: a pre-trained, frozen backbone (BatchNorm in eval mode) and a trainable head."""
+    require(isinstance(model, nn.Module), f"Expected a model (a torch.nn.Module), got a "
+                                          f"{type(model).__name__}. Fix: pass the model itself.")
     try:
         name, head = next(iter(head_modules(model).items()))
-    except TypeError as error:  # not a model, or one whose head labkit cannot find: the fix
+    except TypeError as error:  # a model whose head labkit cannot find; the message has the fix
         raise Mistake(str(error)) from None
     backbone = count_parameters(model, trainable=True) - count_parameters(head, trainable=True)
     require(not backbone, f"The backbone is still trainable: {backbone:,} parameters require "
