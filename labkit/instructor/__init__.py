@@ -1,5 +1,1 @@
-"""The instructor's and the setup tools: not read by lessons.
-
-Student versions and the course runner (``course``), the gradebook, asset packs and the
-doctor. Each is reached through ``python -m labkit ...``; see the README's commands table.
-"""
+"""Instructor and setup tools, reached through ``python -m labkit ...``; lessons never read them."""

@@ -4,8 +4,6 @@ Exit status: 0 when everything worked, 1 when something failed (named on stderr)
 error or an unknown asset. A command imports its tools when it runs: ``quiz`` never loads torch.
 """
 
-from __future__ import annotations
-
 import argparse
 import sys
 from pathlib import Path
@@ -72,8 +70,7 @@ def _quiz(args) -> int:
         from labkit.quiz import export_results
 
         try:
-            written = export_results(destination=args.to, source=args.results,
-                                     learner=args.learner)
+            written = export_results(destination=args.to, learner=args.learner)
         except (ValueError, OSError) as error:  # a missing or damaged results file
             print(f"quiz export: {error}", file=sys.stderr)
             return 1
@@ -116,17 +113,13 @@ def _course(args) -> int:
             written = course.write_student_versions(args.sources, args.output)
             print(f"Wrote {len(written)} student notebooks and their quizzes to {args.output}")
             return 0
-        report = args.report or args.output / "report.md"
-        if report.suffix.lower() not in (".md", ".html", ".htm"):  # said before running
-            raise ValueError(f"{report}: a report is Markdown (.md) or HTML (.html). Fix: name "
-                             "the report file with one of these suffixes.")
         result = course.run_course(args.sources, output=args.output, smoke=not args.full,
                                    standin=args.standin, offline=args.offline,
                                    installed=args.installed, timeout=args.timeout)
     except (ValueError, FileNotFoundError) as error:  # StudentVersionError is a ValueError
         print(f"course {args.course_command}: {error}", file=sys.stderr)
         return 1
-    print(f"{result.summary()}. Report: {result.write_report(report)}")
+    print(f"{result.summary()}. Report: {result.write_report(args.output / 'report.md')}")
     return 1 if any(run.error for run in result.runs) else 0
 
 
@@ -137,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the hubs")
     doctor.set_defaults(run=_doctor)
 
-    assets = commands.add_parser("assets", help="list, fetch, verify, pack and unpack weights "
-                                                "and datasets")
+    assets = commands.add_parser("assets", help="list, fetch, verify, pack and unpack assets")
     assets.set_defaults(run=_assets)
     actions = assets.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every asset, its size and whether it is here")
@@ -147,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a server")
     verify = actions.add_parser("verify", help="check fetched assets against their checksums")
     pack = actions.add_parser("pack", help="write every fetched asset into one archive")
-    pack.add_argument("file", help="the archive to write, e.g. course-assets.tar")
-    actions.add_parser("unpack", help="put a pack's assets into this machine's caches") \
-        .add_argument("file", help="an archive made by `assets pack`")
+    unpack = actions.add_parser("unpack", help="put a pack's assets into this machine's caches")
+    for action in (pack, unpack):
+        action.add_argument("file", help="the archive, e.g. course-assets.tar")
     for action in (fetch, verify, pack):
         action.add_argument("names", nargs="*", help="asset names (see `list`)")
 
@@ -159,7 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     export = actions.add_parser("export", help="copy your quiz results to a file to hand in")
     export.add_argument("--to", type=Path, help="file or folder (default: ./quiz-results-*.json)")
     export.add_argument("--learner", help="the name to record (default: your login)")
-    export.add_argument("--results", type=Path, help="the results file (default: yours)")
     book = actions.add_parser("gradebook", help="merge learners' results files into one CSV")
     book.add_argument("sources", nargs="+", type=Path, help="results files, or folders of them")
     book.add_argument("-o", "--output", type=Path, help="the CSV to write (default: stdout)")
@@ -175,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--full", action="store_true", help="full size (default: smoke size)")
     run.add_argument("--standin", action="store_true", help="random weights, generated data")
     run.add_argument("--offline", action="store_true", help="never download")
-    run.add_argument("--installed", action="store_true",
-                     help="lessons 05-07, 10, 11 on the model and photos installed with labkit")
-    run.add_argument("-o", "--output", type=Path, default=Path("course-run"))
-    run.add_argument("--report", type=Path, help=".md or .html (default: OUTPUT/report.md)")
+    run.add_argument("--installed", action="store_true", help="on the installed model and photos")
+    run.add_argument("-o", "--output", type=Path, default=Path("course-run"),
+                     help="executed copies and report.md")
     run.add_argument("--timeout", type=int, default=600, help="seconds any one cell may take")
     for action in (student, run):
         action.add_argument("sources", nargs="*", type=Path,

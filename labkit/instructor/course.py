@@ -1,14 +1,7 @@
-"""Instructor tools (README, For instructors): student versions and a check run of the course.
-
-``course student``: a solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
-(nbgrader's markers) becomes a "Your code here" line; hidden tests, outputs and a solution's
-images go. A line that is almost a marker, or a marker in a string, is an error.
+"""``course student``: notebooks without solutions (nbgrader's markers) or outputs.
 ``course run``: each notebook run by papermill in a fresh process, timed and measured.
-"""
+README, For instructors."""
 
-from __future__ import annotations
-
-import html
 import io
 import json
 import os
@@ -72,9 +65,7 @@ def _comment_lines(source: str) -> set[int] | None:
 
 def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell") -> str:
     """``source`` with each solution replaced by a placeholder and each hidden test removed.
-
-    Markers pair up, unnested, each alone on its line (in code, a comment outside any string).
-    """
+    Markers pair up, unnested, each alone on its line (in code, a comment outside any string)."""
     out: list[str] = []
     open_marker = None
     comments = _comment_lines(source) if cell_type == "code" else None
@@ -143,9 +134,9 @@ def student_version(notebook: nbformat.NotebookNode, *, name: str = "notebook") 
 
 def _notebooks(sources: list[Path | str] | None) -> list[Path]:
     """The notebooks named, or in the folders named (by default the course's notebooks/)."""
-    sources = [Path(s) for s in sources or [Path(__file__).resolve().parents[2] / "notebooks"]]
+    sources = sources or [Path(__file__).resolve().parents[2] / "notebooks"]
     found = []
-    for source in sources:
+    for source in map(Path, sources):
         if source.is_dir():
             found += sorted(source.glob("*.ipynb"))
         elif source.suffix == ".ipynb" and source.is_file():
@@ -197,7 +188,7 @@ class NotebookRun:
 @dataclass
 class CourseRun:
     runs: list[NotebookRun]
-    environment: dict[str, str]  # the size, the modes, the machine
+    environment: dict[str, str]  # the size and the modes
 
     def summary(self) -> str:
         failed = [Path(run.notebook).name for run in self.runs if run.error]
@@ -206,36 +197,21 @@ class CourseRun:
                                                               if failed else "")
 
     def write_report(self, path: Path | str) -> Path:
-        """Write the report as Markdown (``.md``) or as an HTML page."""
-        path, e = Path(path), html.escape
-        rows = [("notebook", "status", "wall time", "peak memory", "failed at")] + [
-            (Path(r.notebook).name, r.status, f"{r.seconds:.0f} s", _memory(r.peak_memory_mb),
-             r.failed_at) for r in self.runs]
-        failed = [(Path(r.notebook).name, r, f" ({r.failed_at})" if r.failed_at else "")
-                  for r in self.runs if r.error]
-        where = "Executed copy, with the traceback under the cell:"
-        if path.suffix.lower() == ".md":
-            lines = ["# labkit course run", "", f"**{self.summary()}.**", "",
-                     *(f"- {key}: {value}" for key, value in self.environment.items()), "",
-                     *("| " + " | ".join(row) + " |" for row in [rows[0], ["---"] * 5, *rows[1:]])]
-            for name, r, at in failed:
-                lines += ["", f"## {name}: failed", "", r.error + at, "",
-                          f"{where} `{r.executed}`", "", "```python", r.failed_source, "```"]
-            text = "\n".join(lines) + "\n"
-        else:
-            text = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>labkit course run"
-                    "</title><style>td,th{padding:2px 10px;text-align:left}.failed{background:"
-                    "#fdd}.passed{background:#dfd}</style></head><body><h1>labkit course run</h1>"
-                    f"<p><b>{e(self.summary())}.</b></p><ul>"
-                    + "".join(f"<li>{e(k)}: {e(v)}</li>" for k, v in self.environment.items())
-                    + "</ul><table>" + "".join(f"<tr class='{row[1]}'>" + "".join(
-                        f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-                    + "</table>" + "".join(
-                        f"<h2>{e(name)}: failed</h2><p>{e(r.error + at)}</p><p>{where} "
-                        f"<code>{e(r.executed)}</code></p><pre>{e(r.failed_source)}</pre>"
-                        for name, r, at in failed) + "</body></html>\n")
+        """Write the report as Markdown: a table of the runs, then each failure's cell."""
+        lines = ["# labkit course run", "", f"**{self.summary()}.**", "",
+                 *(f"- {key}: {value}" for key, value in self.environment.items()), "",
+                 "| notebook | status | wall time | peak memory | failed at |", "|---" * 5 + "|"]
+        lines += [f"| {Path(r.notebook).name} | {r.status} | {r.seconds:.0f} s | "
+                  f"{_memory(r.peak_memory_mb)} | {r.failed_at} |" for r in self.runs]
+        for r in self.runs:
+            if r.error:
+                at = f" ({r.failed_at})" if r.failed_at else ""
+                lines += ["", f"## {Path(r.notebook).name}: failed", "", r.error + at, "",
+                          f"Executed copy, with the traceback under the cell: `{r.executed}`",
+                          "", "```python", r.failed_source, "```"]
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
 
@@ -288,8 +264,6 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
                installed: bool = False, timeout: float | None = 600) -> CourseRun:
     """Execute every notebook, one at a time and each in a fresh process, into ``output``;
     ``installed`` runs the lessons of ``INSTALLED`` on the model and photos pip installed."""
-    import torch
-
     env = dict(os.environ, **{name: "1" for name, on in (("LABKIT_STANDIN", standin),
                                                          ("LABKIT_OFFLINE", offline)) if on})
     runs = []
@@ -313,13 +287,9 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
         print(f"  {run.status} in {run.seconds:.0f} s, peak memory {_memory(run.peak_memory_mb)}"
               + (f": {run.error.splitlines()[0]}" if run.error else ""), flush=True)
         runs.append(run)
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return CourseRun(runs, {
-        "size": "smoke" if smoke else "full",
-        "modes": f"LABKIT_STANDIN={env.get('LABKIT_STANDIN', '0')}, "
-                 f"LABKIT_OFFLINE={env.get('LABKIT_OFFLINE', '0')}",
-        "machine": f"{os.cpu_count()} CPU cores, {gpu}, Python {sys.version.split()[0]}, "
-                   f"torch {torch.__version__}", "date": time.strftime("%Y-%m-%d %H:%M")})
+    modes = ", ".join(f"{name}={env.get(name, '0')}" for name in ("LABKIT_STANDIN",
+                                                                   "LABKIT_OFFLINE"))
+    return CourseRun(runs, {"size": "smoke" if smoke else "full", "modes": modes})
 
 
 if __name__ == "__main__":  # the worker run_course starts: one notebook, a JSON line back

@@ -1,9 +1,7 @@
 """``labkit.doctor()`` (lesson 00, and ``python -m labkit doctor``): is this machine ready for
-the course, and if not, what fixes it. Each check returns findings; one that is not "ok" has a
-fix. A check reads the live state unless given one, which is how the tests show a broken setup.
+the course? Each check returns findings, a fix with each one that is not "ok". A check reads
+the live state unless given one, which is how the tests show a broken setup.
 """
-
-from __future__ import annotations
 
 import html
 import json
@@ -56,10 +54,9 @@ class Report:
 
     def summary(self) -> str:
         fails = sum(f.status == FAIL for f in self.findings)
-        if not self.problems:
-            return f"All {len(self.findings)} checks passed ({self.seconds:.1f} s)."
-        warns = len(self.problems) - fails
-        return f"{fails} problem(s) and {warns} warning(s) ({self.seconds:.1f} s)."
+        counts = (f"{fails} problem(s) and {len(self.problems) - fails} warning(s)"
+                  if self.problems else f"All {len(self.findings)} checks passed")
+        return f"{counts} ({self.seconds:.1f} s)."
 
     def __str__(self) -> str:
         width = max(len(f.topic) for f in self.findings)
@@ -111,17 +108,16 @@ def check_packages(versions: dict[str, str | None] | None = None,
         tested = _tested(name, ranges)
         spec, pin = SpecifierSet(tested), f'"{name}{tested}"'
         if found is None:  # without labkit's metadata there are no ranges: install the course
-            findings.append(Finding(name, FAIL, "not installed.",
-                                    f"pip install {pin}" if ranges else INSTALL_FIX))
+            finding = FAIL, "not installed.", f"pip install {pin}" if ranges else INSTALL_FIX
         elif spec.contains(found, prereleases=True):
-            findings.append(Finding(name, OK, found))
+            finding = OK, found, ""
         elif any(s.operator[0] == ">" and not s.contains(found, prereleases=True) for s in spec):
-            findings.append(Finding(name, FAIL, f"{found} is older than the course supports "
-                                                f"({tested}).", f"pip install --upgrade {pin}"))
+            finding = (FAIL, f"{found} is older than the course supports ({tested}).",
+                       f"pip install --upgrade {pin}")
         else:
-            findings.append(Finding(name, WARN, f"{found} is newer than the tested range "
-                                    f"{tested}; lessons may show warnings or break.",
-                                    f"pip install {pin}"))
+            finding = (WARN, f"{found} is newer than the tested range {tested}; lessons may "
+                             "show warnings or break.", f"pip install {pin}")
+        findings.append(Finding(name, *finding))
     return findings
 
 
@@ -160,14 +156,14 @@ def check_caches(folders: dict[str, Path] | None = None,
         free_gb = shutil.disk_usage(existing).free / 1e9
         detail = f"{path} ({free_gb:.1f} GB free)"
         if not os.access(existing, os.W_OK):
-            findings.append(Finding(topic, FAIL, f"{detail} cannot be written.",
-                                    "point the variable in brackets at a folder you can write to"))
+            finding = (FAIL, f"{detail} cannot be written.",
+                       "point the variable in brackets at a folder you can write to")
         elif free_gb < min_free_gb:
-            findings.append(Finding(topic, WARN, f"{detail}: less than {min_free_gb:.0f} GB free.",
-                                    "free disk space, or point the variable in brackets at a "
-                                    "larger disk"))
+            finding = (WARN, f"{detail}: less than {min_free_gb:.0f} GB free.",
+                       "free disk space, or point the variable in brackets at a larger disk")
         else:
-            findings.append(Finding(topic, OK, detail))
+            finding = OK, detail, ""
+        findings.append(Finding(topic, *finding))
     return findings
 
 
@@ -204,18 +200,17 @@ def check_hubs(hubs: dict[str, str] | None = None, timeout: float = 3.0,
     if offline:
         return [Finding(name, OK, f"not checked: offline mode is on ({OFFLINE_ENV}=1)")
                 for name in hubs]
-    answers: dict[str, str] = {}  # url -> "" when it answered, else why not
+    answers: dict[str, str] = {}  # url -> "" when it answered (any HTTP status), else why not
 
     def ask(url: str) -> None:
         try:
             urlopen(Request(url, method="HEAD"), timeout=timeout).close()
+            answers[url] = ""
         except HTTPError:
-            pass  # the server answered, which is all we ask here
+            answers[url] = ""
         except Exception as error:
             reason = getattr(error, "reason", error)
             answers[url] = f"{type(reason).__name__}: {reason}"
-            return
-        answers[url] = ""
 
     threads = [threading.Thread(target=ask, args=(url,), daemon=True) for url in hubs.values()]
     for thread in threads:
@@ -248,9 +243,7 @@ def check_modes() -> list[Finding]:
 def doctor(*, timeout: float = 3.0, offline: bool | None = None) -> Report:
     """Check the setup; in a notebook the report shows itself. Lesson 00.
 
-    ``timeout`` bounds the wait for the model hubs; ``offline=True`` skips them, and ``None``
-    reads ``LABKIT_OFFLINE``.
-    """
+    ``timeout``: seconds to wait for the model hubs; ``offline``: skip them (None: the mode)."""
     start = time.monotonic()
     try:
         offline = env_flag(OFFLINE_ENV) if offline is None else offline

@@ -6,12 +6,11 @@ answered). A file with a value no quiz writes is listed in ``unreadable`` and le
 spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice on CSV injection).
 """
 
-from __future__ import annotations
-
 import csv
 import io
 import math
 import re
+import reprlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +51,6 @@ class Gradebook:
                             for name, files in sorted(learners.items()) if files > 1])
 
 
-def _show(value: object) -> str:
-    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-
-
 def _number(value: object, what: str) -> float:
     """``value`` as a finite float (absent is 0), else BadValue naming ``what``."""
     try:  # type(), not isinstance(): true and false are not scores
@@ -63,7 +58,7 @@ def _number(value: object, what: str) -> float:
     except OverflowError:  # an integer of hundreds of digits
         number = math.inf
     if number is None or not math.isfinite(number):
-        raise BadValue(f"{what} is {_show(value)}, not a finite number")
+        raise BadValue(f"{what} is {reprlib.repr(value)}, not a finite number")
     return number
 
 
@@ -71,13 +66,13 @@ def _row(path: Path, data: dict) -> dict[str, object]:
     """The file's row, every value checked; BadValue names the first one no quiz writes."""
     learner = data.get("learner") or path.stem
     if not isinstance(learner, str):
-        raise BadValue(f"learner is {_show(learner)}, not a name")
+        raise BadValue(f"learner is {reprlib.repr(learner)}, not a name")
     row: dict[str, object] = {"learner": learner, "file": str(path)}
     total = max_total = 0.0
     for quiz_id, quiz in data["quizzes"].items():
         for kind, name in [("quiz", quiz_id), *(("question", q) for q in quiz["questions"])]:
             if not BANK_ID.fullmatch(name):
-                raise BadValue(f"{kind} id {_show(name)} is not a bank id (letters, digits, "
+                raise BadValue(f"{kind} id {reprlib.repr(name)} is not a bank id (letters, digits, "
                                "_ . -), so its column could take another's header")
         score = _number(quiz.get("score"), f"quiz {quiz_id!r}: score")
         max_score = _number(quiz.get("max_score"), f"quiz {quiz_id!r}: max_score")
@@ -91,7 +86,7 @@ def _row(path: Path, data: dict) -> dict[str, object]:
                 value = record.get(key)
                 if value is not None and (type(value) is not kind or value < 0):
                     raise BadValue(f"quiz {quiz_id!r}, question {question_id!r}: {key} is "
-                                   f"{_show(value)}, which no quiz writes")
+                                   f"{reprlib.repr(value)}, which no quiz writes")
             row[f"{quiz_id}/{question_id}"] = (1 if record.get("correct") else 0 if
                                                record.get("attempts") or record.get("revealed")
                                                else "")
