@@ -337,38 +337,6 @@ def test_json_banks_and_missing_files(tmp_path):
         load_bank(tmp_path / "nothing.yaml")
 
 
-def test_jupyterquiz_banks_are_read(tmp_path):
-    items = [
-        {"question": "Pick all", "type": "many_choice", "answers": [
-            {"answer": "A", "correct": True, "feedback": "yes"},
-            {"code": "b()", "correct": False, "feedback": "no"}]},
-        {"question": "Pick one", "type": "multiple_choice", "answers": [
-            {"answer": "A", "correct": False}, {"answer": "B", "correct": True}]},
-        {"question": "Pi to 2 places", "type": "numeric", "precision": 3, "answers": [
-            {"type": "value", "value": 3.14, "correct": True},
-            {"type": "range", "range": [-100, 0], "correct": False, "feedback": "positive!"},
-            {"type": "default", "feedback": "area of the unit circle"}]},
-        {"question": "Name it", "type": "string", "answers": [
-            {"answer": "BERT", "correct": True}, {"answer": "GPT", "correct": False,
-                                                 "feedback": "decoder"}]},
-    ]
-    bank = load_bank(write(tmp_path, json.dumps(items), "legacy.json"))
-    assert bank.id == "legacy" and [q.id for q in bank.questions] == ["q1", "q2", "q3", "q4"]
-    q1, q2, q3, q4 = bank.questions
-    assert q1.grade(["a"]).status == CORRECT and q1.choices[1].text == "`b()`"
-    assert q2.grade("b").status == CORRECT
-    assert q3.grade(3.14).status == CORRECT and q3.grade(3.1449).status == CORRECT
-    assert q3.grade(3.16).status == WRONG and q3.grade(-5).details == ("positive!",)
-    assert q3.hints == ("area of the unit circle",)
-    assert q4.grade("bert").status == CORRECT and q4.grade("gpt").details == ("decoder",)
-
-
-def test_jupyterquiz_unsupported_types_name_the_question(tmp_path):
-    items = [{"question": "Drag", "type": "drag_drop", "answers": []}]
-    with pytest.raises(BankError, match=r"#1 \(jupyterquiz\).*drag_drop"):
-        load_bank(write(tmp_path, json.dumps(items), "legacy.json"))
-
-
 # --- where code exercises find their checkers ----------------------------------------------
 
 CODE_BANK = """

@@ -173,22 +173,22 @@ def test_every_glossary_term_names_the_lesson_that_teaches_it():
 def test_every_lesson_has_flashcards_of_its_own_terms(lesson):
     cards = Flashcards.for_lesson(GLOSSARY, lesson)
     mine = {e.term for e in load_glossary(GLOSSARY) if e.lesson == lesson}
-    assert {card.front for card in cards.deck.cards} == mine and len(mine) >= 2
+    assert {card.front for card in cards.cards} == mine and len(mine) >= 2
     assert lesson in cards.title
 
 
 def test_the_capstone_review_covers_every_lesson_spaced_out():
     entries = load_glossary(GLOSSARY)
     review = Flashcards.review(GLOSSARY)
-    assert sorted(c.front for c in review.deck.cards) == sorted(e.term for e in entries)
+    assert sorted(c.front for c in review.cards) == sorted(e.term for e in entries)
     lesson_of = {e.term: e.lesson for e in entries}
-    shown = [lesson_of[card.front] for card in review.deck.cards]
+    shown = [lesson_of[card.front] for card in review.cards]
     assert set(shown[:len(LESSONS)]) == set(LESSONS)  # the first round visits every lesson
     # Spaced: two cards of one lesson follow each other only once no other lesson is left.
     for i, (this, after) in enumerate(zip(shown, shown[1:])):
         assert this != after or set(shown[i:]) == {this}, (i, shown)
-    assert all(lesson_of[c.front] in c.back for c in review.deck.cards)  # where to look it up
-    assert Flashcards.review(GLOSSARY, seed=1).deck.cards != review.deck.cards
+    assert all(lesson_of[c.front] in c.back for c in review.cards)  # where to look it up
+    assert Flashcards.review(GLOSSARY, seed=1).cards != review.cards
 
 
 @pytest.mark.parametrize("name", WITH_OPEN_AND_READING)

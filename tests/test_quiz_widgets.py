@@ -14,7 +14,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from labkit.quiz import BankError, Flashcards, Glossary, Quiz
 from labkit.quiz.bank import load_bank, parse_bank
-from labkit.quiz.cards import Card, Deck, load_glossary
+from labkit.quiz.cards import Card, load_glossary
 from labkit.quiz.checkers import CheckResult
 from labkit.quiz.quiz import QuestionView
 from labkit.transfer import freeze_backbone, replace_head
@@ -272,15 +272,16 @@ def test_the_glossary_covers_the_terms_the_course_needs():
     assert glossary.lookup("skip connection").term == "residual connection"
 
 
-def test_glossary_widget_searches_terms_aliases_and_definitions():
+def test_glossary_widget_lists_the_terms_of_a_lesson():
     glossary = Glossary.from_file(GLOSSARY)
     glossary.widget
-    search, terms = glossary._search, glossary._terms
-    search.value = "skip"
-    assert terms.options[0] == "residual connection"
+    lesson, terms = glossary._lesson, glossary._terms
+    lesson.value = "03_resnet"
+    assert "residual connection" in terms.options and "BERT" not in terms.options
+    terms.value = "residual connection"
     assert "F(x) + x" in glossary._entry.value
-    search.value = "zzzz"
-    assert terms.options == () and "No term matches" in glossary._entry.value
+    lesson.value = Glossary.EVERY_LESSON
+    assert len(terms.options) == len(glossary.entries)
     assert "lk-glossary" in classes(glossary.widget)
 
 
@@ -290,26 +291,19 @@ def test_flashcards_flip_next_previous_shuffle():
     cards.widget
     card, buttons = cards._card, cards.widget.children[2].children
     flip, previous, next_, shuffle = buttons[:4]
-    first = cards.deck.card
+    first = cards.card
     assert first.front in card.value and "lk-card-front" in card.value
     flip.click()
     assert first.back[:30] in card.value and "lk-card-back" in card.value
     next_.click()
-    assert cards.deck.card != first and "lk-card-front" in card.value
+    assert cards.card != first and "lk-card-front" in card.value
     assert cards._position.value.startswith("card 2 of 3")
     previous.click()
-    assert cards.deck.card == first
+    assert cards.card == first
     shuffle.click()
-    assert sorted(cards.deck.order) == [0, 1, 2] and cards.deck.position == 0
+    assert sorted(cards.order) == [0, 1, 2] and cards.position == 0
     assert {"lk-flip", "lk-next", "lk-shuffle"} <= set().union(*(classes(b) for b in buttons))
     assert "BERT:" in cards._repr_mimebundle_()["text/plain"]
-
-
-def test_deck_shuffle_is_a_permutation_and_seedable():
-    deck, again = Deck(list(range(10))), Deck(list(range(10)))
-    deck.shuffle(seed=1)
-    again.shuffle(seed=1)
-    assert deck.order == again.order and sorted(deck.order) == list(range(10))
 
 
 def test_glossary_errors_name_file_entry_and_field(tmp_path):

@@ -1,4 +1,4 @@
-"""Quiz banks: YAML or JSON files beside the notebooks, checked against a JSON schema.
+"""Quiz banks: YAML or JSON files beside the notebooks, checked with a JSON schema (lesson 00).
 
     id: 00_start_here              # names the quiz in results files and gradebooks
     title: First quiz
@@ -13,18 +13,16 @@
         hints: [...]
         explanation: ...           # shown once answered correctly or revealed
       - {id: n, type: numeric, prompt: ..., answer: 2, tolerance: 0.05, unit: GFLOP,
-         units: {MFLOP: 0.001}, mistakes: [{answer: 1, feedback: ...}]}   # or range: [lo, hi]
+         units: {MFLOP: 0.001}, mistakes: [{answer: 1, feedback: ...}]}  # or relative_tolerance
       - {id: t, type: text, prompt: ..., answer: parameters, accept: [...], mistakes: [...]}
       - {id: o, type: order, prompt: ..., items: [{id: x, text: ...}, ...]}   # correct order
       - {id: e, type: code, prompt: ..., checker: vgg_block, options: {num_convs: 2}}
 
-jupyterquiz's JSON (a list of questions) loads too. Every problem is reported at once, naming
-the file, the question and the field, with the fix. A bank no answer could pass (``answer:
-.nan``, an empty text answer) or any answer would (``tolerance: .inf``) is refused, and so are
-YAML aliases (``*name``): a few of them can expand a small file into billions of values.
+Every problem is reported at once, naming the file, the question and the field, with the fix.
+A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
+(``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can expand
+a small file into billions of values.
 """
-
-from __future__ import annotations
 
 import difflib
 import json
@@ -70,7 +68,6 @@ class Bank:
     id: str
     title: str
     questions: tuple[Question, ...]
-    path: Path | None = None
     previous_ids: tuple[str, ...] = ()  # ids it had before: answers saved under them count
 
     def question(self, question_id: str) -> Question:
@@ -104,7 +101,7 @@ def entries(*, correct: bool) -> dict:
         entry |= {"correct": field("boolean", "true or false"), "explanation": TEXT}
     return field("array", "a list of {id, text} entries", minItems=2, uniqueIds=True,
                  someCorrect=correct, items=field("object", "a mapping with id and text",
-                                                  properties=entry, required=["text"],
+                                                  properties=entry, required=["id", "text"],
                                                   additionalProperties=False))
 
 
@@ -115,15 +112,11 @@ def mistakes(answer: dict, **rules) -> dict:
 
 
 TARGET = {  # a numeric answer, or a known wrong one
-    "answer": field("number", "a number (or give range: [low, high])", "e.g. answer: 2.5"),
+    "answer": field("number", "a number", "e.g. answer: 2.5"),
     "tolerance": field("number", "a number of at least 0", "e.g. tolerance: 0.05", minimum=0),
     "relative_tolerance": field("number", "a fraction of the answer, at least 0 and below 1 "
                                 "(0.05 is 5%)", "e.g. relative_tolerance: 0.05", minimum=0,
-                                exclusiveMaximum=1),
-    "range": field("array", "[low, high], two finite numbers with low <= high",
-                   "e.g. range: [0.5, 1.5]", interval=True)}
-NEEDS_ANSWER = {"if": {"required": ["range"]}, "else": {
-    "required": ["answer"], "fix": "add answer: <a number>, or range: [low, high]"}}
+                                exclusiveMaximum=1)}
 KINDS = {
     "single": {"choices": entries(correct=True)},
     "multiple": {"choices": entries(correct=True)},
@@ -132,7 +125,7 @@ KINDS = {
         "object", "a mapping of unit -> its size in `unit`", additionalProperties=field(
             "number", "a positive number (its size in `unit`)", "e.g. MFLOP: 0.001",
             exclusiveMinimum=0)),
-                "mistakes": mistakes(TARGET, required=["feedback"], **NEEDS_ANSWER)},
+                "mistakes": mistakes(TARGET, required=["answer", "feedback"])},
     "text": {"answer": ANSWER, "accept": {**TEXTS, "answerable": "remove it, or write the "
                                           "other spelling in words"},
              "mistakes": mistakes({"answer": {**ANSWER, "answerable": "write the wrong answer "
@@ -141,18 +134,17 @@ KINDS = {
     "code": {"checker": field("string", "the name of a checker function"),
              "options": field("object", "a mapping of keyword arguments")},
 }
-COMMON = {"id": {}, "type": {}, "prompt": TEXT, "code": TEXT, "hints": TEXTS,
+COMMON = {"id": {}, "type": {}, "prompt": TEXT, "hints": TEXTS,
           "explanation": TEXT, "max_attempts": ATTEMPTS,
           "points": field("number", "a number of at least 0", "e.g. points: 1", minimum=0)}
 REQUIRED = {"single": ["choices"], "multiple": ["choices"], "order": ["items"],
-            "numeric": [], "text": ["answer"], "code": ["checker"]}
+            "numeric": ["answer"], "text": ["answer"], "code": ["checker"]}
 QUESTION = field(
     "object", "a mapping of fields", required=["id", "type"], properties={
         "id": NAME, "type": field("string", f"one of {', '.join(KINDS)}", enum=list(KINDS))},
     allOf=[{"if": {"required": ["type"], "properties": {"type": {"enum": [kind]}}},
             "then": {"properties": {**COMMON, **fields}, "additionalProperties": False,
-                     "required": ["prompt", *REQUIRED[kind]], "needs": {"units": "unit"},
-                     **(NEEDS_ANSWER if kind == "numeric" else {})}}
+                     "required": ["prompt", *REQUIRED[kind]], "needs": {"units": "unit"}}}
            for kind, fields in KINDS.items()])
 BANK = field("object", "a mapping with id, title and questions", required=["id", "questions"],
              additionalProperties=False, properties={
@@ -198,8 +190,9 @@ def _needs(validator, needs, instance, schema):
 
 
 def _twice(entries: Any) -> list[str]:
-    ids = [e.get("id", chr(97 + i)) for i, e in enumerate(entries) if isinstance(e, dict)] \
-        if isinstance(entries, list) else []
+    """The ids used by more than one entry of a list."""
+    ids = [e.get("id") for e in entries if isinstance(e, dict)] if isinstance(entries, list) \
+        else []
     return sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
 
 
@@ -220,8 +213,6 @@ Validator = validators.extend(
             [kinds] if isinstance(kinds, str) else kinds))),
         "enum": _rule(lambda v, allowed, x: isinstance(x, str) and x in allowed),
         "minItems": _rule(lambda v, count, x: not isinstance(x, list) or len(x) >= count),
-        "interval": _rule(lambda v, _, x: not isinstance(x, list) or len(x) == 2
-                          and all(map(is_number, x)) and x[0] <= x[1]),
         "required": _required, "needs": _needs,
         "uniqueIds": _rule(lambda v, _, x: not _twice(x), lambda _, x: (
             f"the id {_twice(x)[0]!r} is used twice. Fix: give each entry its own id.")),
@@ -326,13 +317,11 @@ def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
 
 
 def _choices(raw: list[dict]) -> tuple[Choice, ...]:
-    return tuple(Choice(c.get("id", chr(97 + i)), c["text"], c.get("correct", False),
-                        c.get("explanation", "")) for i, c in enumerate(raw))
+    return tuple(Choice(c["id"], c["text"], c.get("correct", False), c.get("explanation", ""))
+                 for c in raw)
 
 
 def _target(raw: dict) -> Target:
-    if "range" in raw:
-        return Target(*map(float, raw["range"]))
     answer = float(raw["answer"])
     spread = max(raw.get("tolerance", 0), raw.get("relative_tolerance", 0) * abs(answer))
     return Target(answer - spread, answer + spread)
@@ -340,7 +329,7 @@ def _target(raw: dict) -> Target:
 
 def _question(raw: dict, max_attempts: int | None, checkers) -> Question:
     kind = raw["type"]
-    common = {"id": raw["id"], "prompt": raw["prompt"], "code": raw.get("code", ""),
+    common = {"id": raw["id"], "prompt": raw["prompt"],
               "hints": tuple(raw.get("hints", ())), "explanation": raw.get("explanation", ""),
               "points": float(raw.get("points", 1)),  # code: unlimited unless the bank says
               "max_attempts": raw.get("max_attempts", None if kind == "code" else max_attempts)}
@@ -367,98 +356,27 @@ def _question(raw: dict, max_attempts: int | None, checkers) -> Question:
                         check=checkers[raw["checker"]])
 
 
-def parse_bank(data: Any, *, path: Path | str = "<bank>", default_id: str = "",
+def parse_bank(data: Any, *, path: Path | str = "<bank>",
                checkers: Mapping[str, Checker] | None = None) -> Bank:
     """A checked ``Bank`` from parsed data; ``BankError`` lists every problem."""
-    if isinstance(data, list) and data and all(isinstance(q, dict) and "question" in q
-                                               for q in data):
-        data = from_jupyterquiz(data, bank_id=default_id, path=path)
-    if isinstance(data, dict):
-        data = {"id": default_id, **data} if default_id else dict(data)
     problems = schema_problems(data, BANK)
     if isinstance(data, dict):
-        questions = data.get("questions") if isinstance(data.get("questions"), list) else []
-        ids = [q.get("id") for q in questions if isinstance(q, dict)]
-        for twice in sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1}):
-            problems.append(Problem(repr(twice), "id", "is used by more than one question. "
-                                                       "Fix: give each question its own id."))
+        problems += [Problem(repr(twice), "id", "is used by more than one question. Fix: give "
+                             "each question its own id.")
+                     for twice in _twice(data.get("questions"))]
         checkers, found = _find_checkers(data, checkers)
         problems += found
     if problems:
         raise BankError(path, problems)
     questions = tuple(_question(q, data.get("max_attempts", 3), checkers)
                       for q in data["questions"])
-    return Bank(data["id"], data.get("title", data["id"]), questions, Path(path),
+    return Bank(data["id"], data.get("title", data["id"]), questions,
                 tuple(data.get("previous_ids", ())))
 
 
 def load_bank(path: Path | str, *, checkers: Mapping[str, Checker] | None = None) -> Bank:
-    """Read and check a quiz bank (YAML, JSON, or jupyterquiz JSON)."""
-    path = Path(path)
-    return parse_bank(read_data_file(path), path=path, default_id=path.stem.split(".")[0],
-                      checkers=checkers)
-
-
-# --- jupyterquiz ----------------------------------------------------------------------------
-
-JUPYTERQUIZ_TYPES = {"multiple_choice": "single", "many_choice": "multiple",
-                     "numeric": "numeric", "string": "text"}
-
-
-def _jupyterquiz_target(answer: dict, digits: Any) -> dict:
-    """A value (``precision`` significant digits: half the last digit's tolerance) or a range."""
-    if answer.get("type") == "range":
-        return {"range": list(answer.get("range", []))}
-    value = answer.get("value")
-    if isinstance(digits, int) and is_number(value):
-        exponent = math.floor(math.log10(abs(value))) if value else 0
-        return {"answer": value, "tolerance": 0.5 * 10.0 ** (exponent + 1 - digits)}
-    return {"answer": value}
-
-
-def from_jupyterquiz(items: list[dict], *, bank_id: str, path: Path | str) -> dict:
-    """Bank data (checked afterwards like any other) for jupyterquiz's JSON question list.
-
-    multiple_choice -> single, many_choice -> multiple (feedback becomes the explanation);
-    numeric: the correct value or range is the answer (``precision`` significant digits become
-    a tolerance), wrong ones are mistakes, the default feedback a hint; string: correct answers
-    are accepted, wrong ones mistakes. Question ids are q1, q2, ...; the bank id is the file's.
-    """
-    questions = []
-    for index, item in enumerate(items):
-        kind, answers = JUPYTERQUIZ_TYPES.get(item.get("type")), item.get("answers")
-        where = f"#{index + 1} (jupyterquiz)"
-        if kind is None:
-            raise BankError(path, [Problem(where, "type", f"jupyterquiz type "
-                                           f"{item.get('type')!r} is not supported; supported: "
-                                           f"{', '.join(JUPYTERQUIZ_TYPES)}.")])
-        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
-            raise BankError(path, [Problem(where, "answers", "must be a list of answer "
-                                                             "objects.")])
-        question = {"id": f"q{index + 1}", "type": kind, "prompt": item["question"]}
-        if item.get("code"):
-            question["code"] = item["code"]
-        right = [a for a in answers if a.get("correct") and a.get("type") != "default"]
-        wrong = [a for a in answers if not a.get("correct") and a.get("type") != "default"]
-        if kind in ("single", "multiple"):
-            question["choices"] = [
-                {"id": chr(97 + i), "correct": a.get("correct", False),
-                 "text": a.get("answer") or (f"`{a['code']}`" if a.get("code") else ""),
-                 "explanation": a.get("feedback", "")} for i, a in enumerate(answers)]
-        elif kind == "numeric":
-            digits = item.get("precision")
-            question |= _jupyterquiz_target(right[0], digits) if right else {}
-            question["mistakes"] = [{**_jupyterquiz_target(a, digits),
-                                     "feedback": a.get("feedback", "")} for a in wrong]
-            question["hints"] = [a["feedback"] for a in answers
-                                 if a.get("type") == "default" and a.get("feedback")]
-        else:
-            question["answer"] = right[0].get("answer") if right else None
-            question["accept"] = [a.get("answer") for a in right[1:]]
-            question["mistakes"] = [{"answer": a.get("answer"), "feedback": a.get("feedback", "")}
-                                    for a in wrong]
-        questions.append(question)
-    return {"id": bank_id, "title": bank_id, "questions": questions}
+    """Read and check a quiz bank (YAML or JSON)."""
+    return parse_bank(read_data_file(path), path=path, checkers=checkers)
 
 
 # --- reading YAML and JSON safely -----------------------------------------------------------
@@ -492,8 +410,6 @@ def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
         raise FileNotFoundError(
             f"no quiz data file at {path} (looked from {Path.cwd()}). Fix: check the name, or "
             f"give the path from the notebook's folder, e.g. quizzes/{path.name}.") from None
-    except IsADirectoryError:
-        why = f"is a folder, not a {what} file. Fix: name the file, e.g. {path}/NAME.yaml."
     except UnicodeDecodeError as error:
         line = path.read_bytes()[:error.start].count(b"\n") + 1
         why = (f"is not UTF-8 text: byte {error.object[error.start]:#04x} on line {line}. "

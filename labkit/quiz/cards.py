@@ -1,4 +1,4 @@
-"""Flashcards and a glossary, fed from ``quizzes/glossary.yaml``::
+"""Flashcards and a glossary, fed from ``quizzes/glossary.yaml`` (lesson 00)::
 
     id: glossary
     terms:
@@ -8,22 +8,17 @@
         aliases: [finetuning]          # optional: other spellings that find the entry
         see_also: [feature extraction] # optional: must be terms of this glossary
 
-``Flashcards.from_glossary`` makes a card of each term (term in front), ``for_lesson`` of the
-terms one lesson teaches, ``review`` of every term, spaced out. The file is checked like a quiz
-bank; the state (which card, which side) is a plain ``Deck`` that the widgets draw.
+The file is checked like a quiz bank, with messages naming the file, the term and the field.
 """
-
-from __future__ import annotations
 
 import html
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as widgets
 
-from labkit.quiz.bank import TEXTS, BankError, Problem, read_data_file, schema_problems
-from labkit.quiz.bank import field as schema_field
+from labkit.quiz.bank import TEXTS, BankError, Problem, field, read_data_file, schema_problems
 from labkit.quiz.grading import normalise_text
 from labkit.quiz.quiz import classed, inline_markup
 
@@ -38,22 +33,21 @@ class Card:
 class Entry:
     term: str
     definition: str
+    lesson: str  # the notebook that teaches the term, e.g. "05_feature_extraction"
     aliases: tuple[str, ...] = ()
     see_also: tuple[str, ...] = ()
-    lesson: str = ""  # the notebook that teaches the term, e.g. "05_feature_extraction"
 
 
-WORDS = schema_field("string", "non-empty text", "give it some text", pattern=r"\S")
-GLOSSARY = schema_field("object", "a mapping with terms", required=["terms"], properties={
-    "id": {}, "title": {}, "terms": schema_field(
-        "array", "a non-empty list of term entries", minItems=1, items=schema_field(
+WORDS = field("string", "non-empty text", "give it some text", pattern=r"\S")
+GLOSSARY = field("object", "a mapping with terms", required=["terms"], properties={
+    "id": {}, "title": {}, "terms": field(
+        "array", "a non-empty list of term entries", minItems=1, items=field(
             "object", "a mapping of fields", required=["term", "definition", "lesson"],
             additionalProperties=False, properties={
                 "term": WORDS, "definition": WORDS, "aliases": TEXTS, "see_also": TEXTS,
-                "lesson": schema_field(
-                    "string", "the name of a lesson's notebook", "name the notebook that "
-                    "teaches the term, without .ipynb, e.g. lesson: 05_feature_extraction",
-                    pattern=r"^\d\d_[A-Za-z0-9_]+$")}))})
+                "lesson": field("string", "the name of a lesson's notebook", "name the notebook "
+                                "that teaches the term, without .ipynb, e.g. lesson: "
+                                "05_feature_extraction", pattern=r"^\d\d_[A-Za-z0-9_]+$")}))})
 
 
 def _strings(value) -> tuple[str, ...]:
@@ -66,13 +60,13 @@ def load_glossary(path: Path | str) -> list[Entry]:
     data = read_data_file(path, "glossary")
     problems = schema_problems(data, GLOSSARY, entries="terms", key="term", item="term")
     terms = data.get("terms") if isinstance(data, dict) else None
-    entries = [Entry(t["term"], t.get("definition"), _strings(t.get("aliases")),
-                     _strings(t.get("see_also")), t.get("lesson"))
+    entries = [Entry(t["term"], t.get("definition"), t.get("lesson"), _strings(t.get("aliases")),
+                     _strings(t.get("see_also")))
                for t in terms if isinstance(t, dict) and isinstance(t.get("term"), str)
-               ] if isinstance(terms, list) else []
+               ] if isinstance(terms, list) else []  # checked further even with problems
     names = [normalise_text(e.term) for e in entries]
     problems += [Problem(repr(twice), "term", "appears more than once. Fix: merge the entries.",
-                         "term") for twice in sorted({n for n in names if names.count(n) > 1})]
+                        "term") for twice in sorted({n for n in names if names.count(n) > 1})]
     known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
     problems += [Problem(repr(e.term), "see_also", f"{other!r} is not a term of this glossary. "
                          f"Fix: add it, or correct the name.", "term")
@@ -82,18 +76,50 @@ def load_glossary(path: Path | str) -> list[Entry]:
     return sorted(entries, key=lambda e: normalise_text(e.term))
 
 
-@dataclass
-class Deck:
-    """Which card is up and which side shows. ``order`` is a permutation of card indices."""
-    cards: list[Card]
-    order: list[int] = field(default_factory=list)
-    position: int = 0
-    showing_back: bool = False
+class Flashcards:
+    """Flip, previous, next, shuffle. ``Flashcards.for_lesson("quizzes/glossary.yaml",
+    "05_feature_extraction")``; lesson 00 shows the first deck."""
 
-    def __post_init__(self) -> None:
-        if not self.cards:
+    def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
+        if not cards:
             raise ValueError("a deck needs at least one card. Fix: give it some cards.")
-        self.order = self.order or list(range(len(self.cards)))
+        self.cards, self.title, self._widget = list(cards), title, None
+        self.order, self.position, self.showing_back = list(range(len(cards))), 0, False
+
+    @classmethod
+    def from_glossary(cls, path: Path | str, *,
+                      title: str = "Flashcards: the words of the course") -> "Flashcards":
+        return cls([Card(e.term, e.definition) for e in load_glossary(path)], title=title)
+
+    @classmethod
+    def for_lesson(cls, path: Path | str, lesson: str, *,
+                   title: str | None = None) -> "Flashcards":
+        """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
+        entries = load_glossary(path)
+        mine = [Card(e.term, e.definition) for e in entries if e.lesson == lesson]
+        if not mine:
+            raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
+                           f"the glossary does, one of "
+                           f"{', '.join(sorted({e.lesson for e in entries}))}.")
+        return cls(mine, title=title or f"Flashcards: the words of {lesson}")
+
+    @classmethod
+    def review(cls, path: Path | str, *, seed: int = 0,
+               title: str = "Review: the words of the whole course") -> "Flashcards":
+        """Every term, spaced out: each round takes one card from every lesson (in course
+        order, each lesson's cards shuffled by ``seed``), so two cards of one lesson follow
+        each other only once no other lesson has cards left. The back names the lesson."""
+        by_lesson: dict[str, list[Entry]] = {}
+        for entry in load_glossary(path):
+            by_lesson.setdefault(entry.lesson, []).append(entry)
+        rng = random.Random(seed)
+        for entries in by_lesson.values():
+            rng.shuffle(entries)
+        rounds = max(len(entries) for entries in by_lesson.values())
+        spaced = [entries[i] for i in range(rounds) for _, entries in sorted(by_lesson.items())
+                  if i < len(entries)]
+        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
+                   title=title)
 
     @property
     def card(self) -> Card:
@@ -112,49 +138,6 @@ class Deck:
         random.Random(seed).shuffle(self.order)
         self.position, self.showing_back = 0, False
 
-
-class Flashcards:
-    """Flip, next, previous, shuffle. ``Flashcards.for_lesson("quizzes/glossary.yaml",
-    "05_feature_extraction")``; lesson 00 shows the first deck."""
-
-    def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
-        self.deck, self.title, self._widget = Deck(list(cards)), title, None
-
-    @classmethod
-    def from_glossary(cls, path: Path | str, *,
-                      title: str = "Flashcards: the words of the course") -> Flashcards:
-        return cls([Card(e.term, e.definition) for e in load_glossary(path)], title=title)
-
-    @classmethod
-    def for_lesson(cls, path: Path | str, lesson: str, *,
-                   title: str | None = None) -> Flashcards:
-        """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
-        entries = load_glossary(path)
-        mine = [Card(e.term, e.definition) for e in entries if e.lesson == lesson]
-        if not mine:
-            raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
-                           f"the glossary does, one of "
-                           f"{', '.join(sorted({e.lesson for e in entries}))}.")
-        return cls(mine, title=title or f"Flashcards: the words of {lesson}")
-
-    @classmethod
-    def review(cls, path: Path | str, *, seed: int = 0,
-               title: str = "Review: the words of the whole course") -> Flashcards:
-        """Every term, spaced out: each round takes one card from every lesson (in course
-        order, each lesson's cards shuffled by ``seed``), so two cards of one lesson follow
-        each other only once no other lesson has cards left. The back names the lesson."""
-        by_lesson: dict[str, list[Entry]] = {}
-        for entry in load_glossary(path):
-            by_lesson.setdefault(entry.lesson, []).append(entry)
-        rng = random.Random(seed)
-        for entries in by_lesson.values():
-            rng.shuffle(entries)
-        rounds = max(len(entries) for entries in by_lesson.values())
-        spaced = [entries[i] for i in range(rounds) for _, entries in sorted(by_lesson.items())
-                  if i < len(entries)]
-        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
-                   title=title)
-
     @property
     def widget(self) -> widgets.VBox:
         if self._widget is None:
@@ -163,9 +146,9 @@ class Flashcards:
                 "lk-card")
             self._position = classed(widgets.Label(), "lk-card-position")
             buttons = []
-            for label, action in (("Flip", self.deck.flip), ("Previous", self.deck.previous),
-                                  ("Next", self.deck.next), ("Shuffle", self.deck.shuffle)):
-                button = classed(widgets.Button(description=label), f"lk-{label.lower()}")
+            for action in (self.flip, self.previous, self.next, self.shuffle):
+                name = action.__name__
+                button = classed(widgets.Button(description=name.title()), f"lk-{name}")
                 button.on_click(lambda _, act=action: (act(), self.refresh()))
                 buttons.append(button)
             self._widget = classed(widgets.VBox([
@@ -175,71 +158,67 @@ class Flashcards:
         return self._widget
 
     def refresh(self) -> None:
-        deck = self.deck
-        side = "back" if deck.showing_back else "front"
-        style = "" if deck.showing_back else "font-size:1.4em;font-weight:bold"
+        side = "back" if self.showing_back else "front"
+        style = "" if self.showing_back else "font-size:1.4em;font-weight:bold"
         self._card.value = (f"<div class='lk-card-{side}' style='{style}'>"
-                            f"{inline_markup(getattr(deck.card, side))}</div>")
-        self._position.value = f"card {deck.position + 1} of {len(deck.cards)} ({side})"
+                            f"{inline_markup(getattr(self.card, side))}</div>")
+        self._position.value = f"card {self.position + 1} of {len(self.cards)} ({side})"
 
     def text(self) -> str:
-        return "\n".join([f"{self.title}: {len(self.deck.cards)} cards",
-                          *(f"- {c.front}: {c.back}" for c in self.deck.cards)])
+        return "\n".join([f"{self.title}: {len(self.cards)} cards",
+                          *(f"- {c.front}: {c.back}" for c in self.cards)])
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
 
 
 class Glossary:
-    """Search the course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
+    """The course's terms, listed by lesson. ``Glossary.from_file("quizzes/glossary.yaml")``;
+    lesson 00."""
+
+    EVERY_LESSON = "every lesson"
 
     def __init__(self, entries: list[Entry]):
         self.entries, self._widget = list(entries), None
 
     @classmethod
-    def from_file(cls, path: Path | str) -> Glossary:
+    def from_file(cls, path: Path | str) -> "Glossary":
         return cls(load_glossary(path))
 
     def lookup(self, term: str) -> Entry:
+        """The entry of ``term`` or of one of its aliases."""
         wanted = normalise_text(term)
         for entry in self.entries:
             if wanted in {normalise_text(n) for n in (entry.term, *entry.aliases)}:
                 return entry
-        raise KeyError(f"{term!r} is not in the glossary. Try glossary.search({term!r}).")
-
-    def search(self, text: str) -> list[Entry]:
-        """Entries whose term, aliases or definition hold ``text``, those by name first."""
-        wanted = normalise_text(text)
-        by_name = [e for e in self.entries
-                   if any(wanted in normalise_text(n) for n in (e.term, *e.aliases))]
-        return by_name + [e for e in self.entries
-                          if e not in by_name and wanted in normalise_text(e.definition)]
+        raise KeyError(f"{term!r} is not in the glossary. Fix: pick a term from its list.")
 
     @property
     def widget(self) -> widgets.VBox:
         if self._widget is None:
-            self._search = classed(widgets.Text(placeholder="search the glossary"),
-                                   "lk-glossary-search")
+            lessons = sorted({e.lesson for e in self.entries})
+            self._lesson = classed(widgets.Dropdown(options=[self.EVERY_LESSON, *lessons]),
+                                   "lk-glossary-lesson")
             self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
                                                  rows=8), "lk-glossary-terms")
             self._entry = classed(widgets.HTML(layout=widgets.Layout(width="36em")),
                                   "lk-glossary-entry")
-            self._search.observe(lambda change: self._filter(change["new"]), names="value")
+            self._lesson.observe(lambda change: self._filter(change["new"]), names="value")
             self._terms.observe(lambda change: self._select(change["new"]), names="value")
-            self._widget = classed(widgets.VBox([self._search,
+            self._widget = classed(widgets.VBox([self._lesson,
                                                  widgets.HBox([self._terms, self._entry])]),
                                    "lk-glossary")
             self._select(self._terms.value)
         return self._widget
 
-    def _filter(self, text: str) -> None:
-        self._terms.options = [e.term for e in (self.search(text) if text.strip()
-                                                else self.entries)]
+    def _filter(self, lesson: str) -> None:
+        self._terms.options = [e.term for e in self.entries
+                               if lesson in (self.EVERY_LESSON, e.lesson)]
         self._select(self._terms.value)
 
     def _select(self, term: str | None) -> None:
         if not term:
-            self._entry.value = "" if self._terms.options else "<i>No term matches.</i>"
+            self._entry.value = ""
             return
         entry = self.lookup(term)
         self._entry.value = (
