@@ -1,12 +1,5 @@
-"""Which device to compute on, and reproducible seeds. Every lesson starts with::
-
-    device = get_device()
-    seed_everything(0)
-
-and then passes ``device`` explicitly to everything that needs it.
-"""
-
-from __future__ import annotations
+"""Which device to compute on, and reproducible seeds: every lesson starts with
+``device = get_device()`` and ``seed_everything(SEED)``, then passes ``device`` explicitly."""
 
 import os
 import random
@@ -15,21 +8,15 @@ import numpy as np
 import torch
 
 
-def get_device(prefer: str | None = None, *, verbose: bool = True) -> torch.device:
-    """The fastest device present (CUDA, then Apple's MPS, then the CPU), or the one asked for
-    with ``prefer``; ``verbose`` prints the choice. Lesson 00."""
-    available = [name for name, present in (("cuda", torch.cuda.is_available()),
-                                            ("mps", torch.backends.mps.is_available()),
-                                            ("cpu", True)) if present]
-    device = torch.device(prefer or available[0])
-    if device.type not in available:
-        raise RuntimeError(f"Device {prefer!r} was asked for, but this machine has only "
-                           f"{', '.join(available)}. Fix: call get_device() without an argument "
-                           f"to use the best device present.")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise RuntimeError(f"Device {prefer!r} was asked for, but this machine has "
-                           f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0. "
-                           f"Fix: use 'cuda:0', or 'cuda' for the first GPU.")
+def get_device(*, verbose: bool = True) -> torch.device:
+    """The fastest device present: CUDA, then Apple's MPS, then the CPU; ``verbose`` prints
+    the choice. Lesson 00."""
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
     if verbose:
         print(f"labkit: using {describe_device(device)}")
     return device

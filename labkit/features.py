@@ -1,13 +1,9 @@
 """A frozen backbone gives the same features every epoch, so lesson 05 computes them once,
-saves them, and trains heads on them.
-
-The saved file's key covers what decides the features: the backbone's class and weights, the
-dataset's transform and image loader, which samples a Subset picks, and the data (image files'
-bytes, or a TensorDataset's tensors). What it cannot see (edited ``forward`` code) needs
-``refresh=True``.
+saves them, and trains heads on them. The saved file's key covers the backbone's class and
+weights, the dataset's transform and image loader, the samples a Subset picks, and the data
+(image files' bytes, or a TensorDataset's tensors); what it cannot see (edited ``forward``
+code) needs ``refresh=True``.
 """
-
-from __future__ import annotations
 
 import hashlib
 import math
@@ -42,9 +38,8 @@ def _update(digest, *parts) -> None:
         digest.update(data)
 
 
-def feature_cache_key(backbone: nn.Module, dataset, cache_key: str | None = None) -> str:
-    """The sha256 (hex) naming the saved features of ``backbone`` over ``dataset``; an explicit
-    ``cache_key`` stands in for the data. Lesson 05."""
+def feature_cache_key(backbone: nn.Module, dataset) -> str:
+    """The sha256 (hex) naming the saved features of ``backbone`` over ``dataset``. Lesson 05."""
     digest = hashlib.sha256()
     _update(digest, f"labkit features v{CACHE_FORMAT}", type(backbone).__name__)
     for name, tensor in backbone.state_dict().items():
@@ -61,9 +56,7 @@ def feature_cache_key(backbone: nn.Module, dataset, cache_key: str | None = None
     if positions is not None:
         _update(digest, "subset", torch.tensor(positions, dtype=torch.int64))
     samples = getattr(dataset, "samples", None)
-    if cache_key is not None:
-        _update(digest, "cache_key", cache_key)
-    elif isinstance(dataset, TensorDataset):
+    if isinstance(dataset, TensorDataset):
         _update(digest, *dataset.tensors)
     elif isinstance(samples, list) and all(len(pair) == 2 for pair in samples):  # ImageFolder
         root = getattr(dataset, "root", None)
@@ -75,8 +68,8 @@ def feature_cache_key(backbone: nn.Module, dataset, cache_key: str | None = None
         raise ValueError(
             f"The contents of a {type(dataset).__name__} cannot be fingerprinted (labkit reads "
             "image files from a dataset's .samples list, or the tensors of a TensorDataset), so "
-            "cached features could not tell when the data changes. Fix: pass cache_key='a name "
-            "that changes when the data changes', or cache_dir=False to switch caching off.")
+            "cached features could not tell when the data changes. Fix: pass cache_dir=False to "
+            "extract them without a cache.")
     return digest.hexdigest()
 
 
@@ -99,43 +92,36 @@ def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
         return None
 
 
-@torch.inference_mode()
-def _run_backbone(backbone: nn.Module, loader, device: torch.device) -> tuple[list, list]:
-    was_training = backbone.training
-    backbone.eval()  # dropout off, BatchNorm uses its running statistics
-    features, labels = [], []
-    try:
-        for batch in loader:
-            inputs, targets = split_batch(batch)
-            outputs = run_model(backbone, to_device(inputs, device))
-            features.append(outputs.flatten(1).float().cpu())    # (B, D)
-            labels.append(torch.as_tensor(targets).long().cpu())  # (B,)
-    finally:
-        backbone.train(was_training)
-    if not features:
-        raise ValueError("The loader yielded no batches, so there is nothing to extract. "
-                         "Fix: check that the dataset is not empty.")
-    return features, labels
-
-
 def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
                      cache_dir: str | os.PathLike | None | bool = None,
-                     cache_key: str | None = None,
                      refresh: bool = False) -> tuple[Tensor, Tensor]:
     """(features (N, D) float32, labels (N,) int64) on the CPU from one pass of ``backbone``
-    over ``loader``, cached in ``cache_dir`` (None: LABKIT_DATA/features; False: off). Lesson 05.
-    ``cache_key`` names data labkit cannot fingerprint; ``refresh=True`` extracts again."""
+    over ``loader``, cached in ``cache_dir`` (None: LABKIT_DATA/features; False: off);
+    ``refresh=True`` extracts again. Lesson 05."""
     path = None
     if cache_dir is not False:
         cache_dir = cache_dir or cache_dirs()["course datasets (LABKIT_DATA)"] / "features"
-        key = feature_cache_key(backbone, getattr(loader, "dataset", loader), cache_key)
+        key = feature_cache_key(backbone, getattr(loader, "dataset", loader))
         path = Path(cache_dir) / f"{type(backbone).__name__}-{key[:16]}.pt"
         cached = None if refresh else _load_cache(path, key)
         if cached is not None:
             print(f"labkit: features loaded from the cache {path}")
             return cached
-    start = time.perf_counter()
-    features, labels = _run_backbone(backbone, loader, torch.device(device))
+    start, was_training = time.perf_counter(), backbone.training
+    features, labels = [], []
+    backbone.eval()  # dropout off, BatchNorm uses its running statistics
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                inputs, targets = split_batch(batch)
+                outputs = run_model(backbone, to_device(inputs, device))
+                features.append(outputs.flatten(1).float().cpu())    # (B, D)
+                labels.append(torch.as_tensor(targets).long().cpu())  # (B,)
+    finally:
+        backbone.train(was_training)
+    if not features:
+        raise ValueError("The loader yielded no batches, so there is nothing to extract. "
+                         "Fix: check that the dataset is not empty.")
     # Concatenated outside inference_mode: normal tensors that a head can train on.
     features, labels = torch.cat(features), torch.cat(labels)
     if path is not None:  # atomic: an interrupted run never leaves half a file under this name

@@ -4,8 +4,6 @@ reused on another (``TARGET_CLASSES``); every method sees the same labelled imag
 steps and test images: only the starting weights and what trains differ.
 """
 
-from __future__ import annotations
-
 import statistics
 import time
 from dataclasses import dataclass
@@ -48,22 +46,20 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(images))                        # (B, num_classes)
 
 
-def pretrain_source(*, n_per_class: int, num_epochs: int, device, seed: int = 0,
-                    size: int = 32, batch_size: int = 64, lr: float = 1e-2,
-                    progress: bool = False):
+def pretrain_source(*, n_per_class: int, num_epochs: int, device, seed: int = 0):
     """(SmallCNN pre-trained on the source shapes with ``fit``, its history). Lesson 01."""
     seed_everything(seed)
-    train_set = TensorDataset(*make_shapes(SOURCE_CLASSES, n_per_class, size=size, seed=seed))
-    val_set = TensorDataset(*make_shapes(SOURCE_CLASSES, 100, size=size, seed=seed + 10_000))
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True)
+    train_set = TensorDataset(*make_shapes(SOURCE_CLASSES, n_per_class, seed=seed))
+    val_set = TensorDataset(*make_shapes(SOURCE_CLASSES, 100, seed=seed + 10_000))
+    train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
     model = SmallCNN(len(SOURCE_CLASSES))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     # One-cycle (warm up to lr, then anneal): a short run converges far more reliably.
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=num_epochs * len(train_loader))
+        optimizer, max_lr=1e-2, total_steps=num_epochs * len(train_loader))
     history = fit(model, train_loader, DataLoader(val_set, batch_size=256), device=device,
                   num_epochs=num_epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_step="batch", progress=progress, plot=False)
+                  scheduler_step="batch", progress=False, plot=False)
     return model, history
 
 
@@ -122,13 +118,12 @@ def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, se
 
 
 def compare_methods(backbone_state: dict, *, labels_per_class=(5, 10, 25, 50), seeds=(0, 1, 2),
-                    methods=METHODS, device, steps: int = 60, test_per_class: int = 100,
-                    progress: bool = True) -> list[Run]:
+                    device, steps: int = 60, progress: bool = True) -> list[Run]:
     """Every method at every label count, once per seed; a line per finished cell. Lesson 01."""
-    test_set = target_test_set(test_per_class)
+    test_set = target_test_set()
     runs = []
     for count in labels_per_class:
-        for method in methods:
+        for method in METHODS:
             done = [learn_target(method, backbone_state, labels_per_class=count, seed=seed,
                                  test_set=test_set, device=device, steps=steps) for seed in seeds]
             runs += done

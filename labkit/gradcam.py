@@ -13,8 +13,6 @@ A: no parameter's ``.grad`` is written, and an input that requires grad lets the
 through a fully frozen model.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import torch
@@ -53,7 +51,8 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
             if not captured:
                 raise RuntimeError(
                     f"The target layer ({type(layer).__name__}) was not used in the forward "
-                    f"pass. Fix: pick a layer the input goes through, e.g. model.layer4.")
+                    f"pass. Fix: pick a layer of this model that the input goes through, "
+                    f"e.g. model.layer4.")
             activations = captured[-1]                                       # (N, C, h, w)
             if activations.ndim != 4:
                 raise ValueError(

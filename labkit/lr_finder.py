@@ -1,12 +1,11 @@
 """The learning-rate finder (lesson 06): train briefly while raising the rate, and suggest the
 rate where the (smoothed) loss falls fastest. Model and optimizer are put back afterwards."""
 
-from __future__ import annotations
-
 import copy
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,14 +44,12 @@ def _steepest(lrs: list[float], losses: list[float]) -> float | None:
 
 def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=None,
             start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
-            smoothing: float = 0.05, diverge: float = 4.0,
             keep_ratios: bool = False) -> LRFinderResult:
     """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches, stopping once
-    the loss passes ``diverge`` times its best. With ``keep_ratios`` the largest group (the head)
+    the smoothed loss passes 4 times its best. With ``keep_ratios`` the largest group (the head)
     gets the swept rate and each other group keeps its fraction of it. Lesson 06."""
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
-    device = torch.device(device)
     model.to(device)
     if optimizer is None:
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr)
@@ -65,17 +62,15 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
                          "learning rates to take the ratios from. Fix: build the optimizer "
                          "with its rates, e.g. AdamW(param_groups(model, lr=1e-3)).")
     ratios = [group["lr"] / top if keep_ratios else 1.0 for group in optimizer.param_groups]
-    factor = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
     lrs, losses, smooth, best = [], [], None, math.inf
     batches = iter(())
     train_mode(model)
     try:
-        for step in range(num_steps):
+        for lr in np.geomspace(start_lr, end_lr, num_steps).tolist():  # evenly spaced on a log axis
             batch = next(batches, None)
             if batch is None:  # a short loader is walked again
                 batches = iter(train_loader)
                 batch = next(batches)
-            lr = start_lr * factor**step
             for group, ratio in zip(optimizer.param_groups, ratios):
                 group["lr"] = lr * ratio
             inputs, targets = split_batch(batch)
@@ -84,9 +79,9 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            smooth = loss.item() if smooth is None else (
-                smoothing * loss.item() + (1 - smoothing) * smooth)
-            if not math.isfinite(smooth) or smooth > diverge * best:
+            # An exponential moving average: one batch's loss is noisy.
+            smooth = loss.item() if smooth is None else 0.05 * loss.item() + 0.95 * smooth
+            if not math.isfinite(smooth) or smooth > 4 * best:
                 break
             best = min(best, smooth)
             lrs.append(lr)

@@ -1,14 +1,12 @@
 """Accuracy and the confusion matrix, from class indices (B,) or logits (B, C)."""
 
-from __future__ import annotations
-
 import torch
 
 
 def _preds(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(B,) predicted classes: the argmax of (B, C) logits; (B,) class indices pass through."""
     preds = preds_or_logits.argmax(dim=1) if preds_or_logits.ndim == 2 else preds_or_logits
-    if preds.shape != targets.shape:
+    if preds.shape != targets.shape:  # == would broadcast them silently
         raise ValueError(f"predictions have shape {tuple(preds.shape)} but targets "
                          f"{tuple(targets.shape)}. Fix: pass one predicted class (or one row of "
                          "logits) per target.")
@@ -17,10 +15,7 @@ def _preds(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 
 def accuracy(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> float:
     """The share of predictions equal to the targets. Lesson 01."""
-    preds = _preds(preds_or_logits, targets)
-    if targets.numel() == 0:
-        raise ValueError("accuracy of no predictions is undefined. Fix: pass at least one target.")
-    return (preds == targets).float().mean().item()
+    return (_preds(preds_or_logits, targets) == targets).float().mean().item()
 
 
 def confusion_matrix(preds_or_logits: torch.Tensor, targets: torch.Tensor,

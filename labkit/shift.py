@@ -3,13 +3,8 @@ season changes them, to measure what a trained model makes of it.
 
 Each shift takes images in [0, 1], (3, H, W) or (B, 3, H, W), and returns the same shape
 (``grayscale`` and ``blur`` take PIL images too); its repr names its settings, so
-``extract_features`` caches shifted images apart from the originals::
-
-    shifts = shift_suite(size=32)   # {"grayscale": ..., "blur": ..., "stripes": ...}
-    accuracy_under_shifts(model, (images, labels), shifts, device=device)  # {"none": 0.86, ...}
+``extract_features`` caches shifted images apart from the originals.
 """
-
-from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
@@ -81,9 +76,6 @@ class RandomShifts:
     def collate(self, batch: list) -> tuple[Tensor, Tensor]:
         images, labels = default_collate(batch)
         return self(images), labels
-
-    def __repr__(self) -> str:
-        return f"RandomShifts({self.shifts!r})"
 
 
 @torch.no_grad()

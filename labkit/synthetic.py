@@ -5,8 +5,6 @@ it to another (``TARGET_CLASSES``) with no download; both need what a network le
 (edges, corners, a shape against clutter), which is why transfer helps.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +66,6 @@ def make_shapes(classes: tuple[str, ...] | list[str], n_per_class: int, *, size:
     images = np.stack([_draw(rng, classes[label], size) for label in labels])  # (N, H, W, 3)
     return (torch.from_numpy(images.transpose(0, 3, 1, 2)).float(),
             torch.from_numpy(labels).long())
-
-
-class ShapesDataset(torch.utils.data.TensorDataset):
-    """``make_shapes`` as a Dataset with ``.classes``, like torchvision's datasets."""
-
-    def __init__(self, classes, n_per_class: int, *, size: int = 32, seed: int = 0):
-        super().__init__(*make_shapes(classes, n_per_class, size=size, seed=seed))
-        self.classes = list(classes)
 
 
 def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64,

@@ -1,8 +1,6 @@
 """Text pieces of the BERT lessons (08, 09): a tokenise-once dataset, dynamic padding, pooling,
 a masked-language model's guesses, and texts of your own from a CSV file, checked."""
 
-from __future__ import annotations
-
 import csv
 import difflib
 import inspect
@@ -68,10 +66,9 @@ def _check_texts(texts: Sequence) -> None:
         def what(text) -> str:
             return "empty" if isinstance(text, str) else f"{type(text).__name__} {text!r}"
 
-        shown = ", ".join(f"text {i} ({what(texts[i])})" for i in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        shown = _first([f"text {i} ({what(texts[i])})" for i in bad], limit=5)
         raise ValueError(
-            f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown}{more}. (An "
+            f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown}. (An "
             "empty cell read with pandas becomes NaN, a float.) Fix: drop them with their labels, "
             "e.g. keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()].")
 
@@ -96,8 +93,6 @@ class DynamicPadding:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict]) -> dict[str, Tensor]:
-        if not features:
-            raise ValueError("An empty batch cannot be padded. Fix: check the dataset.")
         batch = {}
         for name in features[0]:
             rows = [torch.tensor(f[name], dtype=torch.long) for f in features]
@@ -232,23 +227,21 @@ def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8
     return list(reader.fieldnames or []), rows
 
 
-def _need_column(path, columns: list[str], name: str, argument: str, delimiter: str) -> None:
-    if name in columns:
-        return
+def _first(items: list, limit: int = 10) -> str:
+    """The first ``limit`` items, comma-separated, and how many more there are."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(map(str, items[:limit])) + more
+
+
+def _no_column(name: str, columns: list[str], delimiter: str) -> str:
+    """What is wrong when column ``name`` is missing: the columns, a close name, and the
+    separator that a file read as one column seems to use."""
     close = difflib.get_close_matches(name, columns, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    # One column whose name holds another separator: the file uses that separator.
-    other = next((d for d in ",;\t|" if len(columns) == 1 and d != delimiter and d in columns[0]),
-                 None)
-    if other:
-        hint += f" The columns seem to be separated by {other!r}: pass delimiter={other!r}."
-    raise ValueError(f"{path} has no column {name!r}; its columns are {columns}.{hint} Fix: pass "
-                     f"{argument}= with the right column name.")
-
-
-def _lines(lines: list[int]) -> str:
-    more = f" and {len(lines) - 10} more" if len(lines) > 10 else ""
-    return ", ".join(map(str, lines[:10])) + more
+    for other in ",;\t|":
+        if len(columns) == 1 and other != delimiter and other in columns[0]:
+            hint += f" The columns seem to be separated by {other!r}: pass delimiter={other!r}."
+    return f"no column {name!r}; its columns are {columns}.{hint}"
 
 
 def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: str = "label",
@@ -257,30 +250,32 @@ def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: 
     """(texts, labels, label_names) from a CSV (or, with ``delimiter="\\t"``, TSV) file of your
     own; without ``label_names`` they are the distinct labels sorted, numbers as numbers."""
     columns, rows = _read_rows(path, delimiter=delimiter, encoding=encoding)
-    _need_column(path, columns, text_column, "text_column", delimiter)
-    _need_column(path, columns, label_column, "label_column", delimiter)
-    if not rows:
-        raise ValueError(f"{path} has column names but no rows. Fix: add the data.")
-    texts = [(row[text_column] or "").strip() for _, row in rows]
-    values = [(row[label_column] or "").strip() for _, row in rows]
-    empty = [line for (line, _), text in zip(rows, texts) if not text]
-    if empty:
-        raise ValueError(f"{path}: {len(empty)} rows have an empty {text_column!r}: lines "
-                         f"{_lines(empty)}. Fix: fill them in or delete those rows.")
+    texts = [(row.get(text_column) or "").strip() for _, row in rows]
+    values = [(row.get(label_column) or "").strip() for _, row in rows]
     if label_names is None:  # numbers as numbers: "2" before "10"
-        label_names = sorted(set(values), key=lambda v: (0, int(v), "") if v.isdigit() else
-                             (1, 0, v))
+        label_names = sorted(set(values), key=lambda v: (not v.isdecimal(), int(v) if
+                                                         v.isdecimal() else v))
     label_names = [str(name) for name in label_names]
-    unexpected: dict[str, list[int]] = {}
-    for (line, _), value in zip(rows, values):
-        if value not in label_names:
-            unexpected.setdefault(value, []).append(line)
-    if unexpected:
-        shown = "; ".join(f"{v!r} on lines {_lines(lines)}" for v, lines in unexpected.items())
-        raise ValueError(f"{path}: column {label_column!r} has values that are not in "
-                         f"label_names {label_names}: {shown}. Fix: correct those rows, or add "
-                         "the values to label_names.")
-    if len(label_names) < 2:
-        raise ValueError(f"{path}: every row has the label {label_names[0]!r}, and a classifier "
-                         "needs at least two. Fix: add examples of the other labels.")
+    empty = [line for (line, _), text in zip(rows, texts) if not text]
+    unexpected = {value: [line for (line, _), v in zip(rows, values) if v == value]
+                  for value in dict.fromkeys(values) if value not in label_names}
+    shown = "; ".join(f"{value!r} on lines {_first(lines)}" for value, lines in unexpected.items())
+    problems = [  # (found, what is wrong, the fix), checked in this order
+        (text_column not in columns, _no_column(text_column, columns, delimiter),
+         "pass text_column= with the right column name"),
+        (label_column not in columns, _no_column(label_column, columns, delimiter),
+         "pass label_column= with the right column name"),
+        (not rows, "the file has column names but no rows.", "add the data"),
+        (empty, f"{len(empty)} rows have an empty {text_column!r}: lines {_first(empty)}.",
+         "fill them in or delete those rows"),
+        (unexpected, f"column {label_column!r} has values that are not in label_names "
+                     f"{label_names}: {shown}.", "correct those rows, or add the values to "
+                                                 "label_names"),
+        (len(label_names) < 2, f"every row has the label {', '.join(map(repr, label_names))}, "
+                               "and a classifier needs at least two.",
+         "add examples of the other labels"),
+    ]
+    for found, problem, fix in problems:
+        if found:
+            raise ValueError(f"{path}: {problem} Fix: {fix}.")
     return texts, [label_names.index(v) for v in values], label_names

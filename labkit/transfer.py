@@ -7,8 +7,6 @@ layer with no trainable parameter stays in eval mode: ``freeze_backbone`` applie
 and ``fit`` calls ``train_mode(model)`` instead of ``model.train()`` so that it keeps holding.
 """
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,11 +14,9 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torchvision import models
 
-# Hugging Face classifiers: BERT and DistilBERT "classifier", GPT-2 "score", RoBERTa the last.
-HF_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
-SUPPORTED = ("torchvision VGG, ResNet, GoogLeNet, Inception v3, MobileNet and EfficientNet, timm "
-             "EfficientNet, Hugging Face *ForSequenceClassification models with an nn.Linear at "
-             f"{', '.join(HF_HEAD_NAMES)}, and any model class with a head_names attribute")
+# timm's EfficientNet and Hugging Face classifiers (BERT and DistilBERT "classifier", GPT-2
+# "score", RoBERTa "classifier.out_proj"): the first of these that is an nn.Linear.
+LINEAR_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
 
 
 def _is_sequence_classifier(model: nn.Module) -> bool:
@@ -32,26 +28,25 @@ def _is_sequence_classifier(model: nn.Module) -> bool:
 def _head_names(model: nn.Module) -> list[str]:
     """Qualified names of the head layers, main head first, then any auxiliary heads."""
     timm = sys.modules.get("timm")  # EfficientNet-Lite0, the course's pip-installed model
+    modules = dict(model.named_modules())
     if getattr(type(model), "head_names", None):
         return list(type(model).head_names)
     if isinstance(model, (models.VGG, models.MobileNetV2, models.MobileNetV3, models.EfficientNet)):
         return [f"classifier.{len(model.classifier) - 1}"]
-    if isinstance(model, models.ResNet):
-        return ["fc"]
-    if timm is not None and isinstance(model, timm.models.efficientnet.EfficientNet):
-        return ["classifier"]
-    if isinstance(model, models.GoogLeNet):
-        return ["fc"] + [f"{a}.fc2" for a in ("aux1", "aux2") if getattr(model, a) is not None]
-    if isinstance(model, models.Inception3):
-        return ["fc"] + (["AuxLogits.fc"] if model.AuxLogits is not None else [])
-    if _is_sequence_classifier(model):
-        modules = dict(model.named_modules())
-        found = [name for name in HF_HEAD_NAMES if isinstance(modules.get(name), nn.Linear)]
+    if isinstance(model, (models.ResNet, models.GoogLeNet, models.Inception3)):
+        aux = ("aux1.fc2", "aux2.fc2", "AuxLogits.fc")  # GoogLeNet's and Inception v3's, if on
+        return ["fc"] + [name for name in aux if name in modules]
+    if _is_sequence_classifier(model) or (
+            timm is not None and isinstance(model, timm.models.efficientnet.EfficientNet)):
+        found = [name for name in LINEAR_HEAD_NAMES if isinstance(modules.get(name), nn.Linear)]
         if found:
             return found[:1]
     raise TypeError(f"labkit does not know where the head of a {type(model).__name__} is; it "
-                    f"knows {SUPPORTED}. Fix: print(model) to find its last layer and set it "
-                    f"yourself: model.<name> = nn.Linear(in_features, num_classes).")
+                    "knows torchvision VGG, ResNet, GoogLeNet, Inception v3, MobileNet and "
+                    "EfficientNet, timm EfficientNet, Hugging Face *ForSequenceClassification "
+                    "models, and any model class with a head_names attribute. Fix: print(model) "
+                    "to find its last layer and set it yourself: "
+                    "model.<name> = nn.Linear(in_features, num_classes).")
 
 
 def head_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -77,12 +72,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
         raise ValueError(f"num_classes must be a whole number of at least 2, got "
                          f"{num_classes!r}. Fix: pass the number of classes in your dataset, "
                          f"e.g. len(train_dataset.classes); for a yes/no task use 2.")
-    heads = head_modules(model)
-    for name, old in heads.items():  # check all of them before changing anything
-        if not isinstance(old, nn.Linear):
-            raise TypeError(f"model.{name} is a {type(old).__name__}, not an nn.Linear. Fix: "
-                            f"model.{name} = nn.Linear(in_features, {num_classes}).")
-    for name, old in heads.items():
+    for name, old in head_modules(model).items():
         model.set_submodule(name, nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
                                             device=old.weight.device, dtype=old.weight.dtype))
     if _is_sequence_classifier(model):  # the model sizes its loss and outputs from these
@@ -90,18 +80,18 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def _frozen_batchnorms(model: nn.Module) -> list[nn.Module]:
-    """BatchNorm layers that have parameters, none of them trainable."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            and list(m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+def _frozen_batchnorms_to_eval(model: nn.Module) -> nn.Module:
+    """BatchNorm layers that have parameters, none of them trainable, go to eval mode."""
+    for m in model.modules():
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and list(m.parameters())
+                and not any(p.requires_grad for p in m.parameters())):
+            m.eval()
+    return model
 
 
 def train_mode(model: nn.Module) -> nn.Module:
     """``model.train()``, but BatchNorms with nothing to train stay in eval mode. Lesson 05."""
-    model.train()
-    for batchnorm in _frozen_batchnorms(model):
-        batchnorm.eval()
-    return model
+    return _frozen_batchnorms_to_eval(model.train())
 
 
 def freeze_backbone(model: nn.Module) -> nn.Module:
@@ -110,9 +100,7 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     model.requires_grad_(False)
     for head in heads.values():
         head.requires_grad_(True)
-    for batchnorm in _frozen_batchnorms(model):
-        batchnorm.eval()
-    return model
+    return _frozen_batchnorms_to_eval(model)
 
 
 def unfreeze(model: nn.Module, *stages: str) -> nn.Module:
@@ -153,17 +141,12 @@ def _top_level_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 
 @dataclass
 class ParameterTable:
-    """Rows of (top-level child, parameters, trainable), printed as a table. Lesson 05."""
+    """Rows of (top-level child, parameters, trainable) and their totals, printed as a table.
+    Lesson 05."""
 
     rows: list[tuple[str, int, int]]
-
-    @property
-    def total(self) -> int:
-        return sum(row[1] for row in self.rows)
-
-    @property
-    def trainable(self) -> int:
-        return sum(row[2] for row in self.rows)
+    total: int
+    trainable: int
 
     def __str__(self) -> str:
         width = max(len(row[0]) for row in [("module",), *self.rows])
@@ -175,19 +158,18 @@ class ParameterTable:
 
 def parameter_table(model: nn.Module) -> ParameterTable:
     """How many parameters each top-level part of the model has, and how many train. Lesson 05."""
-    return ParameterTable([(name, sum(p.numel() for p in params),
-                            sum(p.numel() for p in params if p.requires_grad))
-                           for name, params in _top_level_groups(model)])
+    rows = [(name, sum(p.numel() for p in params), sum(p.numel() for p in params
+                                                       if p.requires_grad))
+            for name, params in _top_level_groups(model)]
+    return ParameterTable(rows, sum(row[1] for row in rows), sum(row[2] for row in rows))
 
 
 def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dict]:
     """Optimizer groups with discriminative rates: the head(s) at ``lr``, each earlier stage that
     trains at ``decay`` times the next one's (early layers hold general features). Lesson 06."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}. Fix: pass e.g. lr=1e-3.")
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
-        raise ValueError(f"decay must be above 0 and at most 1, got {decay!r}. Fix: use "
-                         f"decay=0.1 (each earlier stage learns 10x slower), or 1 for one lr.")
+    if not (lr > 0 and 0 < decay <= 1):
+        raise ValueError(f"lr={lr!r}, decay={decay!r}. Fix: a positive lr, e.g. 1e-3, and a decay "
+                         "above 0 and at most 1: 0.1 (each earlier stage learns 10x slower).")
     heads = {name.split(".")[0] for name in _head_names(model)}
     groups, stage_lr = [], lr
     for name, params in reversed(_top_level_groups(model)):  # from the output backwards
@@ -197,9 +179,6 @@ def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dic
         if name not in heads:
             stage_lr *= decay
         groups.append({"params": trainable, "lr": lr if name in heads else stage_lr, "name": name})
-    if not groups:
-        raise ValueError(f"{type(model).__name__} has no trainable parameter. Fix: call "
-                         f"replace_head(model, num_classes) or unfreeze(model, ...) first.")
     return groups[::-1]
 
 
@@ -209,13 +188,9 @@ def aux_loss(outputs, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tenso
     auxiliary logits add their loss times ``aux_weight`` (0.4: TF-slim's Inception v3 script;
     the GoogLeNet paper used 0.3); a transformers output gives its ``.logits``. Lesson 04."""
     logits = getattr(outputs, "logits", outputs)
-    aux = [getattr(outputs, name, None) for name in ("aux_logits", "aux_logits2", "aux_logits1")]
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"aux_loss expected logits (a tensor) or a model output with .logits, "
-                        f"got a {type(outputs).__name__}. Fix: pass the logits tensor, e.g. "
-                        f"outputs[0] if your model returns a tuple.")
     loss = loss_fn(logits, targets)
-    for aux_logits in aux:
+    for aux_logits in (getattr(outputs, name, None) for name in ("aux_logits", "aux_logits2",
+                                                                 "aux_logits1")):
         if isinstance(aux_logits, Tensor):
             loss = loss + aux_weight * loss_fn(aux_logits, targets)
     return loss, logits

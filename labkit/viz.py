@@ -1,8 +1,6 @@
 """Figures the lessons show: training curves, the confusion matrix, top-k predictions beside a
 photo, convolution filters, feature maps, label efficiency and 2-D projections of features."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 
@@ -86,13 +84,10 @@ def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None
     return fig
 
 
-def plot_filters(weight, *, max_filters: int = 64, columns: int = 16):
-    """First-layer filters (out, 3, k, k) as colour images, each scaled to [0, 1]. Lesson 01."""
-    weight = weight.detach().float().cpu()[:max_filters]
-    if weight.ndim != 4 or weight.shape[1] != 3:
-        raise ValueError(f"plot_filters draws RGB filters shaped (out, 3, k, k), got "
-                         f"{tuple(weight.shape)}. Fix: pass the first convolution's weight, "
-                         f"e.g. model.features[0].weight.")
+def plot_filters(weight, *, columns: int = 16):
+    """The first 64 first-layer filters (out, 3, k, k) as colour images, each scaled to [0, 1].
+    Lesson 01."""
+    weight = weight.detach().float().cpu()[:64]
     rows = math.ceil(len(weight) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.6 + 0.3),
                              squeeze=False)

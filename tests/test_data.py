@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from labkit.data import SAMPLE_PHOTOS, load_sentiment, sample_photo
-from labkit.synthetic import (SHAPES, SOURCE_CLASSES, TARGET_CLASSES, ShapesDataset, make_shapes,
+from labkit.synthetic import (SHAPES, SOURCE_CLASSES, TARGET_CLASSES, make_shapes,
                               write_image_folder)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_shapes_are_learnable():
     # A small CNN learns the source task well above chance (0.2) in a few seconds: the
     # images carry the shape, not just noise. (Lesson 01 measures the transfer itself.)
     torch.manual_seed(0)
-    train = ShapesDataset(SOURCE_CLASSES, 400, seed=0)
+    train = torch.utils.data.TensorDataset(*make_shapes(SOURCE_CLASSES, 400, seed=0))
     x_val, y_val = make_shapes(SOURCE_CLASSES, 40, seed=1)
 
     def block(inputs, outputs):

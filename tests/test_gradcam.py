@@ -138,8 +138,8 @@ def test_unknown_or_foreign_layers_and_unused_layers_are_named():
     model = ColourDetector()
     with pytest.raises(KeyError, match="no layer 'layer9'"):
         grad_cam(model, "layer9", two_blobs())
-    with pytest.raises(ValueError, match="not part of"):
-        grad_cam(model, nn.Conv2d(3, 2, 1), two_blobs())
+    with pytest.raises(RuntimeError, match="not used in the forward pass"):
+        grad_cam(model, nn.Conv2d(3, 2, 1), two_blobs())  # a layer of no model: never called
     model.spare = nn.Conv2d(3, 2, 1)  # registered, never called in forward
     with pytest.raises(RuntimeError, match="not used in the forward pass"):
         grad_cam(model, model.spare, two_blobs())

@@ -148,8 +148,6 @@ def test_dynamic_padding_pads_to_the_longest_sentence_of_each_batch(tokenizer):
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1] * 5]
     assert batch["token_type_ids"].tolist() == [[0] * 5, [0] * 5]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.long
-    with pytest.raises(ValueError, match="empty batch"):
-        DynamicPadding()([])
 
 
 def test_dynamic_padding_batches_are_no_longer_than_their_longest_sentence(tokenizer):
