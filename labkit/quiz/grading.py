@@ -1,12 +1,9 @@
-"""Question types and their grading: pure functions from a question and an answer to a verdict.
+"""Question types and their grading, from a question and an answer to a ``Grade`` (lesson 00).
 
-No widgets, no files, no attempts: every question type is tested with plain asserts. A ``Grade``
-is ``correct``, ``wrong`` (an attempt counts) or ``invalid``: the answer could not be read
-(empty, wrong type, unknown unit, not a permutation), the message says what form is expected,
-and no attempt is used up, so a typo never costs a learner a try.
+A grade is ``correct``, ``wrong`` (an attempt counts) or ``invalid``: the answer could not be
+read (empty, wrong type, unknown unit, not a permutation), the message says what form is
+expected, and no attempt is used up, so a typo never costs a learner a try.
 """
-
-from __future__ import annotations
 
 import math
 import numbers
@@ -133,7 +130,6 @@ class Question:
     """What every question type shares; subclasses add their answer key and ``grade``."""
     id: str
     prompt: str
-    code: str = ""  # shown under the prompt as a code block
     hints: tuple[str, ...] = ()
     explanation: str = ""  # shown once answered correctly or revealed
     points: float = 1.0
@@ -337,11 +333,8 @@ class Ordering(Question):
 
 @dataclass(frozen=True, kw_only=True)
 class CodeExercise(Question):
-    """The learner hands over an object (a model, a function); ``check`` grades it.
-
-    A bank only names the checker; ``labkit.quiz.bank`` finds the function in the checkers'
-    table when the bank is loaded, so a data file never carries code.
-    """
+    """The learner hands over an object (a model, a function); ``check`` grades it. A bank only
+    names the checker, found in its checkers' table: a data file never carries code."""
     checker: str
     options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments for the checker
     check: Callable[..., CheckResult] | None = field(default=None, compare=False, repr=False)

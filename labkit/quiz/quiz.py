@@ -1,18 +1,11 @@
 """``Quiz``: a quiz bank and a learner's progress, drawn with stock ipywidgets 8 or as text.
 
 A button calls what a learner can call in code (``quiz.answer``, ``quiz.hint``,
-``quiz.reveal``), then redraws from the session, so the page shows what the kernel graded and
-saved. Every part carries a CSS class (``lk-quiz``, ``lk-question-<id>``, ``lk-check``,
-``lk-feedback`` plus ``lk-correct`` ...) for browser tests. Where no widget can be drawn
-(papermill, nbval, a text export) the ``text/plain`` part lists every question and the call
-that answers it, and nothing waits for input.
-
-Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
-overflowed onto the next and hid its control. ``CHOICE_CSS`` lets the text wrap beside its
-control, level with the first line; every choice is drawn alike, right or wrong.
+``quiz.reveal``), then redraws from the session. Every part carries a CSS class (``lk-quiz``,
+``lk-question-<id>``, ``lk-check``, ``lk-feedback`` plus ``lk-correct`` ...) for browser tests.
+Where no widget can be drawn (papermill, nbval) the ``text/plain`` part lists every question
+and the call that answers it.
 """
-
-from __future__ import annotations
 
 import html
 import re
@@ -30,8 +23,9 @@ from labkit.quiz.grading import (CodeExercise, MultipleChoice, Numeric, Ordering
 from labkit.quiz.session import Feedback, QuizSession, Score
 from labkit.quiz.store import RESULTS_ENV, ResultsStore
 
-# The control is one line tall and sits at the top, level with the text's first line however
-# many lines it takes. A radio button comes after its text in the page: `order` puts it first.
+# Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
+# overflowed onto the next and hid its control. Here the text wraps beside its control, level
+# with the first line. A radio button comes after its text in the page: `order` puts it first.
 CHOICE_CSS = """
 .lk-choices .widget-radio-box label, .lk-choice label.widget-label-basic {
   display: flex; align-items: flex-start; height: auto; overflow: visible;
@@ -154,41 +148,38 @@ class AnswerInput:
 class QuestionView:
     """One question's widgets; ``show`` draws them from the session's state."""
 
-    def __init__(self, quiz: Quiz, question: Question, number: int):
+    def __init__(self, quiz: "Quiz", question: Question, number: int):
         self.quiz, self.question = quiz, question
         prompt = f"<b>{number}.</b> {inline_markup(question.prompt)}"
-        if question.code:
-            prompt += f"<pre>{html.escape(question.code)}</pre>"
         self.prompt = classed(widgets.HTMLMath(prompt), "lk-prompt")
         self.input = AnswerInput(question, question.example_call(quiz.name))
-        self.check = classed(widgets.Button(description="Check", button_style="primary"),
-                             "lk-check")
-        self.hint = classed(widgets.Button(description="Hint"), "lk-hint")
-        self.reveal = classed(widgets.Button(description="Show answer"), "lk-reveal")
         self.attempts = classed(widgets.Label(), "lk-attempts")
         self.hints = classed(widgets.HTML(), "lk-hints")
         self.feedback = classed(widgets.HTML(), "lk-feedback")
-        self.check.on_click(lambda _: self._guarded(
-            lambda: quiz.answer(question.id, self.input.value())))
-        self.hint.on_click(lambda _: self._guarded(lambda: quiz.hint(question.id)))
-        self.reveal.on_click(lambda _: self._guarded(lambda: quiz.reveal(question.id)))
-        for button, hidden in ((self.check, isinstance(question, CodeExercise)),
-                               (self.hint, not question.hints),
-                               (self.reveal, question.max_attempts is None)):
-            button.layout.display = "none" if hidden else None
+        self.check, self.hint, self.reveal = (
+            self._button("Check", "lk-check", isinstance(question, CodeExercise),
+                         lambda: quiz.answer(question.id, self.input.value()), "primary"),
+            self._button("Hint", "lk-hint", not question.hints, lambda: quiz.hint(question.id)),
+            self._button("Show answer", "lk-reveal", question.max_attempts is None,
+                         lambda: quiz.reveal(question.id)))
         buttons = widgets.HBox([self.check, self.hint, self.reveal, self.attempts])
         self.box = classed(widgets.VBox([self.prompt, self.input.widget, buttons, self.hints,
                                          self.feedback]),
                            "lk-question", f"lk-question-{css_name(question.id)}")
         self.input.show(quiz.session.progress[question.id].answer)
 
-    def _guarded(self, action) -> None:
-        # A failing callback would vanish into the kernel log; show it to the learner instead.
-        try:
-            action()
-        except Exception as error:  # noqa: BLE001
-            self.show(Feedback(self.question.id, "invalid",
-                               f"Something went wrong: {type(error).__name__}: {error}"))
+    def _button(self, text: str, css: str, hidden: bool, action, style: str = ""):
+        def clicked(_):
+            # A failing callback would vanish into the kernel log: show it to the learner.
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001
+                self.show(Feedback(self.question.id, "invalid",
+                                   f"Something went wrong: {type(error).__name__}: {error}"))
+        button = classed(widgets.Button(description=text, button_style=style), css)
+        button.layout.display = "none" if hidden else None
+        button.on_click(clicked)
+        return button
 
     def show(self, feedback: Feedback | None) -> None:
         if feedback is not None:
@@ -209,7 +200,7 @@ class QuestionView:
         self.reveal.disabled = not session.can_reveal(question)
         self.hint.disabled = state.hints >= len(question.hints)
         self.hints.value = "".join(f"<div>💡 {inline_markup(h)}</div>"
-                                   for h in session.shown_hints(question.id))
+                                   for h in question.hints[:state.hints])
 
 
 class Quiz:
@@ -228,7 +219,7 @@ class Quiz:
 
     @classmethod
     def from_file(cls, path: Path | str, *, results_path: Path | str | None = None,
-                  name: str = "quiz", checkers: Mapping[str, Checker] | None = None) -> Quiz:
+                  name: str = "quiz", checkers: Mapping[str, Checker] | None = None) -> "Quiz":
         """``checkers``: a table of checkers to use instead of the module the bank names."""
         return cls(load_bank(path, checkers=checkers), results_path=results_path, name=name)
 
@@ -312,8 +303,6 @@ class Quiz:
             form += f", in {question.unit}"
         lines = textwrap.wrap(f"{number}. [{question.id}] {question.prompt} ({form})", width=96,
                               subsequent_indent="   ")
-        if question.code:
-            lines += ["", *("       " + line for line in question.code.splitlines()), ""]
         if isinstance(question, (SingleChoice, MultipleChoice)):
             lines += [f"     {c.id}) {c.text}" for c in question.choices]
         elif isinstance(question, Ordering):

@@ -1,14 +1,10 @@
-"""One learner working through one quiz: attempts, hints, revealing, score, saving.
+"""One learner working through one quiz: attempts, hints, revealing, score, saving (lesson 00).
 
-The rules, in pure Python (the widget and the text form draw what these methods return): an
-answer that cannot be read (``invalid``) costs no attempt; a question closes when answered
+An answer that cannot be read (``invalid``) costs no attempt; a question closes when answered
 correctly, revealed, or out of attempts; then the answer can be shown, and scores nothing.
-Questions with unlimited attempts (code exercises by default) are never revealed: their
-solution is in the lesson. A quiz open in several kernels merges, under the results file's
-lock, what the others saved (``merge_progress``), so no attempt is lost.
+Questions with unlimited attempts (code exercises) are never revealed: their solution is in the
+lesson. A quiz open in several kernels merges what the others saved, so no attempt is lost.
 """
-
-from __future__ import annotations
 
 import hashlib
 import json
@@ -122,8 +118,7 @@ class QuizSession:
 
     def can_reveal(self, question: Question) -> bool:
         state = self.progress[question.id]
-        return (question.max_attempts is not None and not state.revealed
-                and not state.correct and self.attempts_left(question) == 0)
+        return not state.revealed and not state.correct and self.attempts_left(question) == 0
 
     def _closed(self, question: Question, status: str = "closed") -> Feedback:
         state = self.progress[question.id]
@@ -175,9 +170,6 @@ class QuizSession:
         state.hints += 1
         self.save()
         return question.hints[state.hints - 1]
-
-    def shown_hints(self, question_id: str) -> tuple[str, ...]:
-        return self.bank.question(question_id).hints[:self.progress[question_id].hints]
 
     def _feedback(self, question: Question, status: str, message: str,
                   details: tuple[str, ...] = ()) -> Feedback:

@@ -1,4 +1,4 @@
-"""The learner's results file: every answer and score, kept across kernel restarts.
+"""The learner's results file: every answer and score, kept across kernel restarts (lesson 00).
 
 One JSON file per learner holds all quizzes::
 
@@ -8,13 +8,10 @@ One JSON file per learner holds all quizzes::
 
 It is ``$LABKIT_QUIZ_RESULTS``, else ``quiz-results.json`` in the user's data folder
 (``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows).
-Writes are atomic (``labkit.files.atomic_write``) and hold a lock on ``<name>.lock`` beside
-it, so kernels saving at once each keep their answers (``labkit.quiz.session`` merges them).
-A file that cannot be read is renamed to ``<name>.corrupt-<time>.json`` (once, under the lock),
-every kernel that saw it says so, and a fresh file takes new answers.
+Writes are atomic and hold a lock on ``<name>.lock`` beside it, so kernels saving at once each
+keep their answers (``labkit.quiz.session`` merges them). A file that cannot be read is renamed
+to ``<name>.corrupt-<time>.json`` (once, under the lock), and every kernel that saw it says so.
 """
-
-from __future__ import annotations
 
 import getpass
 import json
@@ -77,15 +74,13 @@ def read_results(path: Path) -> dict:
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:
         raise ResultsFileError(f"results format version {data.get('version')!r} is newer than "
                                f"this labkit reads ({VERSION}); update labkit")
-    if not isinstance(data.get("quizzes"), dict):
-        raise ResultsFileError("\"quizzes\" is not a mapping")
-    for quiz_id, quiz in data["quizzes"].items():
-        if not isinstance(quiz, dict) or not isinstance(quiz.get("questions"), dict):
-            raise ResultsFileError(f"quiz {quiz_id!r} has no \"questions\" mapping")
-        for question_id, record in quiz["questions"].items():
-            if not isinstance(record, dict):
-                raise ResultsFileError(f"quiz {quiz_id!r}, question {question_id!r} is not a "
-                                       f"mapping")
+    quizzes = data.get("quizzes")
+    if not isinstance(quizzes, dict) or not all(
+            isinstance(quiz, dict) and isinstance(quiz.get("questions"), dict)
+            and all(isinstance(record, dict) for record in quiz["questions"].values())
+            for quiz in quizzes.values()):
+        raise ResultsFileError("\"quizzes\" is not a mapping of quizzes, each with a mapping "
+                               "of \"questions\"")
     return data
 
 
@@ -102,11 +97,6 @@ class ResultsStore:
         self.path = Path(path).expanduser() if path is not None else default_results_path()
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.notes: list[str] = []
-
-    def _lock(self) -> filelock.FileLock:
-        """The lock every change to the file holds, from reading to writing."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT)
 
     def tell(self, note: str, *, warn: bool = False) -> None:
         if note not in self.notes:
@@ -128,38 +118,44 @@ class ResultsStore:
                       f"{RESULTS_ENV} to a file you can read and write.")
             return empty_results(), None
 
-    def _load_locked(self, seen_damage: str | None = None) -> dict:
-        """The content, read with the lock held; a damaged file is set aside here, once."""
-        data, damage = self._load()
-        if damage is not None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # unique: the lock is held
-            kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}")
-            os.replace(self.path, kept)
-            self.tell(f"Your results file {self.path} could not be read ({damage}). It was "
-                      f"kept as {kept.name} and a new file was started; earlier answers are in "
-                      f"the kept file.", warn=True)
-        elif seen_damage is not None:  # another kernel set it aside while this one waited
-            self.tell(f"Your results file {self.path} could not be read ({seen_damage}). "
-                      f"Another open notebook kept it as {self.path.stem}.corrupt-<time>"
-                      f"{self.path.suffix} beside it and started a new file; earlier answers "
-                      f"are in the kept file.", warn=True)
-        return data
+    def _locked(self, work: Callable[[dict], Any], action: str, seen_damage: str | None = None):
+        """``work(content)`` with the lock held, a damaged file set aside first; None if the
+        lock or the file failed (the reason is in ``notes``)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT):
+                data, damage = self._load()
+                if damage is not None:
+                    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # the lock is held
+                    kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}"
+                                               f"{self.path.suffix}")
+                    os.replace(self.path, kept)
+                    self.tell(f"Your results file {self.path} could not be read ({damage}). "
+                              f"It was kept as {kept.name} and a new file was started; earlier "
+                              f"answers are in the kept file.", warn=True)
+                elif seen_damage is not None:  # another kernel set it aside while we waited
+                    self.tell(f"Your results file {self.path} could not be read ({seen_damage})."
+                              f" Another open notebook kept it as {self.path.stem}.corrupt-<time>"
+                              f"{self.path.suffix} beside it and started a new file; earlier "
+                              f"answers are in the kept file.", warn=True)
+                return work(data)
+        except filelock.Timeout:
+            self.tell(f"Could not {action} {self.path}: another process has held its lock "
+                      f"{self.lock_path.name} for {LOCK_TIMEOUT} s. Your answers are kept in "
+                      f"this kernel. Fix: wait a moment and answer again, or restart a kernel "
+                      f"that hangs.")
+        except OSError as error:
+            self.tell(f"Could not {action} {self.path}: {error}. Fix: set {RESULTS_ENV} to a "
+                      f"file in a folder you can write, then run the quiz cell again.")
+        return None
 
     def read(self) -> dict:
         """All results; a missing file is empty, an unreadable one is set aside and reported."""
         data, damage = self._load()  # no lock needed to read: writes replace the file whole
         if damage is None:
             return data
-        try:
-            with self._lock():
-                return self._load_locked(seen_damage=damage)
-        except filelock.Timeout:
-            self.tell(self._busy_note("set aside your damaged results file"))
-        except OSError as error:
-            self.tell(f"Your results file {self.path} could not be read ({damage}) nor set "
-                      f"aside: {error}. Fix: set {RESULTS_ENV} to a file in a folder you can "
-                      f"write.")
-        return empty_results()
+        data = self._locked(lambda data: data, "set aside your damaged results file", damage)
+        return data or empty_results()
 
     def quiz(self, quiz_id: str) -> dict:
         return self.read()["quizzes"].get(quiz_id, {"questions": {}})
@@ -167,26 +163,13 @@ class ResultsStore:
     def update_quiz(self, quiz_id: str, change: Callable[[dict | None], dict]) -> bool:
         """Replace one quiz's entry by ``change(the entry in the file, or None)`` under the
         lock, keeping every other quiz. False if it failed (the reason is in ``notes``)."""
-        try:
-            with self._lock():
-                data = self._load_locked()
-                data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
-                data["learner"] = data.get("learner") or learner_name()
-                data["updated"] = now()
-                write_json(self.path, data)
+        def write(data: dict) -> bool:
+            data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
+            data["learner"] = data.get("learner") or learner_name()
+            data["updated"] = now()
+            write_json(self.path, data)
             return True
-        except filelock.Timeout:
-            self.tell(self._busy_note("save your answers to"))
-        except OSError as error:
-            self.tell(f"Could not save your answers to {self.path}: {error}. Fix: set "
-                      f"{RESULTS_ENV} to a file in a folder you can write, then run the "
-                      f"quiz cell again.")
-        return False
-
-    def _busy_note(self, action: str) -> str:
-        return (f"Could not {action} {self.path}: another process has held its lock "
-                f"{self.lock_path.name} for {LOCK_TIMEOUT} s. Your answers are kept in this "
-                f"kernel. Fix: wait a moment and answer again, or restart a kernel that hangs.")
+        return bool(self._locked(write, "save your answers to"))
 
 
 def export_results(*, destination: Path | str | None = None, source: Path | str | None = None,
