@@ -90,7 +90,7 @@ def _required_ranges() -> dict[str, str]:
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
-    except metadata.PackageNotFoundError:
+    except metadata.PackageNotFoundError:  # not installed
         return None
 
 
@@ -142,9 +142,8 @@ def check_device(device=None) -> list[Finding]:
     if device.type != "cpu":
         return [Finding("device", OK, describe_device(device))]
     return [Finding("device", WARN, f"no GPU found, lessons will run on the CPU: "
-                    f"{describe_device(device)}. Smoke-size runs take seconds; full-size labs "
-                    "(fine-tuning especially) take much longer than on a GPU.",
-                    "run full-size labs on a machine with a CUDA or Apple GPU, or keep "
+                    f"{describe_device(device)}. Smoke-size runs take seconds, full-size labs "
+                    "much longer.", "use a CUDA or Apple GPU for full-size labs, or keep "
                     "SMOKE_TEST=True")]
 
 
