@@ -1,17 +1,11 @@
-"""Quizzes, code exercises, flashcards and a glossary, graded in the kernel and saved.
-
-In a lesson::
+"""Quizzes, code exercises, flashcards and a glossary, graded in the kernel and saved (lesson 00).
 
     from labkit.quiz import Quiz
     quiz = Quiz.from_file("quizzes/00_start_here.yaml")
     quiz                                  # widgets in Jupyter; readable text elsewhere
     quiz.answer("smoke", "b")             # the same grading, from code
 
-``grading``: question types and their grading; ``bank``: quiz bank files, checked against a
-schema; ``checkers``: how code exercises find their checkers; ``session``: attempts, hints,
-reveal and score; ``store``: the results file; ``quiz``: the widget and its text form;
-``cards``: flashcards and the glossary. Widgets are imported when ``Quiz``, ``Flashcards`` or
-``Glossary`` is first used.
+Widgets are imported when ``Quiz``, ``Flashcards`` or ``Glossary`` is first used.
 """
 
 from labkit.quiz.bank import BankError, load_bank

@@ -25,6 +25,7 @@ a small file into billions of values.
 """
 
 import difflib
+import importlib
 import json
 import math
 import random
@@ -37,7 +38,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError, validators
 
-from labkit.quiz.checkers import Checker, checker_table
+from labkit.quiz.checkers import Checker
 from labkit.quiz.grading import (Choice, CodeExercise, Mistake, MultipleChoice, Numeric,
                                  Ordering, Question, ShortText, SingleChoice, Target,
                                  normalise_text)
@@ -105,10 +106,10 @@ def entries(*, correct: bool) -> dict:
                                                   additionalProperties=False))
 
 
-def mistakes(answer: dict, **rules) -> dict:
+def mistakes(answer: dict) -> dict:
     return field("array", "a list of {answer, feedback} entries", items=field(
         "object", "a mapping with answer and feedback", additionalProperties=False,
-        properties={**answer, "feedback": TEXT}, **rules))
+        properties={**answer, "feedback": TEXT}, required=["answer", "feedback"]))
 
 
 TARGET = {  # a numeric answer, or a known wrong one
@@ -117,7 +118,7 @@ TARGET = {  # a numeric answer, or a known wrong one
     "relative_tolerance": field("number", "a fraction of the answer, at least 0 and below 1 "
                                 "(0.05 is 5%)", "e.g. relative_tolerance: 0.05", minimum=0,
                                 exclusiveMaximum=1)}
-KINDS = {
+KINDS = {  # the first field of each kind is required
     "single": {"choices": entries(correct=True)},
     "multiple": {"choices": entries(correct=True)},
     "order": {"items": entries(correct=False)},
@@ -125,26 +126,23 @@ KINDS = {
         "object", "a mapping of unit -> its size in `unit`", additionalProperties=field(
             "number", "a positive number (its size in `unit`)", "e.g. MFLOP: 0.001",
             exclusiveMinimum=0)),
-                "mistakes": mistakes(TARGET, required=["answer", "feedback"])},
+                "mistakes": mistakes(TARGET)},
     "text": {"answer": ANSWER, "accept": {**TEXTS, "answerable": "remove it, or write the "
                                           "other spelling in words"},
              "mistakes": mistakes({"answer": {**ANSWER, "answerable": "write the wrong answer "
-                                                                      "this feedback is for"}},
-                                  required=["answer", "feedback"])},
+                                                                      "this feedback is for"}})},
     "code": {"checker": field("string", "the name of a checker function"),
              "options": field("object", "a mapping of keyword arguments")},
 }
-COMMON = {"id": {}, "type": {}, "prompt": TEXT, "hints": TEXTS,
-          "explanation": TEXT, "max_attempts": ATTEMPTS,
+COMMON = {"id": {}, "type": {}, "prompt": TEXT, "hints": TEXTS, "explanation": TEXT,
+          "max_attempts": ATTEMPTS,
           "points": field("number", "a number of at least 0", "e.g. points: 1", minimum=0)}
-REQUIRED = {"single": ["choices"], "multiple": ["choices"], "order": ["items"],
-            "numeric": ["answer"], "text": ["answer"], "code": ["checker"]}
 QUESTION = field(
     "object", "a mapping of fields", required=["id", "type"], properties={
         "id": NAME, "type": field("string", f"one of {', '.join(KINDS)}", enum=list(KINDS))},
     allOf=[{"if": {"required": ["type"], "properties": {"type": {"enum": [kind]}}},
             "then": {"properties": {**COMMON, **fields}, "additionalProperties": False,
-                     "required": ["prompt", *REQUIRED[kind]], "needs": {"units": "unit"}}}
+                     "required": ["prompt", next(iter(fields))], "needs": {"units": "unit"}}}
            for kind, fields in KINDS.items()])
 BANK = field("object", "a mapping with id, title and questions", required=["id", "questions"],
              additionalProperties=False, properties={
@@ -277,7 +275,7 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
         else:
             message = f"must be {must}, got {_show(value)}."
         if error.validator == "required":
-            fix = fix or error.schema.get("fix") or f"add {path[-1]}: <{must}>"
+            fix = fix or f"add {path[-1]}: <{must}>"
         if fix and "Fix:" not in message:
             message += f" Fix: {fix}."
         problems.append(Problem(label, _field(path, f"({item})" if label else "(file)"),
@@ -287,6 +285,25 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
 
 # --- from checked data to a Bank ------------------------------------------------------------
 
+def _checker_table(module: str) -> Mapping[str, Checker]:
+    """The ``CHECKERS`` table of ``module``; ValueError saying why and what to do if none."""
+    try:
+        table = importlib.import_module(module).CHECKERS
+    except ModuleNotFoundError as error:
+        raise ValueError(f"the checkers module {module!r} cannot be found ({error}). Fix: name "
+                         f"an importable module, e.g. checkers: labkit.exercises") from None
+    except AttributeError:
+        raise ValueError(f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
+                         f"{{name: function}} in it") from None
+    except Exception as error:  # the module itself fails to import
+        raise ValueError(f"importing the checkers module {module!r} failed: "
+                         f"{type(error).__name__}: {error}. Fix: repair that module") from None
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{module}.CHECKERS is a {type(table).__name__}, not a mapping. Fix: "
+                         f"CHECKERS = {{name: function}}")
+    return table
+
+
 def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
     """(the checkers' table, a Problem for each code question whose checker is not in it)."""
     questions = data.get("questions") if isinstance(data.get("questions"), list) else []
@@ -295,7 +312,7 @@ def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
     module, why, problems = data.get("checkers"), "", []
     if code and checkers is None and isinstance(module, str):
         try:
-            checkers = checker_table(module)
+            checkers = _checker_table(module)
         except ValueError as error:
             why = str(error)
     for i, question in code:

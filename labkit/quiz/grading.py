@@ -34,7 +34,6 @@ _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 def parse_number(text: str) -> tuple[float, str]:
     """``"11,176,512"``, ``"2.5e9 FLOP"``, ``"1/3"``, ``"2,5"`` -> (number, unit or "").
-
     A comma between groups of three digits separates thousands, otherwise it is a decimal comma.
     """
     text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
@@ -47,14 +46,12 @@ def parse_number(text: str) -> tuple[float, str]:
     elif number.count(",") == 1 and "." not in number:
         number = number.replace(",", ".")
     try:
-        value = float(number)
+        value = float(number) / float(match["denominator"] or 1)
     except ValueError:  # "1__0", "1,2,3"
         raise ValueError(f"{match['number']!r} is not a number we can read; write it as "
                          f"11176512, 11,176,512 or 2.5") from None
-    if match["denominator"]:
-        if not float(match["denominator"]):
-            raise ValueError(f"{text.strip()!r} divides by zero")
-        value /= float(match["denominator"])
+    except ZeroDivisionError:
+        raise ValueError(f"{text.strip()!r} divides by zero") from None
     if not math.isfinite(value):
         raise ValueError(f"{text.strip()!r} is not a finite number")
     return value, match["unit"]
@@ -125,35 +122,17 @@ def _sentence(text: str) -> str:  # choice texts may bring their own full stop
     return text if text.rstrip().endswith((".", "!", "?")) else f"{text}."
 
 
-@dataclass(frozen=True, kw_only=True)
-class Question:
-    """What every question type shares; subclasses add their answer key and ``grade``."""
-    id: str
-    prompt: str
-    hints: tuple[str, ...] = ()
-    explanation: str = ""  # shown once answered correctly or revealed
-    points: float = 1.0
-    max_attempts: int | None = 3  # None: unlimited, and the answer is never revealed
-    kind: ClassVar[str] = ""
-    answer_form: ClassVar[str] = ""
-
-    # Subclasses define grade(answer) -> Grade; answer_key() -> dict, everything that decides
-    # grading (progress saved under another key is stale); solution() -> str, when revealed.
-
-    def example_call(self, name: str) -> str:
-        return f'{name}.answer("{self.id}", {self.answer_form})'
-
-
-def _choice_ids(choices: tuple[Choice, ...]) -> str:
+def _ids(choices: tuple[Choice, ...]) -> str:
     ids = [c.id for c in choices]
     return ", ".join(ids[:-1]) + f" or {ids[-1]}" if len(ids) > 1 else ids[0]
 
 
-def _find_choice(choices: tuple[Choice, ...], token: str) -> Choice | None:
-    """A choice by its id ("b", any case) or by its whole text."""
-    wanted = normalise_text(token)
-    return next((c for c in choices
-                 if wanted in (normalise_text(c.id), normalise_text(_inline(c.text)))), None)
+def _find(choices: tuple[Choice, ...], tokens: list[str]) -> tuple[list[Choice], str]:
+    """The choices that ``tokens`` name, by id ("b", any case) or by their whole text; and
+    the tokens that name none, quoted."""
+    names = {normalise_text(name): c for c in choices for name in (c.id, _inline(c.text))}
+    unknown = [repr(t) for t in tokens if normalise_text(t) not in names]
+    return [names.get(normalise_text(t)) for t in tokens], ", ".join(unknown)
 
 
 def _tokens(answer: Any) -> list[str] | None:
@@ -167,6 +146,24 @@ def _tokens(answer: Any) -> list[str] | None:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Question:
+    """What every question type shares. A subclass defines ``grade(answer) -> Grade``,
+    ``answer_key()`` (everything that decides grading: progress saved under another key is
+    stale) and ``solution()``, the text shown when the answer is revealed."""
+    id: str
+    prompt: str
+    hints: tuple[str, ...] = ()
+    explanation: str = ""  # shown once answered correctly or revealed
+    points: float = 1.0
+    max_attempts: int | None = 3  # None: unlimited, and the answer is never revealed
+    kind: ClassVar[str] = ""
+    answer_form: ClassVar[str] = ""
+
+    def example_call(self, name: str) -> str:
+        return f'{name}.answer("{self.id}", {self.answer_form})'
+
+
+@dataclass(frozen=True, kw_only=True)
 class SingleChoice(Question):
     """Pick one choice; it is right if it is marked correct."""
     choices: tuple[Choice, ...]
@@ -175,12 +172,11 @@ class SingleChoice(Question):
 
     def grade(self, answer: Any) -> Grade:
         if not isinstance(answer, str) or not answer.strip():
-            return Grade(INVALID, f"Choose one answer: {_choice_ids(self.choices)}, as a "
+            return Grade(INVALID, f"Choose one answer: {_ids(self.choices)}, as a "
                                   f"string, e.g. \"{self.choices[0].id}\".")
-        choice = _find_choice(self.choices, answer)
-        if choice is None:
-            return Grade(INVALID, f"{answer!r} is not one of the choices "
-                                  f"{_choice_ids(self.choices)}.")
+        (choice,), unknown = _find(self.choices, [answer.strip()])
+        if unknown:
+            return Grade(INVALID, f"{answer!r} is not one of the choices {_ids(self.choices)}.")
         details = (choice.explanation,) if choice.explanation else ()
         if choice.correct:
             return Grade(CORRECT, _sentence(f"Correct: {choice.id}) {_inline(choice.text)}"),
@@ -206,13 +202,11 @@ class MultipleChoice(Question):
     def grade(self, answer: Any) -> Grade:
         tokens = _tokens(answer)
         if not tokens:
-            return Grade(INVALID, f"Choose one or more of {_choice_ids(self.choices)}, as a "
+            return Grade(INVALID, f"Choose one or more of {_ids(self.choices)}, as a "
                                   f"list of strings, e.g. [\"{self.choices[0].id}\"].")
-        chosen = [_find_choice(self.choices, t) for t in tokens]
-        unknown = [t for t, c in zip(tokens, chosen) if c is None]
+        chosen, unknown = _find(self.choices, tokens)
         if unknown:
-            return Grade(INVALID, f"{', '.join(map(repr, unknown))} not among the choices "
-                                  f"{_choice_ids(self.choices)}.")
+            return Grade(INVALID, f"{unknown} not among the choices {_ids(self.choices)}.")
         picked = [c for c in self.choices if c in chosen]  # choice order, no duplicates
         record = [c.id for c in picked]
         wrong = [c for c in picked if not c.correct]
@@ -308,10 +302,9 @@ class Ordering(Question):
         form = f"a list of all {len(ids)} ids in order, e.g. {list(self.display_order or ids)!r}"
         if not tokens:
             return Grade(INVALID, f"Answer with {form}.")
-        found = [_find_choice(self.items, t) for t in tokens]
-        unknown = [t for t, c in zip(tokens, found) if c is None]
+        found, unknown = _find(self.items, tokens)
         if unknown:
-            return Grade(INVALID, f"{', '.join(map(repr, unknown))} not among {', '.join(ids)}.")
+            return Grade(INVALID, f"{unknown} not among {', '.join(ids)}.")
         order = [c.id for c in found]
         if sorted(order) != sorted(ids):
             twice = sorted({i for i in order if order.count(i) > 1})
