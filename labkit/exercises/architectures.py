@@ -36,10 +36,9 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
     leaves = _leaves(block)
     names = ", ".join(type(m).__name__ for m in leaves)
     pools = [m for m in leaves if isinstance(m, nn.MaxPool2d)]
-    require(pools, f"The block has no max-pool ({names}); a VGG block halves height and width "
-                   f"with a 2x2 max-pool. Fix: append {VGG_POOL_FIX} after the loop.")
     require(len(pools) == 1 and leaves[-1] is pools[0], f"The block has {len(pools)} max-pools "
-            f"({names}); a VGG block has exactly one max-pool. Fix: {VGG_POOL_FIX} after the loop.")
+            f"({names}); a VGG block ends with exactly one max-pool, which halves height and "
+            f"width. Fix: {VGG_POOL_FIX} after the loop.")
     pool = pools[0]
     require(_pair(pool.kernel_size) == _pair(pool.stride) == (2, 2), f"The max-pool has "
             f"kernel_size {pool.kernel_size}, stride {pool.stride}. Fix: {VGG_POOL_FIX}.")
@@ -93,8 +92,8 @@ def projection_shortcut(in_channels: int, out_channels: int, stride: int = 1) ->
 def torchvision_basic_block(in_channels: int, out_channels: int, stride: int = 1) -> BasicBlock:
     """torchvision's BasicBlock, with a projection shortcut exactly when the shape changes."""
     changes = stride != 1 or in_channels != out_channels
-    return BasicBlock(in_channels, out_channels, stride,
-                      projection_shortcut(in_channels, out_channels, stride) if changes else None)
+    shortcut = projection_shortcut(in_channels, out_channels, stride) if changes else None
+    return BasicBlock(in_channels, out_channels, stride, shortcut)
 
 
 def _check_addition(block, x, call: str, shape_changes: bool) -> None:
@@ -148,11 +147,9 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
                "or in_channels != out_channels: the identity shortcut costs 0 parameters")
         require(count_parameters(module) == expected, f"{name} has {count_parameters(module):,} "
                 f"parameters; torchvision's BasicBlock has {expected:,}. Fix: {fix}.")
-    projection = count_parameters(projection_shortcut(in_channels, out_channels, stride))
-    shortcut = (f"the projection shortcut costs {projection:,} of them" if changes
-                else "the identity shortcut costs none")
+    shortcut = count_parameters(projection_shortcut(in_channels, out_channels, stride)) * changes
     return (f"Well done: {call} computes relu(F(x) + shortcut(x)) with {reference:,} parameters, "
-            f"the same as torchvision's BasicBlock; {shortcut}.")
+            f"as torchvision's BasicBlock does; its shortcut costs {shortcut:,} of them.")
 
 
 WIDTHS = ("in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")

@@ -1,5 +1,5 @@
-"""Checkers for lessons 10 (choosing a model) and 11 (capstone), on probes of their own, each
-built so that one usual mistake gives a wrong answer."""
+"""Checkers for lessons 10 (choosing a model) and 11 (capstone): probes that each catch one
+usual mistake."""
 
 import copy
 
@@ -51,22 +51,20 @@ def check_pick_model(pick_model) -> str:
     """Lesson 11: ``pick_model(table, *, max_ms, max_mb)``, as ``reference_pick_model``."""
     for what, table, budgets, wrong in PROBES:
         given, expected = copy.deepcopy(table), reference_pick_model(table, **budgets)
-        fix = ("return None when no model fits." if expected is None else "define it as def "
-               "pick_model(table, *, max_ms, max_mb), reading 'ms_per_photo' and 'file_mb'.")
-        answer = attempt("pick_model", fix, pick_model, given, **budgets)
+        answer = attempt("pick_model", "define pick_model(table, *, max_ms, max_mb); return None "
+                         "when no model fits.", pick_model, given, **budgets)
         require(given == table, "pick_model changed the table it was given. Fix: only read it.")
         if answer == expected:
             continue
-        require(expected is not None, f"No model fits the budgets {budgets}, but pick_model "
-                                      f"returned {answer!r}. Fix: return None when no model fits.")
+        require(expected is not None, f"No model fits {budgets}, but pick_model returned "
+                                      f"{answer!r}. Fix: return None then.")
         require(not isinstance(answer, (dict, tuple)), f"pick_model returned a "
                 f"{type(answer).__name__}. Fix: return the model's name, a key of the table.")
         if isinstance(answer, str) and answer in wrong:
             raise Mistake(wrong[answer])
         raise Mistake(f"For the probe table '{what}' ({budgets}) pick_model returned {answer!r}, "
                       f"expected {expected!r}. Fix: the most accurate model within both budgets.")
-    return (f"Well done: on all {len(PROBES)} probe tables, the most accurate model within both "
-            f"budgets, ties to the smaller file, and None when nothing fits.")
+    return f"Well done: on all {len(PROBES)} probe tables, the right pick, or None if none fits."
 
 
 def reference_split_halves(val_by_class: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -91,8 +89,8 @@ def check_split_halves(split_halves) -> str:
         answer = attempt(f"split_halves({probe})", "val_by_class is a list with one list of "
                          "indices per class.", split_halves, given)
         require(given == probe, "split_halves changed the lists it was given. Fix: only read them.")
-        require(isinstance(answer, tuple) and len(answer) == 2, f"split_halves returned "
-                f"{answer!r}; expected a pair (selection, test). Fix: return selection, test.")
+        require(isinstance(answer, tuple) and len(answer) == 2, f"split_halves returned {answer!r}"
+                f", not a pair (selection, test). Fix: return selection, test.")
         selection, test = (sorted(half) for half in answer)
         want = tuple(sorted(half) for half in reference_split_halves(probe))
         if (selection, test) == want:
@@ -112,5 +110,4 @@ def check_split_halves(split_halves) -> str:
                 " Fix: alternate within each class, then join the classes.")
         raise Mistake(f"For {probe} split_halves returned {answer}, not "
                       f"{reference_split_halves(probe)}. Fix: alternate within each class.")
-    return (f"Well done: on all {len(SPLIT_PROBES)} probes split_halves kept every photo in "
-            f"exactly one half and alternated within each class.")
+    return f"Well done: on all {len(SPLIT_PROBES)} probes, each class alternates between halves."

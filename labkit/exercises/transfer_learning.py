@@ -2,7 +2,6 @@
 07 (fine-tuning strategies): what trains and what stays frozen, on models of their own."""
 
 import copy
-import functools
 import math
 
 import torch
@@ -46,9 +45,8 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
             f"{count_parameters(head):,} parameters train.")
 
 
-@functools.cache
 def _probe_resnets() -> dict:
-    """Two small ResNets with random weights; copy them: the learner may change a model."""
+    """Two small ResNets with random weights, new for each check: the learner may change them."""
     with torch.random.fork_rng():  # the learner's random stream is left alone
         torch.manual_seed(0)
         return {"ResNet of basic blocks": ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10),
@@ -73,8 +71,10 @@ def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str
 def check_feature_extractor(make_feature_extractor) -> str:
     """Lesson 05: a frozen module in eval mode that returns the (B, D) features a head reads."""
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    for name, model in copy.deepcopy(_probe_resnets()).items():
+    sizes = []
+    for name, model in _probe_resnets().items():
         reference, (num_classes, features) = copy.deepcopy(model).eval(), model.fc.weight.shape
+        sizes.append(str(features))
         reference.fc = nn.Identity()
         with torch.no_grad():
             expected = reference(images)  # (B, D): what the head reads
@@ -94,9 +94,8 @@ def check_feature_extractor(make_feature_extractor) -> str:
         require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
                 f"features have other values than the model's own pooled ones (new layers or "
                 f"weights?). Fix: reuse the model you are given and remove only its head.")
-    sizes = " and ".join(str(model.fc.in_features) for model in _probe_resnets().values())
     return (f"Well done: frozen, in eval mode, and exactly the features each ResNet's head reads "
-            f"({sizes} numbers per image).")
+            f"({' and '.join(sizes)} numbers per image).")
 
 
 PROBE_LRS = (1e-3, 3e-4)  # the second one catches rates typed in as numbers
@@ -108,20 +107,10 @@ def expected_rates(lr: float, stages, decay: float) -> dict[str, float]:
     return {"fc": lr} | {stage: lr * decay**depth for depth, stage in enumerate(order, start=1)}
 
 
-def _check_trainable(model, stages) -> None:
-    def stages_where(trains: bool) -> list[str]:  # "layer4.1.conv2.weight" -> "layer4"
-        names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad == trains}
-        return [name for name, _ in model.named_children() if name in names]
-    wanted, named = {"fc", *stages}, " and ".join(sorted(stages)) + " and the head (fc)"
-    extra = [s for s in stages_where(True) if s not in wanted]
-    require(not extra, f"{', '.join(extra)} still train, but only {named} should. Fix: "
-            f"freeze_backbone(model), then unfreeze(model, {', '.join(map(repr, stages))}).")
-    missing = [s for s, _ in model.named_children() if s in wanted - set(stages_where(True))]
-    require(not missing, f"{', '.join(missing)} is frozen, but {named} should train. Fix: "
-                         f"unfreeze(model, {', '.join(map(repr, missing))}) after freezing.")
-    partial = [s for s in stages_where(False) if s in wanted]
-    require(not partial, f"Only part of {', '.join(partial)} trains. Fix: unfreeze whole stages, "
-                         f"unfreeze(model, {', '.join(map(repr, partial))}).")
+def _stages_where(model, trains: bool) -> list[str]:
+    """The top-level stages with a parameter that does (or does not) train, in model order."""
+    names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad == trains}
+    return [name for name, _ in model.named_children() if name in names]
 
 
 @checker('quiz.answer("fine_tuning_setup", setup_fine_tuning)')
@@ -135,7 +124,17 @@ def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float 
                             "model, lr) and run it on a model in a cell.", setup, model, lr)
         require(isinstance(optimizer, torch.optim.Optimizer), f"setup_fine_tuning returned "
                 f"{type(optimizer).__name__}. Fix: return torch.optim.AdamW(param_groups(...)).")
-        _check_trainable(model, stages)
+        wanted, named = {"fc", *stages}, " and ".join(sorted(stages)) + " and the head (fc)"
+        extra = [s for s in _stages_where(model, True) if s not in wanted]
+        require(not extra, f"{', '.join(extra)} still train, but only {named} should. Fix: "
+                f"freeze_backbone(model), then unfreeze(model, {', '.join(map(repr, stages))}).")
+        missing = [s for s, _ in model.named_children()
+                   if s in wanted - set(_stages_where(model, True))]
+        require(not missing, f"{', '.join(missing)} is frozen, but {named} should train. Fix: "
+                             f"unfreeze(model, {', '.join(map(repr, missing))}) after freezing.")
+        partial = [s for s in _stages_where(model, False) if s in wanted]
+        require(not partial, f"Only part of {', '.join(partial)} trains. Fix: unfreeze whole "
+                             f"stages, unfreeze(model, {', '.join(map(repr, partial))}).")
         rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
         for stage, want in expected_rates(lr, stages, decay).items():
             params = [id(p) for p in model.get_submodule(stage).parameters()]
@@ -144,9 +143,8 @@ def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float 
             found = sorted({rate_of[p] for p in params})
             require(all(math.isclose(rate, want, rel_tol=1e-6) for rate in found), f"With "
                     f"lr={lr:.1e}, {stage} learns at {', '.join(f'{r:.1e}' for r in found)}, not "
-                    f"{want:.1e}: the head learns at lr and each stage before it {decay:g} times "
-                    f"slower (lr * {decay:g} per stage), as earlier stages move less than the "
-                    f"head. Fix: param_groups(model, lr, decay={decay:g}), or compute it from lr.")
+                    f"{want:.1e}: the head learns at lr and earlier stages move less than the head"
+                    f" (lr * {decay:g} per stage). Fix: param_groups(model, lr, decay={decay:g}).")
     return (f"Well done: {count_parameters(model, trainable=True):,} parameters train, each stage "
             f"{decay:g} times slower than the one after it; everything earlier stays frozen.")
 
