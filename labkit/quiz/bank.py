@@ -285,51 +285,30 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
 
 # --- from checked data to a Bank ------------------------------------------------------------
 
-def _checker_table(module: str) -> Mapping[str, Checker]:
-    """The ``CHECKERS`` table of ``module``; ValueError saying why and what to do if none."""
-    try:
-        table = importlib.import_module(module).CHECKERS
-    except ModuleNotFoundError as error:
-        raise ValueError(f"the checkers module {module!r} cannot be found ({error}). Fix: name "
-                         f"an importable module, e.g. checkers: labkit.exercises") from None
-    except AttributeError:
-        raise ValueError(f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
-                         f"{{name: function}} in it") from None
-    except Exception as error:  # the module itself fails to import
-        raise ValueError(f"importing the checkers module {module!r} failed: "
-                         f"{type(error).__name__}: {error}. Fix: repair that module") from None
-    if not isinstance(table, Mapping):
-        raise ValueError(f"{module}.CHECKERS is a {type(table).__name__}, not a mapping. Fix: "
-                         f"CHECKERS = {{name: function}}")
-    return table
-
-
 def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
     """(the checkers' table, a Problem for each code question whose checker is not in it)."""
     questions = data.get("questions") if isinstance(data.get("questions"), list) else []
     code = [(i, q) for i, q in enumerate(questions) if isinstance(q, dict)
             and q.get("type") == "code" and isinstance(q.get("checker"), str)]
-    module, why, problems = data.get("checkers"), "", []
-    if code and checkers is None and isinstance(module, str):
+    module, why = data.get("checkers"), ""
+    if code and checkers is None and not isinstance(module, str):
+        why = ("there is no checker table to find it in. Fix: name the module that holds it at "
+               "the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS table), or "
+               "pass checkers= to load_bank")
+    elif code and checkers is None:
         try:
-            checkers = _checker_table(module)
-        except ValueError as error:
-            why = str(error)
-    for i, question in code:
-        name = question["checker"]
-        if why:
-            message = f"cannot look up {name!r}: {why}."
-        elif checkers is None:
-            message = (f"no checker table to find {name!r} in. Fix: name the module that holds "
-                       f"it at the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS"
-                       f" table), or pass checkers= to load_bank.")
-        elif name not in checkers:
-            message = (f"{module or 'the checkers given'} has no checker {name!r} (it has: "
-                       f"{', '.join(sorted(checkers)) or 'none'}). Fix: add it to the CHECKERS "
-                       f"table, or correct the name.")
-        else:
-            continue
-        problems.append(Problem(_label(question, i, "id"), "checker", message))
+            checkers = importlib.import_module(module).CHECKERS
+        except ModuleNotFoundError as error:
+            why = (f"the checkers module {module!r} cannot be found ({error}). Fix: name an "
+                   f"importable module, e.g. checkers: labkit.exercises")
+        except AttributeError:
+            why = (f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
+                   f"{{name: function}} in it")
+    problems = [Problem(_label(q, i, "id"), "checker", f"cannot look up {q['checker']!r}: {why}."
+                        if why else f"{module or 'the checkers given'} has no checker "
+                        f"{q['checker']!r} (it has: {', '.join(sorted(checkers)) or 'none'}). "
+                        f"Fix: add it to the CHECKERS table, or correct the name.")
+                for i, q in code if why or q["checker"] not in checkers]
     return checkers, problems
 
 

@@ -176,8 +176,6 @@ class Glossary:
     """The course's terms, listed by lesson. ``Glossary.from_file("quizzes/glossary.yaml")``;
     lesson 00."""
 
-    EVERY_LESSON = "every lesson"
-
     def __init__(self, entries: list[Entry]):
         self.entries, self._widget = list(entries), None
 
@@ -196,8 +194,8 @@ class Glossary:
     @property
     def widget(self) -> widgets.VBox:
         if self._widget is None:
-            lessons = sorted({e.lesson for e in self.entries})
-            self._lesson = classed(widgets.Dropdown(options=[self.EVERY_LESSON, *lessons]),
+            lessons = [(name, name) for name in sorted({e.lesson for e in self.entries})]
+            self._lesson = classed(widgets.Dropdown(options=[("every lesson", ""), *lessons]),
                                    "lk-glossary-lesson")
             self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
                                                  rows=8), "lk-glossary-terms")
@@ -212,16 +210,12 @@ class Glossary:
         return self._widget
 
     def _filter(self, lesson: str) -> None:
-        self._terms.options = [e.term for e in self.entries
-                               if lesson in (self.EVERY_LESSON, e.lesson)]
+        self._terms.options = [e.term for e in self.entries if lesson in ("", e.lesson)]
         self._select(self._terms.value)
 
     def _select(self, term: str | None) -> None:
-        if not term:
-            self._entry.value = ""
-            return
-        entry = self.lookup(term)
-        self._entry.value = (
+        entry = self.lookup(term) if term else None
+        self._entry.value = "" if entry is None else (
             f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
             + (f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
                if entry.see_also else "") + f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
