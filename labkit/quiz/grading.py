@@ -1,6 +1,6 @@
-"""Question types and their grading, from a question and an answer to a ``Grade`` (lesson 00).
+"""Question types and their grading: a question and an answer give ``Feedback`` (lesson 00).
 
-A grade is ``correct``, ``wrong`` (an attempt counts) or ``invalid``: the answer could not be
+Its status is ``correct``, ``wrong`` (an attempt counts) or ``invalid``: the answer could not be
 read (empty, wrong type, unknown unit, not a permutation), the message says what form is
 expected, and no attempt is used up, so a typo never costs a learner a try.
 """
@@ -78,12 +78,22 @@ def as_number(answer: Any) -> tuple[float, str] | str:
 
 
 @dataclass(frozen=True)
-class Grade:
-    status: str  # CORRECT, WRONG or INVALID
+class Feedback:
+    """A grade, and what the learner reads: the quiz adds the question and the attempts."""
+    status: str  # CORRECT, WRONG or INVALID; the quiz adds closed and revealed
     message: str
     details: tuple[str, ...] = ()  # explanations of the chosen choices, feedback on a mistake
     record: Any = None  # the answer as the results file stores it (JSON-friendly)
+    question_id: str = ""
+    attempts: int = 0
     correct = property(lambda self: self.status == CORRECT)
+
+    def __str__(self) -> str:
+        return "\n".join([f"[{self.question_id}] {self.message}",
+                          *(f"  {d}" for d in self.details)])
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
 
 
 @dataclass(frozen=True)
@@ -147,7 +157,7 @@ def _tokens(answer: Any) -> list[str] | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Question:
-    """What every question type shares. A subclass defines ``grade(answer) -> Grade``,
+    """What every question type shares. A subclass defines ``grade(answer) -> Feedback``,
     ``answer_key()`` (everything that decides grading: progress saved under another key is
     stale) and ``solution()``, the text shown when the answer is revealed."""
     id: str
@@ -170,18 +180,18 @@ class SingleChoice(Question):
     kind: ClassVar[str] = "single"
     answer_form: ClassVar[str] = '"<letter>"'
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         if not isinstance(answer, str) or not answer.strip():
-            return Grade(INVALID, f"Choose one answer: {_ids(self.choices)}, as a "
+            return Feedback(INVALID, f"Choose one answer: {_ids(self.choices)}, as a "
                                   f"string, e.g. \"{self.choices[0].id}\".")
         (choice,), unknown = _find(self.choices, [answer.strip()])
         if unknown:
-            return Grade(INVALID, f"{answer!r} is not one of the choices {_ids(self.choices)}.")
+            return Feedback(INVALID, f"{answer!r} is not one of the choices {_ids(self.choices)}.")
         details = (choice.explanation,) if choice.explanation else ()
         if choice.correct:
-            return Grade(CORRECT, _sentence(f"Correct: {choice.id}) {_inline(choice.text)}"),
+            return Feedback(CORRECT, _sentence(f"Correct: {choice.id}) {_inline(choice.text)}"),
                          details, choice.id)
-        return Grade(WRONG, f"Not quite: {choice.id}) is not the answer.", details, choice.id)
+        return Feedback(WRONG, f"Not quite: {choice.id}) is not the answer.", details, choice.id)
 
     def answer_key(self) -> dict:
         return {"correct": [c.id for c in self.choices if c.correct],
@@ -199,20 +209,20 @@ class MultipleChoice(Question):
     answer_form: ClassVar[str] = '["<letter>", "<letter>", ...]'
     answer_key = SingleChoice.answer_key
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         tokens = _tokens(answer)
         if not tokens:
-            return Grade(INVALID, f"Choose one or more of {_ids(self.choices)}, as a "
+            return Feedback(INVALID, f"Choose one or more of {_ids(self.choices)}, as a "
                                   f"list of strings, e.g. [\"{self.choices[0].id}\"].")
         chosen, unknown = _find(self.choices, tokens)
         if unknown:
-            return Grade(INVALID, f"{unknown} not among the choices {_ids(self.choices)}.")
+            return Feedback(INVALID, f"{unknown} not among the choices {_ids(self.choices)}.")
         picked = [c for c in self.choices if c in chosen]  # choice order, no duplicates
         record = [c.id for c in picked]
         wrong = [c for c in picked if not c.correct]
         missing = [c for c in self.choices if c.correct and c not in picked]
         if not wrong and not missing:
-            return Grade(CORRECT, "Correct: you found every right choice.",
+            return Feedback(CORRECT, "Correct: you found every right choice.",
                          tuple(c.explanation for c in picked if c.explanation), record)
         parts = [f"{len(wrong)} of your choices {'is' if len(wrong) == 1 else 'are'} not right"
                  ] if wrong else []
@@ -220,7 +230,7 @@ class MultipleChoice(Question):
             parts.append(f"{len(missing)} right choice{'' if len(missing) == 1 else 's'} "
                          f"{'is' if len(missing) == 1 else 'are'} missing")
         # Explain only the wrong picks: explaining the right ones would give them away.
-        return Grade(WRONG, f"Not quite: {' and '.join(parts)}.",
+        return Feedback(WRONG, f"Not quite: {' and '.join(parts)}.",
                      tuple(f"{c.id}) {c.explanation}" for c in wrong if c.explanation), record)
 
     def solution(self) -> str:
@@ -236,22 +246,22 @@ class Numeric(Question):
     kind: ClassVar[str] = "numeric"
     answer_form: ClassVar[str] = "<number>"
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         parsed, shown = as_number(answer), f" {self.unit}" if self.unit else ""
         if isinstance(parsed, str):
-            return Grade(INVALID, f"Answer with a number{shown and ' in' + shown}: {parsed}.")
+            return Feedback(INVALID, f"Answer with a number{shown and ' in' + shown}: {parsed}.")
         number, unit = parsed
         known = {self.unit: 1.0, **self.units} if self.unit else dict(self.units)
         scales = [known[u] for u in known if u.casefold() == unit.casefold()]  # "gflop" too
         if unit and unit not in known and len(scales) != 1:
-            return Grade(INVALID, f"Unknown unit {unit!r}: use "
+            return Feedback(INVALID, f"Unknown unit {unit!r}: use "
                                   f"{'one of ' + ', '.join(known) if known else 'no unit'}.")
         value = number * known.get(unit, scales[0] if unit else 1.0)
         record = value if not unit else f"{number:g} {unit}"
         if any(t.contains(value) for t in self.targets):
-            return Grade(CORRECT, f"Correct: {value:g}{shown}.", record=record)
+            return Feedback(CORRECT, f"Correct: {value:g}{shown}.", record=record)
         details = tuple(m.feedback for m in self.mistakes if m.target and m.target.contains(value))
-        return Grade(WRONG, f"Not quite: {value:g}{shown} is not the answer.", details, record)
+        return Feedback(WRONG, f"Not quite: {value:g}{shown} is not the answer.", details, record)
 
     def answer_key(self) -> dict:
         return {"targets": [[t.low, t.high] for t in self.targets], "unit": self.unit,
@@ -271,17 +281,17 @@ class ShortText(Question):
     kind: ClassVar[str] = "text"
     answer_form: ClassVar[str] = '"<your answer>"'
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         if not isinstance(answer, str):
-            return Grade(INVALID, f"Answer with text in quotes, not a {type(answer).__name__}: "
+            return Feedback(INVALID, f"Answer with text in quotes, not a {type(answer).__name__}: "
                                   f"e.g. {self.example_call('quiz')}.")
         said, record = normalise_text(answer), answer.strip()
         if not said:
-            return Grade(INVALID, "The answer is empty: type a word or a short phrase.")
+            return Feedback(INVALID, "The answer is empty: type a word or a short phrase.")
         if said in {normalise_text(a) for a in self.answers}:
-            return Grade(CORRECT, _sentence(f"Correct: {self.answers[0]}"), record=record)
+            return Feedback(CORRECT, _sentence(f"Correct: {self.answers[0]}"), record=record)
         details = tuple(m.feedback for m in self.mistakes if m.text == said)
-        return Grade(WRONG, f"Not quite: {record!r} is not the answer.", details, record)
+        return Feedback(WRONG, f"Not quite: {record!r} is not the answer.", details, record)
 
     def answer_key(self) -> dict:
         return {"answers": sorted({normalise_text(a) for a in self.answers})}
@@ -297,24 +307,24 @@ class Ordering(Question):
     kind: ClassVar[str] = "order"
     answer_form: ClassVar[str] = '["<id>", "<id>", ...]'
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         ids, tokens = [c.id for c in self.items], _tokens(answer)
         form = f"a list of all {len(ids)} ids in order, e.g. {list(self.display_order or ids)!r}"
         if not tokens:
-            return Grade(INVALID, f"Answer with {form}.")
+            return Feedback(INVALID, f"Answer with {form}.")
         found, unknown = _find(self.items, tokens)
         if unknown:
-            return Grade(INVALID, f"{unknown} not among {', '.join(ids)}.")
+            return Feedback(INVALID, f"{unknown} not among {', '.join(ids)}.")
         order = [c.id for c in found]
         if sorted(order) != sorted(ids):
             twice = sorted({i for i in order if order.count(i) > 1})
             problem = (f"{', '.join(twice)} appear{'s' if len(twice) == 1 else ''} twice" if twice
                        else f"{', '.join(i for i in ids if i not in order)} missing")
-            return Grade(INVALID, f"Use every item exactly once ({problem}): answer with {form}.")
+            return Feedback(INVALID, f"Use every item exactly once ({problem}): answer with {form}.")
         if order == ids:
-            return Grade(CORRECT, "Correct: that is the right order.", record=order)
+            return Feedback(CORRECT, "Correct: that is the right order.", record=order)
         placed = sum(a == b for a, b in zip(order, ids))
-        return Grade(WRONG, f"Not quite: {placed} of {len(ids)} in the right place.",
+        return Feedback(WRONG, f"Not quite: {placed} of {len(ids)} in the right place.",
                      record=order)
 
     def answer_key(self) -> dict:
@@ -334,7 +344,7 @@ class CodeExercise(Question):
     kind: ClassVar[str] = "code"
     answer_form: ClassVar[str] = "<your object>"
 
-    def grade(self, answer: Any) -> Grade:
+    def grade(self, answer: Any) -> Feedback:
         import torch  # late: loading a bank must not cost a torch import
 
         try:
@@ -343,15 +353,15 @@ class CodeExercise(Question):
             with torch.random.fork_rng(devices=[]):
                 result = self.check(answer, **self.options)
         except Exception as error:  # the learner's object surprised the checker
-            return Grade(INVALID, f"The checker could not inspect your answer: "
+            return Feedback(INVALID, f"The checker could not inspect your answer: "
                                   f"{type(error).__name__}: {error}")
         if not isinstance(result, CheckResult):
-            return Grade(INVALID, f"The checker {self.checker!r} returned a "
+            return Feedback(INVALID, f"The checker {self.checker!r} returned a "
                                   f"{type(result).__name__}, not a CheckResult; this is a bug "
                                   f"in the checker, not in your answer.")
         shown = repr(answer) if isinstance(answer, (int, float, str, bool, type(None))) else ""
         record = shown if shown and len(shown) <= 80 else f"<{type(answer).__name__}>"
-        return Grade(CORRECT if result.correct else WRONG, result.message, record=record)
+        return Feedback(CORRECT if result.correct else WRONG, result.message, record=record)
 
     def answer_key(self) -> dict:
         return {"checker": self.checker, "options": dict(self.options)}

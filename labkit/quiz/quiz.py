@@ -18,9 +18,9 @@ import ipywidgets as widgets
 
 from labkit.quiz.bank import Bank, load_bank
 from labkit.quiz.checkers import Checker
-from labkit.quiz.grading import (CodeExercise, MultipleChoice, Numeric, Ordering, Question,
-                                 SingleChoice)
-from labkit.quiz.session import Feedback, QuizSession, Score
+from labkit.quiz.grading import (CodeExercise, Feedback, MultipleChoice, Numeric, Ordering,
+                                 Question, SingleChoice)
+from labkit.quiz.session import QuizSession, Score
 from labkit.quiz.store import RESULTS_ENV, ResultsStore
 
 # Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
@@ -174,8 +174,8 @@ class QuestionView:
             try:
                 action()
             except Exception as error:  # noqa: BLE001
-                self.show(Feedback(self.question.id, "invalid",
-                                   f"Something went wrong: {type(error).__name__}: {error}"))
+                self.show(Feedback("invalid", f"Something went wrong: {type(error).__name__}: "
+                                              f"{error}"))
         button = classed(widgets.Button(description=text, button_style=style), css)
         button.layout.display = "none" if hidden else None
         button.on_click(clicked)
@@ -258,8 +258,8 @@ class Quiz:
             for number, question in enumerate(self.bank.questions, start=1):
                 view = self._views[question.id] = QuestionView(self, question, number)
                 state = self.session.progress[question.id]
-                view.show(Feedback(question.id, state.status, state.feedback,
-                                   tuple(state.details)) if state.status else None)
+                view.show(Feedback(state.status, state.feedback, tuple(state.details))
+                          if state.status else None)
             self._score = classed(widgets.HTML(), "lk-score")
             self._notes = classed(widgets.HTML(), "lk-results-note")
             self._widget = classed(

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from labkit.quiz.bank import Bank
-from labkit.quiz.grading import INVALID, WRONG, Question
+from labkit.quiz.grading import INVALID, WRONG, Feedback, Question
 from labkit.quiz.store import ResultsStore, now
 
 
@@ -40,22 +40,6 @@ def merge_progress(base: Progress, mine: Progress, theirs: Progress) -> Progress
     return replace(latest, attempts=attempts, hints=max(mine.hints, theirs.hints),
                    correct=mine.correct or theirs.correct,
                    revealed=mine.revealed or theirs.revealed)
-
-
-@dataclass(frozen=True)
-class Feedback:
-    question_id: str
-    status: str  # correct, wrong, invalid, closed or revealed
-    message: str
-    details: tuple[str, ...] = ()
-    attempts: int = 0
-
-    def __str__(self) -> str:
-        return "\n".join([f"[{self.question_id}] {self.message}",
-                          *(f"  {d}" for d in self.details)])
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
 
 
 @dataclass(frozen=True)
@@ -173,8 +157,8 @@ class QuizSession:
 
     def _feedback(self, question: Question, status: str, message: str,
                   details: tuple[str, ...] = ()) -> Feedback:
-        return Feedback(question.id, status, message, details,
-                        self.progress[question.id].attempts)
+        return Feedback(status, message, details, question_id=question.id,
+                        attempts=self.progress[question.id].attempts)
 
     def _record(self, question: Question, status: str, message: str,
                 details: tuple[str, ...]) -> Feedback:
