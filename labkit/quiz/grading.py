@@ -183,7 +183,7 @@ class SingleChoice(Question):
     def grade(self, answer: Any) -> Feedback:
         if not isinstance(answer, str) or not answer.strip():
             return Feedback(INVALID, f"Choose one answer: {_ids(self.choices)}, as a "
-                                  f"string, e.g. \"{self.choices[0].id}\".")
+                                     f"string, e.g. \"{self.choices[0].id}\".")
         (choice,), unknown = _find(self.choices, [answer.strip()])
         if unknown:
             return Feedback(INVALID, f"{answer!r} is not one of the choices {_ids(self.choices)}.")
@@ -213,7 +213,7 @@ class MultipleChoice(Question):
         tokens = _tokens(answer)
         if not tokens:
             return Feedback(INVALID, f"Choose one or more of {_ids(self.choices)}, as a "
-                                  f"list of strings, e.g. [\"{self.choices[0].id}\"].")
+                                     f"list of strings, e.g. [\"{self.choices[0].id}\"].")
         chosen, unknown = _find(self.choices, tokens)
         if unknown:
             return Feedback(INVALID, f"{unknown} not among the choices {_ids(self.choices)}.")
@@ -223,7 +223,7 @@ class MultipleChoice(Question):
         missing = [c for c in self.choices if c.correct and c not in picked]
         if not wrong and not missing:
             return Feedback(CORRECT, "Correct: you found every right choice.",
-                         tuple(c.explanation for c in picked if c.explanation), record)
+                            tuple(c.explanation for c in picked if c.explanation), record)
         parts = [f"{len(wrong)} of your choices {'is' if len(wrong) == 1 else 'are'} not right"
                  ] if wrong else []
         if missing:
@@ -231,7 +231,7 @@ class MultipleChoice(Question):
                          f"{'is' if len(missing) == 1 else 'are'} missing")
         # Explain only the wrong picks: explaining the right ones would give them away.
         return Feedback(WRONG, f"Not quite: {' and '.join(parts)}.",
-                     tuple(f"{c.id}) {c.explanation}" for c in wrong if c.explanation), record)
+                        tuple(f"{c.id}) {c.explanation}" for c in wrong if c.explanation), record)
 
     def solution(self) -> str:
         return "; ".join(f"{c.id}) {_inline(c.text)}" for c in self.choices if c.correct)
@@ -255,7 +255,7 @@ class Numeric(Question):
         scales = [known[u] for u in known if u.casefold() == unit.casefold()]  # "gflop" too
         if unit and unit not in known and len(scales) != 1:
             return Feedback(INVALID, f"Unknown unit {unit!r}: use "
-                                  f"{'one of ' + ', '.join(known) if known else 'no unit'}.")
+                                     f"{'one of ' + ', '.join(known) if known else 'no unit'}.")
         value = number * known.get(unit, scales[0] if unit else 1.0)
         record = value if not unit else f"{number:g} {unit}"
         if any(t.contains(value) for t in self.targets):
@@ -284,7 +284,7 @@ class ShortText(Question):
     def grade(self, answer: Any) -> Feedback:
         if not isinstance(answer, str):
             return Feedback(INVALID, f"Answer with text in quotes, not a {type(answer).__name__}: "
-                                  f"e.g. {self.example_call('quiz')}.")
+                                     f"e.g. {self.example_call('quiz')}.")
         said, record = normalise_text(answer), answer.strip()
         if not said:
             return Feedback(INVALID, "The answer is empty: type a word or a short phrase.")
@@ -320,12 +320,13 @@ class Ordering(Question):
             twice = sorted({i for i in order if order.count(i) > 1})
             problem = (f"{', '.join(twice)} appear{'s' if len(twice) == 1 else ''} twice" if twice
                        else f"{', '.join(i for i in ids if i not in order)} missing")
-            return Feedback(INVALID, f"Use every item exactly once ({problem}): answer with {form}.")
+            return Feedback(INVALID, f"Use every item exactly once ({problem}): answer with "
+                                     f"{form}.")
         if order == ids:
             return Feedback(CORRECT, "Correct: that is the right order.", record=order)
         placed = sum(a == b for a, b in zip(order, ids))
         return Feedback(WRONG, f"Not quite: {placed} of {len(ids)} in the right place.",
-                     record=order)
+                        record=order)
 
     def answer_key(self) -> dict:
         return {"order": [c.id for c in self.items]}
@@ -354,11 +355,11 @@ class CodeExercise(Question):
                 result = self.check(answer, **self.options)
         except Exception as error:  # the learner's object surprised the checker
             return Feedback(INVALID, f"The checker could not inspect your answer: "
-                                  f"{type(error).__name__}: {error}")
+                                     f"{type(error).__name__}: {error}")
         if not isinstance(result, CheckResult):
             return Feedback(INVALID, f"The checker {self.checker!r} returned a "
-                                  f"{type(result).__name__}, not a CheckResult; this is a bug "
-                                  f"in the checker, not in your answer.")
+                                     f"{type(result).__name__}, not a CheckResult; this is a bug "
+                                     f"in the checker, not in your answer.")
         shown = repr(answer) if isinstance(answer, (int, float, str, bool, type(None))) else ""
         record = shown if shown and len(shown) <= 80 else f"<{type(answer).__name__}>"
         return Feedback(CORRECT if result.correct else WRONG, result.message, record=record)
