@@ -87,13 +87,12 @@ class Flashcards:
         self.order, self.position, self.showing_back = list(range(len(cards))), 0, False
 
     @classmethod
-    def from_glossary(cls, path: Path | str, *,
-                      title: str = "Flashcards: the words of the course") -> "Flashcards":
-        return cls([Card(e.term, e.definition) for e in load_glossary(path)], title=title)
+    def from_glossary(cls, path: Path | str) -> "Flashcards":
+        return cls([Card(e.term, e.definition) for e in load_glossary(path)],
+                   title="Flashcards: the words of the course")
 
     @classmethod
-    def for_lesson(cls, path: Path | str, lesson: str, *,
-                   title: str | None = None) -> "Flashcards":
+    def for_lesson(cls, path: Path | str, lesson: str) -> "Flashcards":
         """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
         entries = load_glossary(path)
         mine = [Card(e.term, e.definition) for e in entries if e.lesson == lesson]
@@ -101,11 +100,10 @@ class Flashcards:
             raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
                            f"the glossary does, one of "
                            f"{', '.join(sorted({e.lesson for e in entries}))}.")
-        return cls(mine, title=title or f"Flashcards: the words of {lesson}")
+        return cls(mine, title=f"Flashcards: the words of {lesson}")
 
     @classmethod
-    def review(cls, path: Path | str, *, seed: int = 0,
-               title: str = "Review: the words of the whole course") -> "Flashcards":
+    def review(cls, path: Path | str, *, seed: int = 0) -> "Flashcards":
         """Every term, spaced out: each round takes one card from every lesson (in course
         order, each lesson's cards shuffled by ``seed``), so two cards of one lesson follow
         each other only once no other lesson has cards left. The back names the lesson."""
@@ -119,7 +117,7 @@ class Flashcards:
         spaced = [entries[i] for i in range(rounds) for _, entries in sorted(by_lesson.items())
                   if i < len(entries)]
         return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
-                   title=title)
+                   title="Review: the words of the whole course")
 
     @property
     def card(self) -> Card:

@@ -169,8 +169,8 @@ class Question:
     kind: ClassVar[str] = ""
     answer_form: ClassVar[str] = ""
 
-    def example_call(self, name: str) -> str:
-        return f'{name}.answer("{self.id}", {self.answer_form})'
+    def example_call(self) -> str:
+        return f'quiz.answer("{self.id}", {self.answer_form})'
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,7 +284,7 @@ class ShortText(Question):
     def grade(self, answer: Any) -> Feedback:
         if not isinstance(answer, str):
             return Feedback(INVALID, f"Answer with text in quotes, not a {type(answer).__name__}: "
-                                     f"e.g. {self.example_call('quiz')}.")
+                                     f"e.g. {self.example_call()}.")
         said, record = normalise_text(answer), answer.strip()
         if not said:
             return Feedback(INVALID, "The answer is empty: type a word or a short phrase.")

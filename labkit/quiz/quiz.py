@@ -10,14 +10,12 @@ and the call that answers it.
 import html
 import re
 import textwrap
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
 from labkit.quiz.bank import Bank, load_bank
-from labkit.quiz.checkers import Checker
 from labkit.quiz.grading import (CodeExercise, Feedback, MultipleChoice, Numeric, Ordering,
                                  Question, SingleChoice)
 from labkit.quiz.session import QuizSession, Score
@@ -152,7 +150,7 @@ class QuestionView:
         self.quiz, self.question = quiz, question
         prompt = f"<b>{number}.</b> {inline_markup(question.prompt)}"
         self.prompt = classed(widgets.HTMLMath(prompt), "lk-prompt")
-        self.input = AnswerInput(question, question.example_call(quiz.name))
+        self.input = AnswerInput(question, question.example_call())
         self.attempts = classed(widgets.Label(), "lk-attempts")
         self.hints = classed(widgets.HTML(), "lk-hints")
         self.feedback = classed(widgets.HTML(), "lk-feedback")
@@ -207,21 +205,17 @@ class Quiz:
     """A quiz bank with a learner's progress, shown as widgets or, without them, as text.
 
     ``Quiz.from_file("quizzes/00_start_here.yaml")`` as the last line of a cell (lesson 00).
-    ``name`` is the variable it is assigned to, used in the text that says how to answer.
     """
 
-    def __init__(self, bank: Bank, *, results_path: Path | str | None = None,
-                 name: str = "quiz"):
-        self.bank, self.name = bank, name
+    def __init__(self, bank: Bank, *, results_path: Path | str | None = None):
+        self.bank = bank
         self.session = QuizSession(bank, ResultsStore(results_path))
         self._views: dict[str, QuestionView] = {}
         self._widget: widgets.VBox | None = None
 
     @classmethod
-    def from_file(cls, path: Path | str, *, results_path: Path | str | None = None,
-                  name: str = "quiz", checkers: Mapping[str, Checker] | None = None) -> "Quiz":
-        """``checkers``: a table of checkers to use instead of the module the bank names."""
-        return cls(load_bank(path, checkers=checkers), results_path=results_path, name=name)
+    def from_file(cls, path: Path | str, *, results_path: Path | str | None = None) -> "Quiz":
+        return cls(load_bank(path), results_path=results_path)
 
     @property
     def results_path(self) -> Path:
@@ -280,21 +274,20 @@ class Quiz:
 
     def text(self) -> str:
         """Every question, the call that answers it, the score and where answers are saved."""
-        bank, name, session = self.bank, self.name, self.session
-        helps = [f"{name}.hint(\"<id>\") gives a hint"] if any(q.hints for q in bank.questions) \
-            else []
+        bank, session = self.bank, self.session
+        helps = ['quiz.hint("<id>") gives a hint'] if any(q.hints for q in bank.questions) else []
         if any(q.max_attempts is not None for q in bank.questions):
-            helps.append(f"{name}.reveal(\"<id>\") shows the answer once your attempts are used")
+            helps.append('quiz.reveal("<id>") shows the answer once your attempts are used')
         lines = [f"{bank.title} [{bank.id}]: {len(bank.questions)} questions. {self.score()}",
-                 f"No widgets here: answer in a code cell with {name}.answer(\"<question id>\", "
-                 f"<answer>)." + (f" {'; '.join(helps)}." if helps else ""),
+                 'No widgets here: answer in a code cell with quiz.answer("<question id>", '
+                 '<answer>).' + (f" {'; '.join(helps)}." if helps else ""),
                  f"Answers are saved to {self.results_path} (set {RESULTS_ENV} to change where).",
                  *(f"Note: {note}" for note in session.store.notes)]
         for number, question in enumerate(bank.questions, start=1):
             lines += ["", *self._question_text(question, number)]
         if any(isinstance(q, CodeExercise) for q in bank.questions):
-            lines += ["", (f"Code exercises: hand your object to its checker, e.g. "
-                           f"{name}.answer(\"<id>\", model).")]
+            lines += ["", 'Code exercises: hand your object to its checker, e.g. '
+                          'quiz.answer("<id>", model).']
         return "\n".join(lines)
 
     def _question_text(self, question: Question, number: int) -> list[str]:
@@ -308,7 +301,7 @@ class Quiz:
         elif isinstance(question, Ordering):
             by_id = {c.id: c for c in question.items}
             lines += [f"     {i}) {by_id[i].text}" for i in question.display_order]
-        lines.append(f"   -> {question.example_call(self.name)}")
+        lines.append(f"   -> {question.example_call()}")
         state, left = self.session.progress[question.id], self.session.attempts_left(question)
         if state.correct:
             lines.append(f"   (answered correctly ({state.attempts} "
