@@ -37,8 +37,7 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
     names = ", ".join(type(m).__name__ for m in leaves)
     pools = [m for m in leaves if isinstance(m, nn.MaxPool2d)]
     require(len(pools) == 1 and leaves[-1] is pools[0], f"The block has {len(pools)} max-pools "
-            f"({names}); a VGG block ends with exactly one max-pool, which halves height and "
-            f"width. Fix: {VGG_POOL_FIX} after the loop.")
+            f"({names}); VGG ends with exactly one max-pool. Fix: {VGG_POOL_FIX} after the loop.")
     pool = pools[0]
     require(_pair(pool.kernel_size) == _pair(pool.stride) == (2, 2), f"The max-pool has "
             f"kernel_size {pool.kernel_size}, stride {pool.stride}. Fix: {VGG_POOL_FIX}.")
@@ -110,9 +109,8 @@ def _check_addition(block, x, call: str, shape_changes: bool) -> None:
            shape_changes else "return relu(F(x) + x); when the shape stays the same, x itself")
     require(out.abs().max() > 1e-6, f"{call} has no shortcut: with its 3x3 convs set to zero it "
                                     f"outputs only zeros, so x never gets through. Fix: {fix}.")
-    require(out.min() > -1e-6, f"{call} can output negative values: the ReLU comes before the "
-                               f"addition, or is missing. Fix: return relu(out + shortcut(x)), "
-                               f"the ReLU after the addition.")
+    require(out.min() > -1e-6, f"{call} can output negative values: the ReLU is missing or comes "
+            f"first. Fix: return relu(out + shortcut(x)), the ReLU after the addition.")
 
 
 @checker("quiz.answer('residual_block', ResidualBlock)", "a class")
@@ -236,10 +234,9 @@ def _check_convs(calls: list, widths: dict, call: str) -> None:
                 f"{c_out} channels reads all {c_in} input channels, without the 1x1 reduction to "
                 f"{red} channels that saves most of its weights and multiplies. Fix: "
                 f"nn.Conv2d(in_channels, {red}, kernel_size=1) and a ReLU first.")
-        require(kh != 5 or (c_out, red, 3, 3) not in extra, f"{call}: the branch after the "
-                f"{red}-channel reduction uses a 3x3 kernel where the paper's has 5x5 "
-                f"(torchvision's GoogLeNet keeps that known bug for its weights). Fix: "
-                f"kernel_size=5, padding=2.")
+        require(kh != 5 or (c_out, red, 3, 3) not in extra, f"{call}: after the {red}-channel "
+                f"reduction the paper has a 5x5 conv, not 3x3 (torchvision's GoogLeNet keeps that "
+                f"bug for its weights). Fix: kernel_size=5, padding=2.")
     require(not missing and not extra, f"{call}: its convs (c_out, c_in, kh, kw) are "
             f"{list(found.elements())}. Fix: exactly these, {list(expected.elements())}.")
 
@@ -264,9 +261,8 @@ def _check_inception_size(module_class, widths: dict, size: int) -> None:
         raise Mistake(f"{call} failed on an input of shape {tuple(x.shape)} {failure}. Fix: check "
                       f"each conv's channels, and that each branch reads the input x.") from None
     _check_sizes(trace.calls)
-    require({c.name for c in trace.calls} & POOLS, f"{call}: no pooling ran in the forward "
-            f"pass, so the fourth branch is missing. Fix: branch 4 is {INCEPTION_POOL_FIX}, then "
-            f"a 1x1 conv to pool_proj.")
+    require({c.name for c in trace.calls} & POOLS, f"{call}: no pooling ran, so the fourth "
+            f"branch is missing. Fix: {INCEPTION_POOL_FIX}, then a 1x1 conv to pool_proj.")
     _check_convs(trace.calls, widths, call)
     want = (2, sum(widths[name] for name in ("ch1x1", "ch3x3", "ch5x5", "pool_proj")), size, size)
     require(getattr(y, "shape", None) == want, f"{call} returns {getattr(y, 'shape', type(y))}, "

@@ -21,9 +21,9 @@ def check_masked_mean(masked_mean) -> str:
     mask = (torch.arange(6)[None, :] < torch.tensor([6, 4, 2])[:, None]).long()  # (B, L)
     out = attempt("masked_mean", "it takes (last_hidden_state, attention_mask), shapes (B, L, H) "
                   "and (B, L); the mask holds 0 and 1.", masked_mean, hidden.clone(), mask.clone())
-    require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"For hidden states of shape "
-            f"(3, 6, 4) masked_mean returned {getattr(out, 'shape', type(out).__name__)}; "
-            f"expected a tensor of shape (3, 4), one vector per sentence. Fix: reduce over dim=1.")
+    require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"masked_mean returned "
+            f"{getattr(out, 'shape', type(out).__name__)}, not (3, 4): a vector per sentence of "
+            f"hidden states (3, 6, 4). Fix: reduce over dim=1.")
     sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)  # (B, H) over the real tokens
     for wrong, mistake in [
             (hidden.mean(dim=1), "Your function averages over every position, padding included. "

@@ -88,9 +88,9 @@ def check_feature_extractor(make_feature_extractor) -> str:
                 "photo's features would depend on its batch. Fix: return extractor.eval().")
         output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
                          extractor, images)
-        require(output.shape == expected.shape, f"For a {name} the extractor returns "
-                f"{tuple(output.shape)}: " + _shape_fix(tuple(output.shape), 2, features,
-                                                       num_classes))
+        shape = tuple(output.shape)
+        require(shape == expected.shape, f"For a {name} the extractor returns {shape}: "
+                + _shape_fix(shape, 2, features, num_classes))
         require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
                 f"features have other values than the model's own pooled ones (new layers or "
                 f"weights?). Fix: reuse the model you are given and remove only its head.")
