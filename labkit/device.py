@@ -9,14 +9,10 @@ import torch
 
 
 def get_device(*, verbose: bool = True) -> torch.device:
-    """The fastest device present: CUDA, then Apple's MPS, then the CPU; ``verbose`` prints
-    the choice. Lesson 00."""
-    if torch.cuda.is_available():
-        device = torch.device("cuda")
-    elif torch.backends.mps.is_available():
-        device = torch.device("mps")
-    else:
-        device = torch.device("cpu")
+    """The fastest device present: the GPU (CUDA, or Apple's MPS), else the CPU; ``verbose``
+    prints the choice. Lesson 00."""
+    accelerated = torch.accelerator.is_available()
+    device = torch.accelerator.current_accelerator() if accelerated else torch.device("cpu")
     if verbose:
         print(f"labkit: using {describe_device(device)}")
     return device

@@ -153,12 +153,8 @@ class FeatureLoader:
         return math.ceil(len(self.features) / self.batch_size)
 
     def __iter__(self):
-        count, order = len(self.features), None
-        if self.shuffle:  # one permutation per epoch, drawn where the generator lives
-            where = "cpu" if self.generator is None else self.generator.device
-            order = torch.randperm(count, generator=self.generator, device=where)
-            order = order.to(self.features.device)
-        for start in range(0, count, self.batch_size):
-            end = start + self.batch_size
-            rows = slice(start, end) if order is None else order[start:end]  # slices copy nothing
+        count = len(self.features)
+        order = (torch.randperm(count, generator=self.generator) if self.shuffle  # one per epoch
+                 else torch.arange(count))
+        for rows in order.to(self.features.device).split(self.batch_size):   # (batch_size,)
             yield self.features[rows], self.labels[rows]

@@ -1,8 +1,7 @@
-"""Lesson 01's experiment: a new task from a few labels, from scratch, on frozen pre-trained
-features, or by fine-tuning. A SmallCNN pre-trained on one shapes task (``SOURCE_CLASSES``) is
-reused on another (``TARGET_CLASSES``); every method sees the same labelled images, optimiser
-steps and test images: only the starting weights and what trains differ.
-"""
+"""Lesson 01's experiment: a new shapes task (``TARGET_CLASSES``) learnt from a few labels from
+scratch, on a frozen pre-trained SmallCNN, or by fine-tuning it. Every method sees the same
+labelled images, optimiser steps and test images: only the starting weights and what trains
+differ."""
 
 import statistics
 import time

@@ -8,9 +8,8 @@ depends on each of them::
     weights = mean over h and w of d score / d A          (N, C)     one number per channel
     heatmap = relu(sum over C of weights * A)             (N, h, w)  then upsampled to (H, W)
 
-A forward hook keeps A, and ``torch.autograd.grad`` takes the gradient with respect to exactly
-A: no parameter's ``.grad`` is written, and an input that requires grad lets the gradient flow
-through a fully frozen model.
+A forward hook keeps A; ``torch.autograd.grad`` takes the gradient with respect to A alone (no
+parameter's ``.grad`` is written), through an input that requires grad (so a frozen model works).
 """
 
 from collections.abc import Sequence
@@ -26,13 +25,12 @@ def _classes(targets, logits: Tensor) -> Tensor:
     if targets is None:
         return logits.argmax(dim=1)
     classes = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
-    classes = classes.expand(logits.shape[0]) if classes.numel() == 1 else classes
     in_range = ((0 <= classes) & (classes < logits.shape[1])).all()
-    if classes.numel() != logits.shape[0] or not in_range:
+    if classes.numel() not in (1, len(logits)) or not in_range:
         raise ValueError(
-            f"targets must be one class index, or one per image ({logits.shape[0]}), each "
+            f"targets must be one class index, or one per image ({len(logits)}), each "
             f"from 0 to {logits.shape[1] - 1}; got {targets!r}. Fix: pass e.g. targets=labels.")
-    return classes
+    return classes.expand(len(logits))
 
 
 def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,

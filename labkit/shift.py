@@ -1,10 +1,7 @@
-"""Domain shift on purpose (lesson 10): the same images changed the way a new camera, site or
-season changes them, to measure what a trained model makes of it.
-
-Each shift takes images in [0, 1], (3, H, W) or (B, 3, H, W), and returns the same shape
+"""Domain shift on purpose (lesson 10): images changed the way a new camera, site or season
+changes them. Each shift maps images in [0, 1], (3, H, W) or (B, 3, H, W), to the same shape
 (``grayscale`` and ``blur`` take PIL images too); its repr names its settings, so
-``extract_features`` caches shifted images apart from the originals.
-"""
+``extract_features`` caches shifted images apart from the originals."""
 
 import math
 from collections.abc import Callable, Sequence

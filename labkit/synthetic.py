@@ -1,9 +1,6 @@
-"""Procedural images (lesson 01): shapes on textured backgrounds, same seed same pixels.
-
-A lesson pre-trains a small network on one task (``SOURCE_CLASSES``) in a minute and transfers
-it to another (``TARGET_CLASSES``) with no download; both need what a network learns first
-(edges, corners, a shape against clutter), which is why transfer helps.
-"""
+"""Procedural images (lesson 01): shapes on textured backgrounds, same seed same pixels. A small
+network pre-trains on ``SOURCE_CLASSES`` in a minute and transfers to ``TARGET_CLASSES`` with no
+download: both need edges, corners and a shape against clutter, which is why transfer helps."""
 
 from pathlib import Path
 

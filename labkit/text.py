@@ -96,11 +96,9 @@ class DynamicPadding:
         batch = {}
         for name in features[0]:
             rows = [torch.tensor(f[name], dtype=torch.long) for f in features]
-            if name == "labels":
-                batch[name] = torch.stack(rows)                                      # (B,)
-            else:
-                pad = self.pad_token_id if name == "input_ids" else 0
-                batch[name] = pad_sequence(rows, batch_first=True, padding_value=pad)  # (B, L)
+            pad = self.pad_token_id if name == "input_ids" else 0
+            batch[name] = (torch.stack(rows) if name == "labels"                          # (B,)
+                           else pad_sequence(rows, batch_first=True, padding_value=pad))  # (B, L)
         return batch
 
 
@@ -253,8 +251,8 @@ def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: 
     texts = [(row.get(text_column) or "").strip() for _, row in rows]
     values = [(row.get(label_column) or "").strip() for _, row in rows]
     if label_names is None:  # numbers as numbers: "2" before "10"
-        label_names = sorted(set(values), key=lambda v: (not v.isdecimal(), int(v) if
-                                                         v.isdecimal() else v))
+        label_names = sorted(set(values), key=lambda v: (0, int(v), "") if v.isdecimal()
+                             else (1, 0, v))
     label_names = [str(name) for name in label_names]
     empty = [line for (line, _), text in zip(rows, texts) if not text]
     unexpected = {value: [line for (line, _), v in zip(rows, values) if v == value]
@@ -269,11 +267,9 @@ def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: 
         (empty, f"{len(empty)} rows have an empty {text_column!r}: lines {_first(empty)}.",
          "fill them in or delete those rows"),
         (unexpected, f"column {label_column!r} has values that are not in label_names "
-                     f"{label_names}: {shown}.", "correct those rows, or add the values to "
-                                                 "label_names"),
+         f"{label_names}: {shown}.", "correct those rows, or add the values to label_names"),
         (len(label_names) < 2, f"every row has the label {', '.join(map(repr, label_names))}, "
-                               "and a classifier needs at least two.",
-         "add examples of the other labels"),
+         "and a classifier needs at least two.", "add examples of the other labels"),
     ]
     for found, problem, fix in problems:
         if found:

@@ -19,15 +19,10 @@ from torchvision import models
 LINEAR_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
 
 
-def _is_sequence_classifier(model: nn.Module) -> bool:
-    transformers = sys.modules.get("transformers")  # a transformers model means it is imported
-    return (transformers is not None and isinstance(model, transformers.PreTrainedModel)
-            and type(model).__name__.endswith("ForSequenceClassification"))
-
-
 def _head_names(model: nn.Module) -> list[str]:
     """Qualified names of the head layers, main head first, then any auxiliary heads."""
-    timm = sys.modules.get("timm")  # EfficientNet-Lite0, the course's pip-installed model
+    # A transformers or timm model means that library is imported: no import here.
+    transformers, timm = sys.modules.get("transformers"), sys.modules.get("timm")
     modules = dict(model.named_modules())
     if getattr(type(model), "head_names", None):
         return list(type(model).head_names)
@@ -36,8 +31,8 @@ def _head_names(model: nn.Module) -> list[str]:
     if isinstance(model, (models.ResNet, models.GoogLeNet, models.Inception3)):
         aux = ("aux1.fc2", "aux2.fc2", "AuxLogits.fc")  # GoogLeNet's and Inception v3's, if on
         return ["fc"] + [name for name in aux if name in modules]
-    if _is_sequence_classifier(model) or (
-            timm is not None and isinstance(model, timm.models.efficientnet.EfficientNet)):
+    if (transformers and isinstance(model, transformers.PreTrainedModel)) or (
+            timm and isinstance(model, timm.models.efficientnet.EfficientNet)):
         found = [name for name in LINEAR_HEAD_NAMES if isinstance(modules.get(name), nn.Linear)]
         if found:
             return found[:1]
@@ -75,7 +70,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     for name, old in head_modules(model).items():
         model.set_submodule(name, nn.Linear(old.in_features, num_classes, bias=old.bias is not None,
                                             device=old.weight.device, dtype=old.weight.dtype))
-    if _is_sequence_classifier(model):  # the model sizes its loss and outputs from these
+    if hasattr(model, "num_labels"):  # a transformers model sizes its loss and outputs by it
         model.config.num_labels = model.num_labels = num_classes
     return model
 
@@ -108,8 +103,7 @@ def unfreeze(model: nn.Module, *stages: str) -> nn.Module:
     "bert.encoder.layer.11": names from ``model.named_modules()``). Lesson 06."""
     if not stages:
         return model.requires_grad_(True)
-    known = {name for name, _ in model.named_modules()}
-    known |= {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    known = {name for name, _ in [*model.named_modules(), *model.named_parameters()]}
     for stage in stages:  # check all of them before changing anything
         if not isinstance(stage, str):
             raise TypeError(f"unfreeze takes stage names as separate strings, got {stage!r}. Fix: "

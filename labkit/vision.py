@@ -35,10 +35,9 @@ def classify(model: nn.Module, weights, images: Sequence, *, device: torch.devic
     batch = torch.stack([preprocess(image) for image in images]).to(device)  # (N, 3, H, W)
     logits = model.eval()(batch)
     logits = getattr(logits, "logits", logits)  # Inception and GoogLeNet named tuples
-    top = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)
-    categories = weights.meta["categories"]
-    return [[(categories[i], p) for p, i in zip(values.tolist(), indices.tolist())]
-            for values, indices in zip(top.values, top.indices)]
+    top = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)   # (N, k) each
+    return [[(weights.meta["categories"][i], p) for p, i in zip(values, indices)]
+            for values, indices in zip(top.values.tolist(), top.indices.tolist())]
 
 
 def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
@@ -77,16 +76,10 @@ def measure_latency(model: nn.Module, inputs: Tensor, *, device: torch.device | 
                     repeats: int = 10, warmup: int = 2) -> float:
     """Median seconds of a forward pass of the batch ``inputs`` in eval mode, after ``warmup``
     untimed calls that pay one-off costs (allocation, kernel choice). Lesson 02."""
-    device = torch.device(device)
     model.eval().to(device)
     inputs = inputs.to(device)
-
-    def synchronize():  # wait for the GPU's queued work before reading the clock
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        elif device.type == "mps":
-            torch.mps.synchronize()
-
+    # Wait for the GPU's queued work before reading the clock (torch.cpu's is a no-op).
+    synchronize = getattr(torch, torch.device(device).type).synchronize
     for _ in range(warmup):
         model(inputs)
     times = []

@@ -5,6 +5,7 @@ import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from labkit.files import in_notebook
 
@@ -49,19 +50,16 @@ class LivePlot:
 
 def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None):
     """Counts, true class on rows, predicted class on columns. Lesson 07."""
-    matrix, n = matrix.cpu(), matrix.shape[0]
+    matrix, n = matrix.cpu().numpy(), matrix.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
     _, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(n), names, rotation=45, ha="right")
     ax.set_yticks(range(n), names)
     ax.set(xlabel="predicted", ylabel="true")
-    threshold = matrix.max().item() / 2 if matrix.numel() else math.inf
-    for i in range(n):
-        for j in range(n):
-            value = matrix[i, j].item()
-            ax.text(j, i, value, ha="center", va="center",
-                    color="white" if value > threshold else "black")
+    for (i, j), value in np.ndenumerate(matrix):  # white on the dark half of the colour scale
+        ax.text(j, i, value, ha="center", va="center",
+                color="white" if value > matrix.max() / 2 else "black")
     return ax
 
 
@@ -91,9 +89,8 @@ def plot_filters(weight, *, columns: int = 16):
     rows = math.ceil(len(weight) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.6 + 0.3),
                              squeeze=False)
-    low = weight.amin(dim=(1, 2, 3), keepdim=True)
-    high = weight.amax(dim=(1, 2, 3), keepdim=True)
-    scaled = (weight - low) / (high - low).clamp_min(1e-8)
+    low, high = weight.amin(dim=(1, 2, 3), keepdim=True), weight.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = (weight - low) / (high - low).clamp_min(1e-8)  # (out, 3, k, k) in [0, 1]
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < len(scaled):
@@ -122,10 +119,9 @@ def plot_label_efficiency(summary):
     _, ax = plt.subplots(figsize=(6, 3.8))
     for method in dict.fromkeys(method for method, _ in summary):
         counts = sorted(labels for m, labels in summary if m == method)
-        mean, std, _ = zip(*(summary[method, n] for n in counts))
+        mean, std = np.array([summary[method, n][:2] for n in counts]).T  # (counts,) each
         ax.plot(counts, mean, "o-", label=method)
-        ax.fill_between(counts, [m - s for m, s in zip(mean, std)],
-                        [m + s for m, s in zip(mean, std)], alpha=0.2)
+        ax.fill_between(counts, mean - std, mean + std, alpha=0.2)
     ticks = sorted({labels for _, labels in summary})
     ax.set_xscale("log")
     ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -141,13 +137,11 @@ def plot_projection(points, labels, class_names: Sequence[str], *, ax=None, titl
         raise ValueError(f"plot_projection draws (N, 2) points with (N,) labels, got "
                          f"{tuple(points.shape)} and {tuple(labels.shape)}. Fix: project the "
                          f"features to two dimensions first, e.g. with PCA.")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 3.6))
+    ax = ax or plt.subplots(figsize=(4, 3.6))[1]
     for index, name in enumerate(class_names):
         chosen = labels == index
         ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=name)
     ax.set(xticks=[], yticks=[])
-    if title is not None:
-        ax.set_title(title, fontsize=10)
+    ax.set_title(title or "", fontsize=10)
     ax.legend(fontsize=8)
     return ax
