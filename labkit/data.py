@@ -1,14 +1,5 @@
-"""Data the course ships or finds on the learner's machine, with no download.
-
-- ``load_sentiment``: the course's own small sentiment set (``data/sentiment``), SST-2's
-  offline stand-in in the BERT lessons (08, 09).
-- ``sample_photo``: public-domain and CC0 photos that scikit-image installs (lesson 00 on).
-- ``hymenoptera_folders``: the labs' ants-vs-bees photos, or in stand-in mode procedural
-  images in the same layout, said loudly (lesson 05 on).
-- ``face_folders``: real photos in the same layout with no download (lesson 05 on).
-"""
-
-from __future__ import annotations
+"""Data the course ships or finds on the learner's machine, with no download: the sentiment set
+(lessons 08, 09), sample photos (lesson 00 on), and the image folders of labs 05 on."""
 
 import csv
 import json
@@ -31,22 +22,17 @@ class SentimentSplit:
 
 
 def load_sentiment(split: str = "train") -> SentimentSplit:
-    """One split ("train" or "test") of ``data/sentiment/sentiment.csv``, in file order."""
+    """One split ("train" or "test") of ``data/sentiment/sentiment.csv``, SST-2's offline
+    stand-in in the BERT lessons (08, 09), in file order."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}: the course's sentiment data has 'train' and 'test'. "
                          "Fix: pass one of them.")
-    path = shipped_data_dir() / "sentiment" / "sentiment.csv"
-    data = SentimentSplit([], [], [])
-    with open(path, newline="", encoding="utf-8") as file:
-        for line, row in enumerate(csv.DictReader(file), start=2):
-            if row["label"] not in SENTIMENT_LABELS:
-                raise ValueError(f"{path}, line {line}: label {row['label']!r} is not one of "
-                                 f"{SENTIMENT_LABELS}. Fix: correct that row.")
-            if row["split"] == split:
-                data.texts.append(row["text"])
-                data.labels.append(SENTIMENT_LABELS.index(row["label"]))
-                data.ids.append(row["id"])
-    return data
+    with open(shipped_data_dir() / "sentiment" / "sentiment.csv", newline="",
+              encoding="utf-8") as file:
+        rows = [row for row in csv.DictReader(file) if row["split"] == split]
+    return SentimentSplit([row["text"] for row in rows],
+                          [SENTIMENT_LABELS.index(row["label"]) for row in rows],
+                          [row["id"] for row in rows])
 
 
 # name -> the scikit-image function; what each shows and its licence are in data/README.md
@@ -86,9 +72,9 @@ def _write_standin(staging: Path, size: int, seed: int) -> None:
 
 def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = None,
                         size: int = 128, seed: int = 0) -> dict[str, Path]:
-    """``{"train": Path, "val": Path}``, each with ``ants/`` and ``bees/``: the real photos, or
-    in stand-in mode procedural images in the same layout and numbers (an arrow on clutter
-    is an "ant", a hexagon a "bee"), written once under ``$LABKIT_DATA/standin``."""
+    """``{"train": Path, "val": Path}``, each with ``ants/`` and ``bees/`` (lesson 05): the real
+    photos, or in stand-in mode procedural images in the same layout and numbers (an arrow on
+    clutter is an "ant", a hexagon a "bee"), written once under ``$LABKIT_DATA/standin``."""
     from labkit.assets import dataset_path, store
     from labkit.assets.loaders import show_banner, standin_mode
 
@@ -96,8 +82,7 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
         root = dataset_path("hymenoptera", offline=offline)
         return {split: root / split for split in HYMENOPTERA_COUNTS}
     root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
-    if not (root / "standin.json").is_file():
-        store.publish(root, lambda staging: _write_standin(staging, size, seed), "standin.json")
+    store.publish(root, lambda staging: _write_standin(staging, size, seed), "standin.json")
     show_banner("STAND-IN MODE: these are not the ants-vs-bees photos but procedural images in "
                 "the same folders and numbers (an arrow on clutter is an 'ant', a hexagon a "
                 "'bee'), so the code path is real and the accuracies say nothing about the "
@@ -126,13 +111,11 @@ def _write_faces(staging: Path) -> None:
 
 
 def face_folders() -> dict[str, Path]:
-    """``{"train": Path, "val": Path}``, each with ``faces/`` and ``non-faces/``: scikit-image's
-    ``lfw_subset`` (200 grayscale 25x25 crops of Labeled Faces in the Wild photos), written
-    once as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face class, so a
-    pre-trained network learns this task from the labels."""
+    """``{"train": Path, "val": Path}``, each with ``faces/`` and ``non-faces/`` (lesson 05):
+    scikit-image's ``lfw_subset`` (200 grayscale 25x25 crops of Labeled Faces in the Wild
+    photos), written once as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face
+    class, so a pre-trained network learns this task from the labels."""
     from labkit.assets import store
 
-    root = course_data_dir() / "faces" / "lfw_subset-v1"
-    if not (root / "faces.json").is_file():
-        store.publish(root, _write_faces, "faces.json")
+    root = store.publish(course_data_dir() / "faces" / "lfw_subset-v1", _write_faces, "faces.json")
     return {split: root / split for split in FACES_COUNTS}

