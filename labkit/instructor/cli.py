@@ -167,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--standin", action="store_true", help="random weights, generated data")
     run.add_argument("--offline", action="store_true", help="never download")
     run.add_argument("--installed", action="store_true", help="on the installed model and photos")
-    run.add_argument("-o", "--output", type=Path, default=Path("course-run"),
-                     help="executed copies and report.md")
+    run.add_argument("-o", "--output", type=Path, default=Path("course-run"))
     run.add_argument("--timeout", type=int, default=600, help="seconds any one cell may take")
     for action in (student, run):
         action.add_argument("sources", nargs="*", type=Path,
