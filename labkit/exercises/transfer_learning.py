@@ -45,14 +45,6 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
             f"{count_parameters(head):,} parameters train.")
 
 
-def _probe_resnets() -> dict:
-    """Two small ResNets with random weights, new for each check: the learner may change them."""
-    with torch.random.fork_rng():  # the learner's random stream is left alone
-        torch.manual_seed(0)
-        return {"ResNet of basic blocks": ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10),
-                "ResNet of bottleneck blocks": ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10)}
-
-
 def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str:
     if shape == (batch, num_classes):
         return (f"one score per class of the old head. Fix: model.fc = nn.Identity(), so the "
@@ -71,8 +63,12 @@ def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str
 def check_feature_extractor(make_feature_extractor) -> str:
     """Lesson 05: a frozen module in eval mode that returns the (B, D) features a head reads."""
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.random.fork_rng():  # two small ResNets; the learner's random stream is left alone
+        torch.manual_seed(0)
+        probes = {"ResNet of basic blocks": ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10),
+                  "ResNet of bottleneck blocks": ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10)}
     sizes = []
-    for name, model in _probe_resnets().items():
+    for name, model in probes.items():
         reference, (num_classes, features) = copy.deepcopy(model).eval(), model.fc.weight.shape
         sizes.append(str(features))
         reference.fc = nn.Identity()
