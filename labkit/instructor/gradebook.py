@@ -22,10 +22,6 @@ BANK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class BadValue(ValueError):
-    """A value that no labkit quiz writes; its file is left out of the gradebook."""
-
-
 @dataclass
 class Gradebook:
     columns: list[str]
@@ -52,46 +48,46 @@ class Gradebook:
 
 
 def _number(value: object, what: str) -> float:
-    """``value`` as a finite float (absent is 0), else BadValue naming ``what``."""
+    """``value`` as a finite float (absent is 0), else ValueError naming ``what``."""
     try:  # type(), not isinstance(): true and false are not scores
         number = 0.0 if value is None else float(value) if type(value) in (int, float) else None
     except OverflowError:  # an integer of hundreds of digits
         number = math.inf
     if number is None or not math.isfinite(number):
-        raise BadValue(f"{what} is {reprlib.repr(value)}, not a finite number")
+        raise ValueError(f"{what} is {reprlib.repr(value)}, not a finite number")
     return number
 
 
 def _row(path: Path, data: dict) -> dict[str, object]:
-    """The file's row, every value checked; BadValue names the first one no quiz writes."""
+    """The file's row, every value checked; ValueError names the first one no quiz writes."""
     learner = data.get("learner") or path.stem
     if not isinstance(learner, str):
-        raise BadValue(f"learner is {reprlib.repr(learner)}, not a name")
+        raise ValueError(f"learner is {reprlib.repr(learner)}, not a name")
     row: dict[str, object] = {"learner": learner, "file": str(path)}
     total = max_total = 0.0
     for quiz_id, quiz in data["quizzes"].items():
         for kind, name in [("quiz", quiz_id), *(("question", q) for q in quiz["questions"])]:
             if not BANK_ID.fullmatch(name):
-                raise BadValue(f"{kind} id {reprlib.repr(name)} is not a bank id (letters, digits, "
-                               "_ . -), so its column could take another's header")
+                raise ValueError(f"{kind} id {reprlib.repr(name)} is not a bank id (letters, "
+                                 "digits, _ . -), so its column could take another's header")
         score = _number(quiz.get("score"), f"quiz {quiz_id!r}: score")
         max_score = _number(quiz.get("max_score"), f"quiz {quiz_id!r}: max_score")
         if not 0 <= score <= max_score:
-            raise BadValue(f"quiz {quiz_id!r}: score {score:g} is negative or more than "
-                           f"max_score {max_score:g}")
+            raise ValueError(f"quiz {quiz_id!r}: score {score:g} is negative or more than "
+                             f"max_score {max_score:g}")
         row[f"{quiz_id}:score"], row[f"{quiz_id}:max_score"] = f"{score:g}", f"{max_score:g}"
         total, max_total = total + score, max_total + max_score
         for question_id, record in quiz["questions"].items():
             for key, kind in (("correct", bool), ("revealed", bool), ("attempts", int)):
                 value = record.get(key)
                 if value is not None and (type(value) is not kind or value < 0):
-                    raise BadValue(f"quiz {quiz_id!r}, question {question_id!r}: {key} is "
-                                   f"{reprlib.repr(value)}, which no quiz writes")
+                    raise ValueError(f"quiz {quiz_id!r}, question {question_id!r}: {key} is "
+                                     f"{reprlib.repr(value)}, which no quiz writes")
             row[f"{quiz_id}/{question_id}"] = (1 if record.get("correct") else 0 if
                                                record.get("attempts") or record.get("revealed")
                                                else "")
     if not math.isfinite(max_total):
-        raise BadValue("the scores add up to more than a number can hold")
+        raise ValueError("the scores add up to more than a number can hold")
     row["total"], row["max_total"] = f"{total:g}", f"{max_total:g}"
     return row
 
@@ -115,7 +111,7 @@ def build_gradebook(sources: list[Path | str]) -> Gradebook:
         except RecursionError:
             unreadable.append((path, "nested too deeply to be a results file"))
             continue
-        except (ValueError, OSError) as error:  # the store's ResultsFileError, BadValue
+        except (ValueError, OSError) as error:  # the store's ResultsFileError, a bad value
             # json refuses integers of thousands of digits, with a fix meant for programmers.
             unreadable.append((path, "holds a number with thousands of digits, which no score "
                                "has" if "int_max_str_digits" in str(error) else str(error)))
