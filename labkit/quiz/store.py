@@ -1,16 +1,12 @@
 """The learner's results file: every answer and score, kept across kernel restarts (lesson 00).
 
-One JSON file per learner holds all quizzes::
-
-    {"format": "labkit-quiz-results", "version": 1, "learner": "ada", "updated": "...",
-     "quizzes": {"00_start_here": {"title": "...", "score": 1.0, "max_score": 5.0, ...,
-         "questions": {"smoke": {"answer": "b", "correct": true, "attempts": 2, ...}}}}}
-
-It is ``$LABKIT_QUIZ_RESULTS``, else ``quiz-results.json`` in the user's data folder
+One JSON file per learner holds all quizzes: ``{"format": "labkit-quiz-results", "version": 1,
+"learner": ..., "quizzes": {quiz id: {"score": ..., "questions": {question id: {...}}}}}``. It
+is ``$LABKIT_QUIZ_RESULTS``, else ``quiz-results.json`` in the user's data folder
 (``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows).
-Writes are atomic and hold a lock on ``<name>.lock`` beside it, so kernels saving at once each
-keep their answers (``labkit.quiz.session`` merges them). A file that cannot be read is renamed
-to ``<name>.corrupt-<time>.json`` (once, under the lock), and every kernel that saw it says so.
+Writes are atomic and hold a lock on ``<name>.lock``, so kernels saving at once each keep their
+answers. A file that cannot be read is renamed to ``<name>.corrupt-<time>.json`` (once, under
+the lock), and every kernel that saw it says so.
 """
 
 import getpass
