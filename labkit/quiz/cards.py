@@ -66,7 +66,7 @@ def load_glossary(path: Path | str) -> list[Entry]:
                ] if isinstance(terms, list) else []  # checked further even with problems
     names = [normalise_text(e.term) for e in entries]
     problems += [Problem(repr(twice), "term", "appears more than once. Fix: merge the entries.",
-                        "term") for twice in sorted({n for n in names if names.count(n) > 1})]
+                         "term") for twice in sorted({n for n in names if names.count(n) > 1})]
     known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
     problems += [Problem(repr(e.term), "see_also", f"{other!r} is not a term of this glossary. "
                          f"Fix: add it, or correct the name.", "term")
