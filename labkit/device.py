@@ -33,12 +33,8 @@ def describe_device(device: torch.device | str) -> str:
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> int:
-    """Seed Python, NumPy and PyTorch (every GPU too) so a run can be repeated; returns the seed.
-    ``deterministic=True`` also asks for deterministic kernels (slower; ops without one raise).
-    Lesson 00."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}. "
-                         f"Fix: pass an int such as seed_everything(0).")
+    """Seed Python, NumPy and PyTorch (every GPU too) so a run repeats; ``deterministic=True``
+    also asks for deterministic kernels (slower; ops without one raise). Lesson 00."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # the CPU and every CUDA device

@@ -25,8 +25,8 @@ CACHE_FORMAT = 1
 
 
 def _update(digest, *parts) -> None:
-    """Hash each part after its length, so ("ab", "c") and ("a", "bc") differ. A tensor is
-    hashed with its shape and dtype, one at a time (a 500 MB VGG16 is never copied whole)."""
+    """Hash each part after its length, so ("ab", "c") and ("a", "bc") differ; a tensor with
+    its shape and dtype, one at a time (a 500 MB VGG16 is never copied whole)."""
     for part in parts:
         if isinstance(part, Tensor):
             part = part.detach().cpu().contiguous()
@@ -66,10 +66,9 @@ def feature_cache_key(backbone: nn.Module, dataset) -> str:
             _update(digest, name, label, sha256_file(path))
     else:
         raise ValueError(
-            f"The contents of a {type(dataset).__name__} cannot be fingerprinted (labkit reads "
-            "image files from a dataset's .samples list, or the tensors of a TensorDataset), so "
-            "cached features could not tell when the data changes. Fix: pass cache_dir=False to "
-            "extract them without a cache.")
+            f"The contents of a {type(dataset).__name__} cannot be fingerprinted (labkit reads a "
+            "dataset's .samples image files, or a TensorDataset's tensors), so cached features "
+            "could not tell when the data changes. Fix: pass cache_dir=False.")
     return digest.hexdigest()
 
 
@@ -86,18 +85,16 @@ def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
         corrupt = path.with_name(path.name + ".corrupt")
         os.replace(path, corrupt)
         warnings.warn(f"The feature cache {path} is corrupt or unreadable ({load_error_reason(exc)}"
-                      f"); it was moved to {corrupt} and the features are extracted again. "
-                      f"Fix: nothing to do; delete {corrupt} when you no longer need it.",
-                      stacklevel=3)
+                      f"); it was moved to {corrupt} and the features are extracted again. Fix: "
+                      f"nothing to do; delete {corrupt} when you no longer need it.", stacklevel=3)
         return None
 
 
 def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
                      cache_dir: str | os.PathLike | None | bool = None,
                      refresh: bool = False) -> tuple[Tensor, Tensor]:
-    """(features (N, D) float32, labels (N,) int64) on the CPU from one pass of ``backbone``
-    over ``loader``, cached in ``cache_dir`` (None: LABKIT_DATA/features; False: off);
-    ``refresh=True`` extracts again. Lesson 05."""
+    """(features (N, D) float32, labels (N,) int64) on the CPU from one pass of ``backbone``,
+    cached in ``cache_dir`` (None: LABKIT_DATA/features; False: off). Lesson 05."""
     path = None
     if cache_dir is not False:
         cache_dir = cache_dir or cache_dirs()["course datasets (LABKIT_DATA)"] / "features"

@@ -89,15 +89,13 @@ def train_one_epoch(model, train_loader, optimizer, loss_fn, device) -> None:
 
 def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, seed: int,
                  test_set: TensorDataset, device, steps: int = 60, batch_size: int = 32) -> Run:
-    """One target model trained ``steps`` batches by ``method`` (``scratch``: random weights;
-    ``frozen``: pre-trained backbone frozen, new head; ``finetune``: pre-trained, all trained),
-    and its test accuracy. Lesson 01."""
+    """A target model trained ``steps`` batches from random weights (``scratch``), as a new head
+    on the frozen pre-trained backbone (``frozen``) or whole (``finetune``), tested. Lesson 01."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}. Fix: use one of {METHODS}.")
     seed_everything(seed)
-    images, labels = make_shapes(TARGET_CLASSES, labels_per_class, seed=1_000 + seed,
-                                 size=test_set.tensors[0].shape[-1])
-    train_set = TensorDataset(images, labels)
+    train_set = TensorDataset(*make_shapes(TARGET_CLASSES, labels_per_class, seed=1_000 + seed,
+                                           size=test_set.tensors[0].shape[-1]))
     sampler = RandomSampler(train_set, replacement=True, num_samples=steps * batch_size)
     model = SmallCNN(len(SOURCE_CLASSES))
     if method != "scratch":

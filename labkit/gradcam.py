@@ -14,6 +14,7 @@ parameter's ``.grad`` is written), through an input that requires grad (so a fro
 
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
@@ -47,16 +48,14 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
             logits = model(inputs.detach().clone().requires_grad_(True))
             logits = getattr(logits, "logits", logits)                       # (N, classes)
             if not captured:
-                raise RuntimeError(
-                    f"The target layer ({type(layer).__name__}) was not used in the forward "
-                    f"pass. Fix: pick a layer of this model that the input goes through, "
-                    f"e.g. model.layer4.")
+                raise RuntimeError(f"The target layer ({type(layer).__name__}) was not used in "
+                                   "the forward pass. Fix: pick a layer of this model that the "
+                                   "input goes through, e.g. model.layer4.")
             activations = captured[-1]                                       # (N, C, h, w)
             if activations.ndim != 4:
-                raise ValueError(
-                    f"The target layer outputs a tensor of shape {tuple(activations.shape)}; "
-                    f"Grad-CAM needs feature maps (N, C, h, w). Fix: pick a convolutional "
-                    f"layer or stage, e.g. model.layer4, not the pooling or the head.")
+                raise ValueError(f"The target layer outputs a {tuple(activations.shape)} "
+                                 "tensor; Grad-CAM needs feature maps (N, C, h, w). Fix: pick a "
+                                 "convolutional stage, e.g. model.layer4, not the pooling or head.")
             scores = logits.gather(1, _classes(targets, logits)[:, None]).sum()  # images apart
             (gradients,) = torch.autograd.grad(scores, activations)          # (N, C, h, w)
     finally:
@@ -73,8 +72,6 @@ def plot_gradcam(images, heatmaps: Tensor, *, titles: Sequence[str] | None = Non
                  alpha: float = 0.45, columns: int = 4):
     """Each image, (N, 3, H, W) in [0, 1] or PIL, with its heatmap over it (red: evidence for the
     class). Lesson 07."""
-    import matplotlib.pyplot as plt
-
     if isinstance(images, Tensor):
         images = [image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy() for image in images]
     if len(images) != len(heatmaps):

@@ -5,6 +5,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
@@ -21,14 +22,11 @@ class LRFinderResult:
 
     def plot(self):
         """Loss against learning rate on a log axis, the suggestion marked."""
-        import matplotlib.pyplot as plt
-
         _, ax = plt.subplots(figsize=(5, 3.2))
         ax.plot(self.lrs, self.losses)
         ax.set(xscale="log", xlabel="learning rate", ylabel="loss (smoothed)")
         if self.suggestion is not None:
-            ax.axvline(self.suggestion, color="red", ls="--",
-                       label=f"suggested {self.suggestion:.1e}")
+            ax.axvline(self.suggestion, ls="--", c="red", label=f"suggested {self.suggestion:.1e}")
             ax.legend()
         return ax
 
@@ -45,9 +43,8 @@ def _steepest(lrs: list[float], losses: list[float]) -> float | None:
 def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=None,
             start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
             keep_ratios: bool = False) -> LRFinderResult:
-    """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches, stopping once
-    the smoothed loss passes 4 times its best. With ``keep_ratios`` the largest group (the head)
-    gets the swept rate and each other group keeps its fraction of it. Lesson 06."""
+    """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches until the loss
+    passes 4 times its best; ``keep_ratios``: groups keep their share of the top rate. Lesson 06."""
     if not 0 < start_lr < end_lr:
         raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
     model.to(device)

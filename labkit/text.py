@@ -232,8 +232,7 @@ def _first(items: list, limit: int = 10) -> str:
 
 
 def _no_column(name: str, columns: list[str], delimiter: str) -> str:
-    """What is wrong when column ``name`` is missing: the columns, a close name, and the
-    separator that a file read as one column seems to use."""
+    """The missing column ``name``, the columns, a close name, or the separator the file uses."""
     close = difflib.get_close_matches(name, columns, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     for other in ",;\t|":

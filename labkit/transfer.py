@@ -1,10 +1,9 @@
 """Turn a pre-trained model into one for your classes: new head, frozen backbone, and back.
 
-Frozen BatchNorm is the trap: ``requires_grad=False`` stops the optimizer, but in
-``model.train()`` the layer still updates its running mean and variance from every batch, and
-a few batches of a small dataset drag ImageNet's statistics away. So in labkit a BatchNorm
-layer with no trainable parameter stays in eval mode: ``freeze_backbone`` applies the rule,
-and ``fit`` calls ``train_mode(model)`` instead of ``model.train()`` so that it keeps holding.
+Frozen BatchNorm is the trap: ``requires_grad=False`` stops the optimizer, but ``model.train()``
+still lets the layer update its running mean and variance from every batch, and a small dataset
+drags ImageNet's statistics away. So a BatchNorm with no trainable parameter stays in eval mode:
+``freeze_backbone`` applies the rule, and ``fit`` calls ``train_mode(model)``, not ``.train()``.
 """
 
 import sys
@@ -36,11 +35,10 @@ def _head_names(model: nn.Module) -> list[str]:
         found = [name for name in LINEAR_HEAD_NAMES if isinstance(modules.get(name), nn.Linear)]
         if found:
             return found[:1]
-    raise TypeError(f"labkit does not know where the head of a {type(model).__name__} is; it "
-                    "knows torchvision VGG, ResNet, GoogLeNet, Inception v3, MobileNet and "
-                    "EfficientNet, timm EfficientNet, Hugging Face *ForSequenceClassification "
-                    "models, and any model class with a head_names attribute. Fix: print(model) "
-                    "to find its last layer and set it yourself: "
+    raise TypeError(f"labkit does not know where the head of a {type(model).__name__} is (it "
+                    "knows torchvision's VGG, ResNet, GoogLeNet, Inception, MobileNet, "
+                    "EfficientNet, timm's EfficientNet, transformers' classifiers and classes "
+                    "with head_names). Fix: print(model) to find its last layer and set it: "
                     "model.<name> = nn.Linear(in_features, num_classes).")
 
 
@@ -120,8 +118,7 @@ def unfreeze(model: nn.Module, *stages: str) -> nn.Module:
 
 
 def _top_level_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
-    """(top-level child, its parameters) in model order, "(root)" first; a shared parameter
-    counts once, in the first child that has it."""
+    """(top-level child, its parameters) in order, "(root)" first; shared parameters once."""
     seen, groups = set(), []
     children = [("(root)", model.parameters(recurse=False)),
                 *((name, child.parameters()) for name, child in model.named_children())]
@@ -178,9 +175,9 @@ def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dic
 
 def aux_loss(outputs, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
              aux_weight: float = 0.4) -> tuple[Tensor, Tensor]:
-    """(loss, main logits) of any output the course meets: GoogLeNet's and Inception v3's
-    auxiliary logits add their loss times ``aux_weight`` (0.4: TF-slim's Inception v3 script;
-    the GoogLeNet paper used 0.3); a transformers output gives its ``.logits``. Lesson 04."""
+    """(loss, main logits) of any output the course meets: GoogLeNet's and Inception v3's aux
+    logits add ``aux_weight`` (0.4: TF-slim's Inception v3; GoogLeNet's paper 0.3) times their
+    loss; a transformers output gives its ``.logits``. Lesson 04."""
     logits = getattr(outputs, "logits", outputs)
     loss = loss_fn(logits, targets)
     for aux_logits in (getattr(outputs, name, None) for name in ("aux_logits", "aux_logits2",

@@ -54,15 +54,13 @@ def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
 def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict[str, Tensor]:
     """Name -> output of each named layer for ``inputs``, kept by forward hooks that are
     removed afterwards, even after an error. Lesson 01."""
-    captured: dict[str, Tensor] = {}
+    captured, names = {}, {find_layer(model, name): name for name in layers}  # module -> name
 
-    def keep(name):
-        def hook(module, args, output):
-            # clone: on a CPU .cpu() is the same tensor, which an in-place ReLU would overwrite
-            captured[name] = output.detach().cpu().clone()
-        return hook
+    def keep(module, args, output):
+        # clone: on a CPU .cpu() is the same tensor, which an in-place ReLU would overwrite
+        captured[names[module]] = output.detach().cpu().clone()
 
-    handles = [find_layer(model, name).register_forward_hook(keep(name)) for name in layers]
+    handles = [module.register_forward_hook(keep) for module in names]
     try:
         model.eval()(inputs)
     finally:

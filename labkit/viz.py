@@ -10,27 +10,10 @@ import numpy as np
 from labkit.files import in_notebook
 
 
-def plot_history(history):
-    """Loss (and accuracy, when there is one) per epoch, train against validation. Lesson 01."""
-    metrics = [name for name in ("loss", "accuracy")
-               if any(row.get(f"train_{name}") is not None for row in history.rows)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], metrics):
-        for split, style in (("train", "o-"), ("val", "s--")):
-            values = [row.get(f"{split}_{name}") for row in history.rows]
-            if any(v is not None for v in values):
-                ax.plot(history["epoch"], values, style, label=split)
-        if history.best_epoch is not None:
-            ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":", label="best")
-        ax.set(xlabel="epoch", ylabel=name)
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
 class LivePlot:
-    """Redraws the training curves in place after every epoch (papermill keeps only the last
-    image); outside a notebook it does nothing. Lesson 01."""
+    """Loss (and accuracy, when there is one) per epoch, train against validation, redrawn in
+    place after every epoch (papermill keeps only the last image); outside a notebook it does
+    nothing. Lesson 01."""
 
     def __init__(self):
         self.enabled, self.handle = in_notebook(), None
@@ -40,7 +23,19 @@ class LivePlot:
             return
         from IPython.display import display
 
-        fig = plot_history(history)
+        metrics = [name for name in ("loss", "accuracy")
+                   if any(row.get(f"train_{name}") is not None for row in history.rows)]
+        fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], metrics):
+            for split, style in (("train", "o-"), ("val", "s--")):
+                values = [row.get(f"{split}_{name}") for row in history.rows]
+                if any(v is not None for v in values):
+                    ax.plot(history["epoch"], values, style, label=split)
+            if history.best_epoch is not None:
+                ax.axvline(history.best_epoch, color="grey", lw=0.8, ls=":", label="best")
+            ax.set(xlabel="epoch", ylabel=name)
+            ax.legend()
+        fig.tight_layout()
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:

@@ -59,7 +59,7 @@ def test_shapes_are_deterministic_balanced_and_in_range():
     assert 0 <= images.min() and images.max() <= 1
     assert Counter(labels.tolist()) == {k: 6 for k in range(5)}
     assert not set(SOURCE_CLASSES) & set(TARGET_CLASSES)
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(KeyError, match="circle"):
         make_shapes(["circle"], 1)
 
 

@@ -46,12 +46,6 @@ def test_seed_everything_repeats_every_random_source():
     assert draw()[0] != first[0]
 
 
-@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "7", True])
-def test_seed_everything_rejects_bad_seeds_with_the_fix(bad):
-    with pytest.raises(ValueError, match="Fix: pass an int"):
-        seed_everything(bad)
-
-
 def test_deterministic_mode_turns_on_deterministic_kernels():
     try:
         seed_everything(0, deterministic=True)
