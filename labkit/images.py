@@ -1,9 +1,6 @@
-"""Learners' own photos (lesson 05): ``ImageFolder`` is torchvision's with its hooks filled in.
-``loader=load_image`` makes every image 8-bit RGB; ``is_valid_file`` checks each file once and
-lists what it leaves out with the reason (``skipped``): broken files and non-images, images
-below ``min_size``, hidden files, and links that loop, lead into another class, repeat what is
-listed or lead nowhere.
-"""
+"""Learners' own photos (lesson 05): ``ImageFolder`` is torchvision's with its hooks filled in:
+``loader=load_image`` makes every image 8-bit RGB, ``is_valid_file`` checks each file once and
+lists what it leaves out, and why, in ``skipped``."""
 
 import os
 import warnings
@@ -65,7 +62,7 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         self.skipped: list[tuple[Path, str]] = []
         self.modes: Counter = Counter()
         self._judged: dict[Path, str | None] = {}  # each folder and file met: why left out
-        self._listed: dict[str, Path] = {}         # real path -> the path it is listed under
+        self._listed: dict[Path, Path] = {}        # real path -> the path it is listed under
         super().__init__(root, transform, target_transform, loader=load_image,
                          is_valid_file=self._is_valid, allow_empty=True)
         for index, name in enumerate(self.classes):
@@ -100,8 +97,7 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         return classes, {name: index for index, name in enumerate(classes)}
 
     def _is_valid(self, file: str) -> bool:
-        """torchvision's hook for each file: each folder on the way, then the file, is judged
-        once, and one left out leaves out what is below it."""
+        """torchvision's hook for each file: it and each folder on the way are judged once."""
         file = Path(file)
         parts = file.relative_to(self.root).parts
         home = path = Path(self.root) / parts[0]
@@ -144,29 +140,22 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         return None
 
     def _link_problem(self, path: Path, home: Path) -> str | None:
-        """Why a link is left out (broken, a loop, into another class), or a path reaching
-        what is already listed."""
-        real, home_real, top = (os.path.realpath(p) for p in (path, home, home.parent))
-
-        def inside(folder: str) -> bool:
-            return real == folder or real.startswith(folder + os.sep)
-
+        """Why a link is left out (broken, a loop, into another class), or a repeat."""
+        real, home_real, top = (Path(os.path.realpath(p)) for p in (path, home, home.parent))
         if path.is_symlink():
-            parent = os.path.realpath(path.parent)
-            if not os.path.exists(real):
+            if not real.exists():
                 return "a link to something that does not exist"
-            if parent == real or parent.startswith(real + os.sep):
+            if Path(os.path.realpath(path.parent)).is_relative_to(real):
                 return ("a link to a folder that holds it, which would list the same images "
                         "again and again (a loop)")
-            if inside(top) and not inside(home_real):
-                return (f"a link to {Path(os.path.relpath(real, top)).as_posix()}, outside the "
-                        f"class folder {home.name}/: an image counts once, in the class folder "
-                        "it is in")
-            if inside(home_real):
-                return (f"a link to {Path(os.path.relpath(real, home_real)).as_posix()} in the "
-                        "same class folder, whose images are listed from there")
+            if real.is_relative_to(home_real):
+                return (f"a link to {real.relative_to(home_real).as_posix()} in the same class "
+                        "folder, whose images are listed from there")
+            if real.is_relative_to(top):
+                return (f"a link to {real.relative_to(top).as_posix()}, outside the class "
+                        f"folder {home.name}/: an image counts once, in the class folder it is in")
         if real in self._listed:
-            kind = "folder" if os.path.isdir(real) else "file"
+            kind = "folder" if real.is_dir() else "file"
             return (f"the same {kind} as {self._listed[real].relative_to(self.root).as_posix()}"
                     ", which is listed")
         self._listed[real] = path

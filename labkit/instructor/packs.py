@@ -1,10 +1,8 @@
 """One archive of everything fetched, for a classroom without a network (README: For instructors).
-
-Its sections mirror the caches: ``torch/checkpoints/``, ``huggingface/hub/`` (links included)
-and ``data/``. Unpacking judges every member and link from where it will finally be before
-writing anything; tar's "data" filter then extracts each section into a staging folder inside
-its own cache (so files only move within one disk), and files move into place, replacing
-(never following) a link there.
+Its sections mirror the caches: ``torch/checkpoints/``, ``huggingface/hub/`` and ``data/``.
+Unpacking judges every member and link from where it will finally be before writing anything,
+extracts each section with tar's "data" filter into a staging folder inside its own cache (one
+disk), then moves files into place, replacing (never following) a link there.
 """
 
 import contextlib
