@@ -9,8 +9,7 @@ import torch
 
 
 def get_device(*, verbose: bool = True) -> torch.device:
-    """The fastest device present: the GPU (CUDA, or Apple's MPS), else the CPU; ``verbose``
-    prints the choice. Lesson 00."""
+    """The GPU (CUDA or Apple's MPS) if there is one, else the CPU. Lesson 00."""
     accelerated = torch.accelerator.is_available()
     device = torch.accelerator.current_accelerator() if accelerated else torch.device("cpu")
     if verbose:

@@ -1,9 +1,6 @@
-"""A frozen backbone gives the same features every epoch, so lesson 05 computes them once,
-saves them, and trains heads on them. The saved file's key covers the backbone's class and
-weights, the dataset's transform and image loader, the samples a Subset picks, and the data
-(image files' bytes, or a TensorDataset's tensors); what it cannot see (edited ``forward``
-code) needs ``refresh=True``.
-"""
+"""A frozen backbone gives the same features every epoch: lesson 05 computes them once and saves
+them under a key of the backbone's class and weights, the dataset's transform, image loader,
+Subset and data (image bytes, or tensors); what it cannot see (edited code) needs refresh=True."""
 
 import hashlib
 import math
@@ -130,18 +127,14 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
 
 
 class FeatureLoader:
-    """A DataLoader of (inputs, targets) cut from whole tensors, without per-sample calls; with
-    ``shuffle`` each epoch's order comes from ``generator`` or torch's global RNG. Lesson 05."""
+    """Batches of (features, labels) cut from whole tensors, no per-sample calls. Lesson 05."""
 
     def __init__(self, features: Tensor, labels: Tensor, *, batch_size: int,
                  shuffle: bool = False, generator: torch.Generator | None = None) -> None:
-        if features.shape[:1] != labels.shape[:1]:
-            raise ValueError(f"features {tuple(features.shape)} and labels {tuple(labels.shape)} "
-                             "have a different number of samples. Fix: pass the features and "
-                             "labels that extract_features returned together.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number of at least 1, got "
-                             f"{batch_size!r}. Fix: pass for example batch_size=256.")
+        if features.shape[:1] != labels.shape[:1] or not batch_size >= 1:
+            raise ValueError(f"features {tuple(features.shape)}, labels {tuple(labels.shape)}, "
+                             f"batch_size={batch_size}. Fix: pass the features and labels that "
+                             "extract_features returned together, and a batch_size of 1 or more.")
         self.features, self.labels = features, labels
         self.dataset = TensorDataset(features, labels)  # so len(loader.dataset) works too
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator

@@ -1,8 +1,5 @@
-"""Grad-CAM (lesson 07): which parts of an image pushed a CNN towards a class.
-
-Selvaraju et al. (2017, *Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
-Localization*) weight one convolutional layer's feature maps by how much the class score
-depends on each of them::
+"""Grad-CAM (lesson 07; Selvaraju et al., 2017, *Grad-CAM: Visual Explanations from Deep
+Networks via Gradient-based Localization*): which parts of an image pushed a CNN towards a class::
 
     A = activations of the target layer                  (N, C, h, w)
     weights = mean over h and w of d score / d A          (N, C)     one number per channel
@@ -70,8 +67,7 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
 
 def plot_gradcam(images, heatmaps: Tensor, *, titles: Sequence[str] | None = None,
                  alpha: float = 0.45, columns: int = 4):
-    """Each image, (N, 3, H, W) in [0, 1] or PIL, with its heatmap over it (red: evidence for the
-    class). Lesson 07."""
+    """Each image with its heatmap over it (red: evidence for the class). Lesson 07."""
     if isinstance(images, Tensor):
         images = [image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy() for image in images]
     if len(images) != len(heatmaps):

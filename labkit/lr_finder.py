@@ -45,8 +45,6 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
             keep_ratios: bool = False) -> LRFinderResult:
     """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches until the loss
     passes 4 times its best; ``keep_ratios``: groups keep their share of the top rate. Lesson 06."""
-    if not 0 < start_lr < end_lr:
-        raise ValueError(f"start_lr={start_lr} and end_lr={end_lr}. Fix: 0 < start_lr < end_lr.")
     model.to(device)
     if optimizer is None:
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr)

@@ -7,9 +7,8 @@ def _preds(preds_or_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     """(B,) predicted classes: the argmax of (B, C) logits; (B,) class indices pass through."""
     preds = preds_or_logits.argmax(dim=1) if preds_or_logits.ndim == 2 else preds_or_logits
     if preds.shape != targets.shape:  # == would broadcast them silently
-        raise ValueError(f"predictions have shape {tuple(preds.shape)} but targets "
-                         f"{tuple(targets.shape)}. Fix: pass one predicted class (or one row of "
-                         "logits) per target.")
+        raise ValueError(f"predictions {tuple(preds.shape)} but targets {tuple(targets.shape)}. "
+                         "Fix: pass one predicted class (or one row of logits) per target.")
     return preds
 
 
@@ -25,7 +24,6 @@ def confusion_matrix(preds_or_logits: torch.Tensor, targets: torch.Tensor,
     seen = torch.cat([preds, targets])
     if seen.numel() and (seen.min() < 0 or seen.max() >= num_classes):
         raise ValueError(f"class indices run from {seen.min().item()} to {seen.max().item()}, "
-                         f"outside 0..{num_classes - 1}. Fix: pass num_classes equal to the "
-                         "number of classes.")
+                         f"outside 0..{num_classes - 1}. Fix: pass the number of classes.")
     counts = torch.bincount(targets * num_classes + preds, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)

@@ -5,6 +5,7 @@ changes them. Each shift maps images in [0, 1], (3, H, W) or (B, 3, H, W), to th
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -24,15 +25,18 @@ def blur(sigma: float) -> v2.GaussianBlur:
     return v2.GaussianBlur(kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma)  # +-3 sigma
 
 
+@dataclass(kw_only=True)  # its repr, Stripes(period=4, strength=0.5), names its settings
 class Stripes:
     """Vertical stripes ``period`` pixels wide over the image (a fence, a new background):
     image * (1 - strength) + strength * stripes. Lesson 10."""
 
-    def __init__(self, *, period: int = 4, strength: float = 0.5) -> None:
-        if period < 2 or not 0 <= strength <= 1:
-            raise ValueError(f"period={period!r}, strength={strength!r}. Fix: a period of at "
-                             "least 2 pixels and a strength from 0 to 1.")
-        self.period, self.strength = period, strength
+    period: int = 4
+    strength: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.period < 2 or not 0 <= self.strength <= 1:
+            raise ValueError(f"period={self.period!r}, strength={self.strength!r}. Fix: a period "
+                             "of at least 2 pixels and a strength from 0 to 1.")
 
     def __call__(self, images: Tensor) -> Tensor:                   # (..., 3, H, W)
         if not isinstance(images, Tensor):
@@ -41,9 +45,6 @@ class Stripes:
         on = torch.arange(images.shape[-1], device=images.device) % self.period < self.period // 2
         stripes = on.to(images.dtype).expand(images.shape[-2:])    # (H, W), 0 or 1
         return (images * (1 - self.strength) + self.strength * stripes).clamp(0, 1)
-
-    def __repr__(self) -> str:
-        return f"Stripes(period={self.period}, strength={self.strength})"
 
 
 def shift_suite(size: int = 32) -> dict[str, Callable]:
@@ -79,8 +80,7 @@ class RandomShifts:
 def accuracy_under_shifts(model: torch.nn.Module, data: tuple[Tensor, Tensor],
                           shifts: dict[str, Callable], *, device,
                           batch_size: int = 256) -> dict[str, float]:
-    """Accuracy on ``data`` = (images (N, 3, H, W) in [0, 1], labels (N,)) as they are ("none")
-    and under each shift, in eval mode. Lesson 10."""
+    """Accuracy on (images, labels) as they are ("none") and under each shift. Lesson 10."""
     images, labels = data
     model.eval()
     results = {}

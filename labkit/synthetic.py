@@ -65,8 +65,7 @@ def make_shapes(classes: tuple[str, ...] | list[str], n_per_class: int, *, size:
 
 def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64,
                        seed: int = 0) -> Path:
-    """JPEG files in torchvision's ImageFolder layout, ``root/<class>/<n>.jpg``: the stand-in
-    photo folders of smoke runs."""
+    """JPEGs in ImageFolder's ``root/<class>/<n>.jpg`` layout: smoke runs' stand-in photos."""
     images, labels = make_shapes(classes, n_per_class, size=size, seed=seed)
     for index, (image, label) in enumerate(zip(images, labels)):
         folder = Path(root) / classes[label]

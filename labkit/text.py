@@ -44,13 +44,11 @@ class TextClassificationDataset(Dataset):
                            max_length=max_length + 1)["input_ids"] if full else []
         self.truncated = [i for i, ids in zip(full, longer) if len(ids) > max_length]
         if self.truncated:
-            limit = getattr(tokenizer, "model_max_length", None)
-            most = f" (this tokenizer takes up to {limit})" if limit and limit < 1e6 else ""
             warnings.warn(
                 f"labkit: {len(self.truncated)} of {len(self.texts)} texts are longer than "
                 f"max_length={max_length} tokens and were cut to that length (the first is text "
                 f"{self.truncated[0]}; dataset.truncated lists them). Fix: if their ends matter, "
-                f"pass a larger max_length{most}.", stacklevel=2)
+                f"pass a larger max_length (BERT takes up to 512).", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -67,10 +65,10 @@ def _check_texts(texts: Sequence) -> None:
             return "empty" if isinstance(text, str) else f"{type(text).__name__} {text!r}"
 
         shown = _first([f"text {i} ({what(texts[i])})" for i in bad], limit=5)
-        raise ValueError(
-            f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown}. (An "
-            "empty cell read with pandas becomes NaN, a float.) Fix: drop them with their labels, "
-            "e.g. keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()].")
+        raise ValueError(f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown} "
+                         "(pandas reads an empty cell as NaN, a float). Fix: drop them with their "
+                         "labels: [i for i, t in enumerate(texts) if isinstance(t, str) and "
+                         "t.strip()] are the ones to keep.")
 
 
 def _class_index(i: int, label) -> int:
@@ -115,8 +113,7 @@ def cls_pool(last_hidden_state: Tensor) -> Tensor:
 
 
 class SentenceEncoder(nn.Module):
-    """A Hugging Face encoder that returns one (B, H) vector per sentence, for
-    ``labkit.features.extract_features``. Lesson 09."""
+    """A Hugging Face encoder that returns one (B, H) vector per sentence. Lesson 09."""
 
     def __init__(self, encoder: nn.Module, *, pooling: str = "mean") -> None:
         super().__init__()
@@ -166,8 +163,7 @@ def fill_mask(model: nn.Module, tokenizer, text: str, *, top_k: int = 5) -> list
     if len(positions) != 1:
         raise ValueError(f"{text!r} has {len(positions)} {tokenizer.mask_token} tokens. "
                          f"Fix: put exactly one {tokenizer.mask_token} where the word is missing.")
-    # A stand-in model keeps the checkpoint's 30,522 outputs while the course's tokenizer may
-    # have fewer: only ids the tokenizer can spell are candidates.
+    # Only ids the tokenizer can spell: a stand-in model may have more outputs (30,522).
     probs = outputs.logits[0, positions[0], :len(tokenizer)].float().softmax(dim=-1)
     top = probs.topk(top_k)
     return [(tokenizer.convert_ids_to_tokens(int(i)), float(p))
@@ -191,8 +187,7 @@ def word_vector(encoder: nn.Module, tokenizer, sentence: str, word: str) -> tupl
 
 
 def load_sst2(root: Path | str, split: str = "train") -> tuple[list[str], list[int]]:
-    """(sentences, labels) of GLUE SST-2's ``train`` or ``dev`` split (the test split has no
-    labels) under ``root``. Lesson 09."""
+    """(sentences, labels) of GLUE SST-2's labelled ``train`` or ``dev`` split. Lesson 09."""
     if split not in ("train", "dev"):
         raise ValueError(f"split={split!r}: GLUE SST-2 has labels for 'train' and 'dev'. "
                          "Fix: pass one of them.")
@@ -206,8 +201,7 @@ def load_sst2(root: Path | str, split: str = "train") -> tuple[list[str], list[i
 
 def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8",
                quoting: int = csv.QUOTE_MINIMAL) -> tuple[list[str], list[tuple[int, dict]]]:
-    """(column names, [(line number, row), ...]); a file in another encoding is an error naming
-    the line and the fix. Excel's UTF-8 byte-order mark is dropped."""
+    """(column names, [(line number, row), ...]); a wrongly encoded file names the line."""
     data = Path(path).read_bytes()
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:

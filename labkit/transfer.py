@@ -48,8 +48,7 @@ def head_modules(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
-    """Put ``new`` where the main head is and return the old head: ``swap_head(model,
-    nn.Identity())`` turns a classifier into its (B, D) backbone. Lesson 05."""
+    """Put ``new`` (e.g. nn.Identity()) where the main head is; return the old head. Lesson 05."""
     if not isinstance(new, nn.Module):
         raise TypeError(f"swap_head puts a module in the head's place, got a "
                         f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity().")
@@ -59,8 +58,7 @@ def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
-    """Fresh head layer(s) for ``num_classes``, aux heads included, on the old ones' device
-    and dtype; in place, returns the model. Lesson 05."""
+    """New head layer(s) for ``num_classes``, aux heads too, in place. Lesson 05."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes must be a whole number of at least 2, got "
                          f"{num_classes!r}. Fix: pass the number of classes in your dataset, "
@@ -76,8 +74,8 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
 def _frozen_batchnorms_to_eval(model: nn.Module) -> nn.Module:
     """BatchNorm layers that have parameters, none of them trainable, go to eval mode."""
     for m in model.modules():
-        if (isinstance(m, nn.modules.batchnorm._BatchNorm) and list(m.parameters())
-                and not any(p.requires_grad for p in m.parameters())):
+        has_weight = isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
+        if has_weight and not m.weight.requires_grad:
             m.eval()
     return model
 
@@ -132,8 +130,7 @@ def _top_level_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
 
 @dataclass
 class ParameterTable:
-    """Rows of (top-level child, parameters, trainable) and their totals, printed as a table.
-    Lesson 05."""
+    """(top-level child, parameters, trainable) rows and totals, printed as a table. Lesson 05."""
 
     rows: list[tuple[str, int, int]]
     total: int

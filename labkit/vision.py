@@ -10,8 +10,7 @@ from torch import Tensor, nn
 
 
 def count_parameters(module: nn.Module, *, trainable: bool = False) -> int:
-    """Parameter values in ``module`` (only those that require grad if ``trainable``); shared
-    ones count once, as in ``weights.meta["num_params"]``. Lesson 01."""
+    """Parameter values (if ``trainable``, those that train); shared ones once. Lesson 01."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
 
@@ -52,8 +51,7 @@ def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
 
 @torch.no_grad()
 def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict[str, Tensor]:
-    """Name -> output of each named layer for ``inputs``, kept by forward hooks that are
-    removed afterwards, even after an error. Lesson 01."""
+    """Name -> output of each named layer for ``inputs``, via forward hooks. Lesson 01."""
     captured, names = {}, {find_layer(model, name): name for name in layers}  # module -> name
 
     def keep(module, args, output):
@@ -72,8 +70,7 @@ def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict
 @torch.no_grad()
 def measure_latency(model: nn.Module, inputs: Tensor, *, device: torch.device | str,
                     repeats: int = 10, warmup: int = 2) -> float:
-    """Median seconds of a forward pass of the batch ``inputs`` in eval mode, after ``warmup``
-    untimed calls that pay one-off costs (allocation, kernel choice). Lesson 02."""
+    """Median seconds of a forward pass in eval mode, after ``warmup`` untimed ones. Lesson 02."""
     model.eval().to(device)
     inputs = inputs.to(device)
     # Wait for the GPU's queued work before reading the clock (torch.cpu's is a no-op).

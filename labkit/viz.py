@@ -78,8 +78,7 @@ def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None
 
 
 def plot_filters(weight, *, columns: int = 16):
-    """The first 64 first-layer filters (out, 3, k, k) as colour images, each scaled to [0, 1].
-    Lesson 01."""
+    """The first 64 first-layer filters (out, 3, k, k), each scaled to [0, 1]. Lesson 01."""
     weight = weight.detach().float().cpu()[:64]
     rows = math.ceil(len(weight) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.6 + 0.3),
@@ -109,8 +108,7 @@ def plot_feature_maps(maps, *, per_layer: int = 8):
 
 
 def plot_label_efficiency(summary):
-    """Accuracy against labels per class, one line per method (mean over seeds, band of one
-    standard deviation), from ``labkit.few_labels.summarise``. Lesson 01."""
+    """Accuracy by label count, a line per method: mean and one std over seeds. Lesson 01."""
     _, ax = plt.subplots(figsize=(6, 3.8))
     for method in dict.fromkeys(method for method, _ in summary):
         counts = sorted(labels for m, labels in summary if m == method)
