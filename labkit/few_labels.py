@@ -120,8 +120,8 @@ def compare_methods(backbone_state: dict, *, labels_per_class=(5, 10, 25, 50), s
                                  test_set=test_set, device=device, steps=steps) for seed in seeds]
             runs += done
             if progress:
-                accuracies = ", ".join(f"{run.accuracy:.2f}" for run in done)
-                print(f"{count:>3} labels per class, {method:<8}: accuracy {accuracies}")
+                print(f"{count:>3} labels per class, {method:<8}: accuracy "
+                      + ", ".join(f"{run.accuracy:.2f}" for run in done))
     return runs
 
 

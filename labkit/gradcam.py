@@ -9,8 +9,6 @@ A forward hook keeps A; ``torch.autograd.grad`` takes the gradient with respect 
 parameter's ``.grad`` is written), through an input that requires grad (so a frozen model works).
 """
 
-from collections.abc import Sequence
-
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
@@ -65,14 +63,11 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
     return (cam / peak).clamp(0, 1).cpu()
 
 
-def plot_gradcam(images, heatmaps: Tensor, *, titles: Sequence[str] | None = None,
+def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None,
                  alpha: float = 0.45, columns: int = 4):
     """Each image with its heatmap over it (red: evidence for the class). Lesson 07."""
     if isinstance(images, Tensor):
         images = [image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy() for image in images]
-    if len(images) != len(heatmaps):
-        raise ValueError(f"{len(images)} images but {len(heatmaps)} heatmaps. Fix: pass one "
-                         f"heatmap per image, in the same order.")
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)

@@ -4,7 +4,7 @@ changes them. Each shift maps images in [0, 1], (3, H, W) or (B, 3, H, W), to th
 ``extract_features`` caches shifted images apart from the originals."""
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +57,7 @@ class RandomShifts:
     """Augmentation: each image of a (B, 3, H, W) batch gets one of ``shifts`` or none, with
     equal chances; ``collate`` is the same as a DataLoader ``collate_fn``. Lesson 10."""
 
-    def __init__(self, shifts: Sequence[Callable], *, generator: torch.Generator | None = None):
+    def __init__(self, shifts: list[Callable], *, generator: torch.Generator | None = None):
         if not shifts:
             raise ValueError("RandomShifts needs at least one shift. Fix: pass a list of them.")
         self.shifts, self.generator = list(shifts), generator

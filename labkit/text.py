@@ -188,13 +188,11 @@ def word_vector(encoder: nn.Module, tokenizer, sentence: str, word: str) -> tupl
 
 def load_sst2(root: Path | str, split: str = "train") -> tuple[list[str], list[int]]:
     """(sentences, labels) of GLUE SST-2's labelled ``train`` or ``dev`` split. Lesson 09."""
-    if split not in ("train", "dev"):
-        raise ValueError(f"split={split!r}: GLUE SST-2 has labels for 'train' and 'dev'. "
-                         "Fix: pass one of them.")
     found = sorted(Path(root).rglob(f"{split}.tsv"))
-    if not found:
-        raise FileNotFoundError(f"No {split}.tsv under {root}. Fix: python -m labkit assets "
-                                "fetch sst2 (or verify it).")
+    if split not in ("train", "dev") or not found:  # the test split has no labels
+        raise FileNotFoundError(f"No labelled {split}.tsv under {root}: GLUE SST-2 has labels for "
+                                "'train' and 'dev'. Fix: pass one of them; if it is missing, "
+                                "python -m labkit assets fetch sst2 (or verify it).")
     _, rows = _read_rows(found[0], delimiter="\t", quoting=csv.QUOTE_NONE)
     return [row["sentence"].strip() for _, row in rows], [int(row["label"]) for _, row in rows]
 

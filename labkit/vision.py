@@ -3,7 +3,6 @@ preprocessing, what the weights' metadata says, activations through forward hook
 
 import statistics
 import time
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +25,7 @@ def weights_summary(weights) -> dict:
 
 
 @torch.no_grad()
-def classify(model: nn.Module, weights, images: Sequence, *, device: torch.device | str,
+def classify(model: nn.Module, weights, images: list, *, device: torch.device | str,
              k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` (ImageNet class, probability) per PIL image, through ``weights.transforms()``
     (the resize, crop and normalisation the model was trained with), in eval mode. Lesson 00."""
@@ -50,7 +49,7 @@ def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
 
 
 @torch.no_grad()
-def activations(model: nn.Module, layers: Sequence[str], inputs: Tensor) -> dict[str, Tensor]:
+def activations(model: nn.Module, layers: list[str], inputs: Tensor) -> dict[str, Tensor]:
     """Name -> output of each named layer for ``inputs``, via forward hooks. Lesson 01."""
     captured, names = {}, {find_layer(model, name): name for name in layers}  # module -> name
 

@@ -2,7 +2,6 @@
 photo, convolution filters, feature maps, label efficiency and 2-D projections of features."""
 
 import math
-from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -43,7 +42,7 @@ class LivePlot:
         plt.close(fig)  # otherwise the inline backend shows it a second time at the cell's end
 
 
-def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None):
+def plot_confusion_matrix(matrix, class_names: list[str] | None = None):
     """Counts, true class on rows, predicted class on columns. Lesson 07."""
     matrix, n = matrix.cpu().numpy(), matrix.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
@@ -58,7 +57,7 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str] | None = None):
     return ax
 
 
-def plot_predictions(images, predictions, *, titles: Sequence[str] | None = None):
+def plot_predictions(images, predictions, *, titles: list[str] | None = None):
     """Each image beside a bar chart of its top-k classes (from ``classify``). Lesson 02."""
     fig, axes = plt.subplots(len(images), 2, figsize=(9, 2.6 * len(images)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.4]})
@@ -123,7 +122,7 @@ def plot_label_efficiency(summary):
     return ax
 
 
-def plot_projection(points, labels, class_names: Sequence[str], *, ax=None, title=None):
+def plot_projection(points, labels, class_names: list[str], *, ax=None, title=None):
     """A scatter of 2-D points (N, 2), one colour per class, e.g. features after PCA. Lesson 05."""
     points, labels = points.detach().float().cpu(), labels.cpu()
     if points.ndim != 2 or points.shape[1] != 2 or labels.shape != points.shape[:1]:

@@ -239,5 +239,5 @@ def test_load_sst2_reads_the_glue_layout(tmp_path):
     assert texts == ['it \'s a "charming" film', "dull ."] and labels == [1, 0]
     with pytest.raises(FileNotFoundError, match="assets fetch sst2"):
         load_sst2(tmp_path, "train")
-    with pytest.raises(ValueError, match="'train' and 'dev'"):
+    with pytest.raises(FileNotFoundError, match="'train' and 'dev'"):
         load_sst2(tmp_path, "test")
