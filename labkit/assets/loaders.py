@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from labkit.assets import store
+from labkit.assets.store import AssetMissing
 from labkit.assets.registry import Dataset, PipModel, TextModel, VisionWeights, describe_size
 from labkit.assets.registry import get_asset
 from labkit.config import OFFLINE_ENV, STANDIN_ENV, env_flag, hf_hub_dir, shipped_data_dir
@@ -19,10 +20,6 @@ from labkit.files import in_notebook
 
 TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
               "sequence-classification": "AutoModelForSequenceClassification"}
-
-
-class AssetMissing(RuntimeError):
-    """An asset is neither in the cache nor downloadable now; the message says how to fix it."""
 
 
 def standin_mode(standin: bool | None = None) -> bool:
@@ -96,13 +93,6 @@ def _asset(name: str, expected: type, task: str):
     return asset
 
 
-def _pip_model(asset: PipModel) -> Path:
-    try:
-        return store.pip_model_path(asset)
-    except (OSError, store.DownloadError) as exc:
-        raise AssetMissing(str(exc)) from exc
-
-
 def _efficientnet_lite0(asset: PipModel):
     """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights, and a torchvision
     weights enum for them (``transforms()`` and ``meta``)."""
@@ -113,7 +103,7 @@ def _efficientnet_lite0(asset: PipModel):
     from labkit.vision import count_parameters
 
     model = vision_architecture(asset.name)
-    saved = torch.load(_pip_model(asset), map_location="cpu", weights_only=True)
+    saved = torch.load(store.pip_model_path(asset), map_location="cpu", weights_only=True)
     # 296 tensors named otherwise than timm's, in the same order: load_state_dict checks shapes.
     model.load_state_dict(dict(zip(model.state_dict(), saved.values())))
     meta = {
@@ -185,7 +175,7 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
         raise ValueError(f"task={task!r} is not one of {sorted(TEXT_TASKS)}. Fix: pick one.")
     model_class = getattr(transformers, TEXT_TASKS[task])
     if isinstance(asset, PipModel):  # the folder unpacked from the package, checked file by file
-        folder = _pip_model(asset)
+        folder = store.pip_model_path(asset)
         return model_class.from_pretrained(folder, **kwargs), AutoTokenizer.from_pretrained(folder)
     if standin_mode(standin):
         config = transformers.AutoConfig.for_model(asset.model_type, **(asset.config | kwargs))

