@@ -105,7 +105,7 @@ def pip_model_path(asset: PipModel) -> Path:
     if (installed := _installed(asset)) != asset.version:
         found = f"version {installed} is installed instead" if installed else "it is not installed"
         raise AssetMissing(f"'{asset.name}' comes with the pip package {asset.requirement}, "
-                                f"and {found}. {_pip_fix(asset)}")
+                           f"and {found}. {_pip_fix(asset)}")
     file = location(asset)
     if (actual := sha256_file(file)) != asset.sha256:
         raise AssetMissing(
