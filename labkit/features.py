@@ -18,9 +18,6 @@ from labkit.checkpoint import load_error_reason
 from labkit.config import cache_dirs
 from labkit.files import atomic_write, sha256_file
 
-CACHE_FORMAT = 1
-
-
 def _update(digest, *parts) -> None:
     """Hash each part after its length, so ("ab", "c") and ("a", "bc") differ; a tensor with
     its shape and dtype, one at a time (a 500 MB VGG16 is never copied whole)."""
@@ -38,7 +35,7 @@ def _update(digest, *parts) -> None:
 def feature_cache_key(backbone: nn.Module, dataset) -> str:
     """The sha256 (hex) naming the saved features of ``backbone`` over ``dataset``. Lesson 05."""
     digest = hashlib.sha256()
-    _update(digest, f"labkit features v{CACHE_FORMAT}", type(backbone).__name__)
+    _update(digest, "labkit features v1", type(backbone).__name__)  # v2: another file layout
     for name, tensor in backbone.state_dict().items():
         _update(digest, name, tensor)
     positions = None  # the samples that the outermost Subset reads, as indices into the base
@@ -71,11 +68,9 @@ def feature_cache_key(backbone: nn.Module, dataset) -> str:
 
 def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
     """The saved (features, labels), or None; an unreadable file is moved aside, not fatal."""
-    if not path.exists():
-        return None
     try:
         saved = torch.load(path, weights_only=True)  # tensors and plain containers only
-        if saved.get("format") != CACHE_FORMAT or saved.get("key") != key:
+        if saved.get("key") != key:
             raise ValueError("it was saved for other inputs or by another labkit version")
         return saved["features"], saved["labels"]
     except Exception as exc:  # a half-written or foreign file fails in many different ways
@@ -97,7 +92,7 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
         cache_dir = cache_dir or cache_dirs()["course datasets (LABKIT_DATA)"] / "features"
         key = feature_cache_key(backbone, getattr(loader, "dataset", loader))
         path = Path(cache_dir) / f"{type(backbone).__name__}-{key[:16]}.pt"
-        cached = None if refresh else _load_cache(path, key)
+        cached = None if refresh or not path.exists() else _load_cache(path, key)
         if cached is not None:
             print(f"labkit: features loaded from the cache {path}")
             return cached
@@ -119,7 +114,7 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
     # Concatenated outside inference_mode: normal tensors that a head can train on.
     features, labels = torch.cat(features), torch.cat(labels)
     if path is not None:  # atomic: an interrupted run never leaves half a file under this name
-        saved = {"features": features, "labels": labels, "key": key, "format": CACHE_FORMAT}
+        saved = {"features": features, "labels": labels, "key": key}
         atomic_write(path, lambda file: torch.save(saved, file))
     print(f"labkit: extracted {features.shape[0]} features of size {features.shape[1]} in "
           f"{time.perf_counter() - start:.1f} s ({f'saved to {path}' if path else 'cache off'})")

@@ -1,7 +1,6 @@
-"""Lesson 01's experiment: a new shapes task (``TARGET_CLASSES``) learnt from a few labels from
-scratch, on a frozen pre-trained SmallCNN, or by fine-tuning it. Every method sees the same
-labelled images, optimiser steps and test images: only the starting weights and what trains
-differ."""
+"""Lesson 01's experiment: a new shapes task learnt from a few labels from scratch, on a frozen
+pre-trained SmallCNN, or by fine-tuning it. Every method sees the same labelled images, optimiser
+steps and test images: only the starting weights and what trains differ."""
 
 import statistics
 import time
@@ -112,8 +111,7 @@ def learn_target(method: str, backbone_state: dict, *, labels_per_class: int, se
 def compare_methods(backbone_state: dict, *, labels_per_class=(5, 10, 25, 50), seeds=(0, 1, 2),
                     device, steps: int = 60, progress: bool = True) -> list[Run]:
     """Every method at every label count, once per seed; a line per finished cell. Lesson 01."""
-    test_set = target_test_set()
-    runs = []
+    test_set, runs = target_test_set(), []
     for count in labels_per_class:
         for method in METHODS:
             done = [learn_target(method, backbone_state, labels_per_class=count, seed=seed,

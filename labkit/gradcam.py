@@ -4,9 +4,6 @@ Networks via Gradient-based Localization*): which parts of an image pushed a CNN
     A = activations of the target layer                  (N, C, h, w)
     weights = mean over h and w of d score / d A          (N, C)     one number per channel
     heatmap = relu(sum over C of weights * A)             (N, h, w)  then upsampled to (H, W)
-
-A forward hook keeps A; ``torch.autograd.grad`` takes the gradient with respect to A alone (no
-parameter's ``.grad`` is written), through an input that requires grad (so a frozen model works).
 """
 
 import matplotlib.pyplot as plt
@@ -34,8 +31,7 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
     """Grad-CAM heatmaps (N, H, W) in [0, 1] on the CPU, in eval mode. ``target_layer``: a module
     or its name; ``targets``: None (predicted class), one index, or one per image. Lesson 07."""
     layer = find_layer(model, target_layer)
-    captured: list[Tensor] = []
-    was_training = model.training
+    captured, was_training = [], model.training  # A, once the forward pass has run
     handle = layer.register_forward_hook(lambda module, args, output: captured.append(output))
     try:
         model.eval()
@@ -52,6 +48,8 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
                                  "tensor; Grad-CAM needs feature maps (N, C, h, w). Fix: pick a "
                                  "convolutional stage, e.g. model.layer4, not the pooling or head.")
             scores = logits.gather(1, _classes(targets, logits)[:, None]).sum()  # images apart
+            # With respect to A alone: no parameter's .grad is written; the input that requires
+            # grad lets the gradient through a frozen model.
             (gradients,) = torch.autograd.grad(scores, activations)          # (N, C, h, w)
     finally:
         handle.remove()
@@ -63,8 +61,7 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
     return (cam / peak).clamp(0, 1).cpu()
 
 
-def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None,
-                 alpha: float = 0.45, columns: int = 4):
+def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None, columns: int = 4):
     """Each image with its heatmap over it (red: evidence for the class). Lesson 07."""
     if isinstance(images, Tensor):
         images = [image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy() for image in images]
@@ -74,9 +71,8 @@ def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None,
     for ax, image, heatmap, title in zip(axes.flat, images, heatmaps.detach().float().cpu(),
                                          titles or [None] * len(images)):
         ax.imshow(image)
-        ax.imshow(heatmap.numpy(), cmap="jet", alpha=alpha, vmin=0, vmax=1)
-        if title is not None:
-            ax.set_title(title, fontsize=9)
+        ax.imshow(heatmap.numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title or "", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
     fig.tight_layout()

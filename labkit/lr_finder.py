@@ -49,13 +49,11 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
     if optimizer is None:
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    saved_model = copy.deepcopy(model.state_dict())
-    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    saved_model, saved_optimizer = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     top = max(group["lr"] for group in optimizer.param_groups)
     if keep_ratios and not top > 0:
-        raise ValueError("keep_ratios=True needs the optimizer's groups to have positive "
-                         "learning rates to take the ratios from. Fix: build the optimizer "
-                         "with its rates, e.g. AdamW(param_groups(model, lr=1e-3)).")
+        raise ValueError("keep_ratios=True takes the ratios of the optimizer's rates, which need "
+                         "to be positive. Fix: e.g. AdamW(param_groups(model, lr=1e-3)).")
     ratios = [group["lr"] / top if keep_ratios else 1.0 for group in optimizer.param_groups]
     lrs, losses, smooth, best = [], [], None, math.inf
     batches = iter(())

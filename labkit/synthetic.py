@@ -59,12 +59,10 @@ def make_shapes(classes: tuple[str, ...] | list[str], n_per_class: int, *, size:
     rng = np.random.default_rng(seed)
     labels = np.tile(np.arange(len(classes)), n_per_class)
     images = np.stack([_draw(rng, classes[label], size) for label in labels])  # (N, H, W, 3)
-    return (torch.from_numpy(images.transpose(0, 3, 1, 2)).float(),
-            torch.from_numpy(labels).long())
+    return torch.from_numpy(images.transpose(0, 3, 1, 2)).float(), torch.from_numpy(labels).long()
 
 
-def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64,
-                       seed: int = 0) -> Path:
+def write_image_folder(root: Path, classes, n_per_class: int, *, size: int = 64, seed: int = 0):
     """JPEGs in ImageFolder's ``root/<class>/<n>.jpg`` layout: smoke runs' stand-in photos."""
     images, labels = make_shapes(classes, n_per_class, size=size, seed=seed)
     for index, (image, label) in enumerate(zip(images, labels)):

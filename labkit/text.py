@@ -19,8 +19,8 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def input_names(model: nn.Module) -> tuple[str, ...]:
-    """Tokenizer outputs the model's forward takes (DistilBERT: no token_type_ids). Lesson 09."""
-    accepted = inspect.signature(model.forward).parameters
+    """The tokenizer outputs that the model's forward takes. Lesson 09."""
+    accepted = inspect.signature(model.forward).parameters  # DistilBERT: no token_type_ids
     return tuple(name for name in MODEL_INPUTS if name in accepted)
 
 
@@ -129,9 +129,8 @@ class SentenceEncoder(nn.Module):
 
 def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
                           warmup_ratio: float = 0.1, weight_decay: float = 0.01):
-    """(AdamW, linear warm-up and decay, warm-up steps) as BERT's fine-tuning code sets them up:
-    no weight decay on biases and LayerNorm weights (google-research/bert's optimization.py),
-    ``int(warmup_ratio * total_steps)`` warm-up steps. Step the scheduler per batch. Lesson 09."""
+    """(AdamW, linear warm-up and decay stepped per batch, warm-up steps) as google-research/bert's
+    optimization.py: no weight decay on biases and LayerNorm weights. Lesson 09."""
     from transformers import get_linear_schedule_with_warmup
     from transformers.trainer_pt_utils import get_parameter_names
 
@@ -151,8 +150,7 @@ def fine_tuning_optimizer(model: nn.Module, *, lr: float, total_steps: int,
 def _encode(model: nn.Module, tokenizer, text: str):
     """(tokenizer output on the model's device, model output of the inputs it takes)."""
     inputs = tokenizer(text, return_tensors="pt").to(next(model.parameters()).device)
-    model.eval()
-    return inputs, model(**{k: v for k, v in inputs.items() if k in input_names(model)})
+    return inputs, model.eval()(**{k: v for k, v in inputs.items() if k in input_names(model)})
 
 
 @torch.no_grad()
@@ -166,8 +164,8 @@ def fill_mask(model: nn.Module, tokenizer, text: str, *, top_k: int = 5) -> list
     # Only ids the tokenizer can spell: a stand-in model may have more outputs (30,522).
     probs = outputs.logits[0, positions[0], :len(tokenizer)].float().softmax(dim=-1)
     top = probs.topk(top_k)
-    return [(tokenizer.convert_ids_to_tokens(int(i)), float(p))
-            for p, i in zip(top.values, top.indices)]
+    return [(tokenizer.convert_ids_to_tokens(i), p)
+            for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 
 @torch.no_grad()

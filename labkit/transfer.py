@@ -1,9 +1,8 @@
 """Turn a pre-trained model into one for your classes: new head, frozen backbone, and back.
 
-Frozen BatchNorm is the trap: ``requires_grad=False`` stops the optimizer, but ``model.train()``
-still lets the layer update its running mean and variance from every batch, and a small dataset
-drags ImageNet's statistics away. So a BatchNorm with no trainable parameter stays in eval mode:
-``freeze_backbone`` applies the rule, and ``fit`` calls ``train_mode(model)``, not ``.train()``.
+Frozen BatchNorm is the trap: in ``model.train()`` a layer with ``requires_grad=False`` still
+updates its running statistics from every batch. So a BatchNorm with nothing to train stays in
+eval mode: ``freeze_backbone`` and ``train_mode`` (which ``fit`` calls) apply the rule.
 """
 
 import sys
@@ -137,10 +136,9 @@ class ParameterTable:
     trainable: int
 
     def __str__(self) -> str:
-        width = max(len(row[0]) for row in [("module",), *self.rows])
-        lines = [f"{'module':<{width}} {'parameters':>13} {'trainable':>13}"]
+        lines = [f"{'module':<16} {'parameters':>13} {'trainable':>13}"]
         for name, total, trainable in [*self.rows, ("total", self.total, self.trainable)]:
-            lines.append(f"{name:<{width}} {total:>13,} {trainable:>13,}")
+            lines.append(f"{name:<16} {total:>13,} {trainable:>13,}")
         return "\n".join(lines)
 
 
@@ -172,9 +170,8 @@ def param_groups(model: nn.Module, lr: float, *, decay: float = 0.1) -> list[dic
 
 def aux_loss(outputs, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor],
              aux_weight: float = 0.4) -> tuple[Tensor, Tensor]:
-    """(loss, main logits) of any output the course meets: GoogLeNet's and Inception v3's aux
-    logits add ``aux_weight`` (0.4: TF-slim's Inception v3; GoogLeNet's paper 0.3) times their
-    loss; a transformers output gives its ``.logits``. Lesson 04."""
+    """(loss, logits) of logits, a ``.logits`` output, or one with aux logits, which add their
+    loss times ``aux_weight`` (0.4: TF-slim's Inception v3; GoogLeNet's paper 0.3). Lesson 04."""
     logits = getattr(outputs, "logits", outputs)
     loss = loss_fn(logits, targets)
     for aux_logits in (getattr(outputs, name, None) for name in ("aux_logits", "aux_logits2",

@@ -10,9 +10,8 @@ from labkit.files import in_notebook
 
 
 class LivePlot:
-    """Loss (and accuracy, when there is one) per epoch, train against validation, redrawn in
-    place after every epoch (papermill keeps only the last image); outside a notebook it does
-    nothing. Lesson 01."""
+    """Loss (and accuracy) per epoch, train against validation, redrawn in place after every
+    epoch (papermill keeps only the last image); outside a notebook it does nothing. Lesson 01."""
 
     def __init__(self):
         self.enabled, self.handle = in_notebook(), None
@@ -64,8 +63,7 @@ def plot_predictions(images, predictions, *, titles: list[str] | None = None):
     for row, (image, top) in enumerate(zip(images, predictions)):
         axes[row, 0].imshow(image)
         axes[row, 0].axis("off")
-        if titles is not None:
-            axes[row, 0].set_title(titles[row])
+        axes[row, 0].set_title(titles[row] if titles else "")
         names, probs = [name for name, _ in top][::-1], [p for _, p in top][::-1]
         axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
         axes[row, 1].set_yticks(range(len(top)), names)
@@ -115,9 +113,8 @@ def plot_label_efficiency(summary):
         ax.plot(counts, mean, "o-", label=method)
         ax.fill_between(counts, mean - std, mean + std, alpha=0.2)
     ticks = sorted({labels for _, labels in summary})
-    ax.set_xscale("log")
+    ax.set(xscale="log", xlabel="labelled examples per class", ylabel="test accuracy", ylim=(0, 1))
     ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set(xlabel="labelled examples per class", ylabel="test accuracy", ylim=(0, 1))
     ax.legend()
     return ax
 
