@@ -56,9 +56,10 @@ class TrainingState:
             save_checkpoint(path, self, epoch)
         distributed.barrier()
 
-    def finish(self) -> str:
-        """Puts the best weights back if ``restore_best``; says which weights the model has."""
-        if not self.restore_best or self.best_weights is None:
+    def finish(self, restore: bool = False) -> str:
+        """Puts the best weights back if ``restore_best`` (or ``restore``: after a NaN loss or a
+        full GPU, always); says which weights the model has."""
+        if not (self.restore_best or restore) or self.best_weights is None:
             return "The model keeps its last weights."
         self.model.load_state_dict(self.best_weights)
         return (f"Restored the best weights: epoch {self.history.best_epoch}, "

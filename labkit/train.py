@@ -261,7 +261,7 @@ def check_before_training(model, train_loader, checkpoint, scheduler_step, **cou
 def guard(state: TrainingState, train_loader, accumulate: int):
     """Around fit's loop: the first Ctrl-C (or Jupyter's stop button) asks it to stop after the
     batch, a second one stops at once (under torchrun: every process at once, as torchrun does).
-    A NaN loss or a full GPU stops it with the fix named, the best weights back if asked."""
+    A NaN loss or a full GPU stops it with the fix named and the best epoch's weights back."""
     requested = threading.Event()
 
     def handler(signum, frame):
@@ -277,7 +277,7 @@ def guard(state: TrainingState, train_loader, accumulate: int):
         with name_a_smaller_batch(train_loader, accumulate):
             yield requested.is_set
     except (NonFiniteLoss, torch.OutOfMemoryError) as error:
-        raise type(error)(f"{error} {state.finish()}") from None
+        raise type(error)(f"{error} {state.finish(restore=True)}") from None
     finally:
         if catch:
             signal.signal(signal.SIGINT, previous)

@@ -221,8 +221,7 @@ def test_nan_loss_names_the_step_suggests_a_lower_lr_and_restores_the_best_weigh
     on_training_batch(model, 2, 4, explode)
     with pytest.raises(NonFiniteLoss, match=r"epoch 2, batch 4 \(lr=1\.0e-02\).*lr=1\.0e-03.*"
                                             r"Restored the best weights: epoch 1"):
-        fit(model, train, val, device=CPU, num_epochs=3, lr=1e-2, checkpoint=tmp_path / "c.pt",
-            restore_best=True)
+        fit(model, train, val, device=CPU, num_epochs=3, lr=1e-2, checkpoint=tmp_path / "c.pt")
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert torch.load(tmp_path / "c.pt", weights_only=True)["epoch"] == 1  # NaN epoch never saved
 
