@@ -24,7 +24,6 @@ def confusion_matrix(preds_or_logits: torch.Tensor, targets: torch.Tensor,
     seen = torch.cat([preds, targets])
     if seen.numel() and (seen.min() < 0 or seen.max() >= num_classes):
         raise ValueError(f"class indices run from {seen.min().item()} to {seen.max().item()}, "
-                         f"outside 0..{num_classes - 1}. "
-                         "Fix: pass num_classes= the number of classes.")
+                         f"outside 0..{num_classes - 1}. Fix: pass num_classes=len(classes).")
     counts = torch.bincount(targets * num_classes + preds, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)
