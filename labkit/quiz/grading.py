@@ -26,55 +26,36 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split()).strip(" .,;:!?\"'`\u201c\u201d\u2018\u2019")
 
 
-_NUMBER = re.compile(r"""\s*(?P<number>[-+]?(?:\d[\d_,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
-                         (?:\s*/\s*(?P<denominator>\d+(?:\.\d*)?))?
-                         \s*(?P<unit>.*?)\s*$""", re.VERBOSE)
+_NUMBER = re.compile(r"\s*(?P<number>[-+]?[\d.,_]*\d[\d.,_]*(?:[eE][-+]?\d+)?)\s*(?P<unit>.*?)\s*")
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 
-def parse_number(text: str) -> tuple[float, str]:
-    """``"11,176,512"``, ``"2.5e9 FLOP"``, ``"1/3"``, ``"2,5"`` -> (number, unit or "").
-    A comma between groups of three digits separates thousands, otherwise it is a decimal comma.
-    """
-    text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
-    match = _NUMBER.fullmatch(text)
-    if not match:
-        raise ValueError(f"{text.strip()!r} does not start with a number")
-    number = match["number"]
-    if _THOUSANDS.fullmatch(number):
-        number = number.replace(",", "")
-    elif number.count(",") == 1 and "." not in number:
-        number = number.replace(",", ".")
-    try:
-        value = float(number) / float(match["denominator"] or 1)
-    except ValueError:  # "1__0", "1,2,3"
-        raise ValueError(f"{match['number']!r} is not a number we can read; write it as "
-                         f"11176512, 11,176,512 or 2.5") from None
-    except ZeroDivisionError:
-        raise ValueError(f"{text.strip()!r} divides by zero") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text.strip()!r} is not a finite number")
-    return value, match["unit"]
-
-
 def as_number(answer: Any) -> tuple[float, str] | str:
-    """(value, unit), or the reason the answer is not a number."""
+    """(value, unit), or the reason the answer is not a number. Text may carry a unit and
+    separate thousands with commas or underscores: "11,176,512", "2.5e9 FLOP"."""
     if hasattr(answer, "item") and not isinstance(answer, numbers.Real):
         try:
             answer = answer.item()  # a one-element tensor or NumPy scalar
         except (TypeError, ValueError, RuntimeError):
             return f"a {type(answer).__name__} with more than one value is not a number"
+    unit = ""
+    if isinstance(answer, str):
+        match = _NUMBER.fullmatch(unicodedata.normalize("NFKC", answer).replace("\u2212", "-"))
+        if not match:
+            return f"{answer.strip()!r} does not start with a number" if answer.strip() \
+                else "the answer is empty"
+        answer, unit = match["number"], match["unit"]
+        if _THOUSANDS.fullmatch(answer):
+            answer = answer.replace(",", "")
+    elif isinstance(answer, bool) or not isinstance(answer, numbers.Real):
+        return f"a {type(answer).__name__} is not a number"
     try:
-        if isinstance(answer, str):
-            return parse_number(answer) if answer.strip() else "the answer is empty"
-        if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
-            return f"a {type(answer).__name__} is not a number"
         value = float(answer)
-    except ValueError as error:
-        return str(error)
+    except ValueError:  # "1__0", "1,2,3", "2,5"
+        return f"{answer!r} is not a number we can read; write it as 11176512, 11,176,512 or 2.5"
     except OverflowError:
         return f"{answer!r} is too large"
-    return (value, "") if math.isfinite(value) else f"{answer!r} is not a finite number"
+    return (value, unit) if math.isfinite(value) else f"{answer!r} is not a finite number"
 
 
 @dataclass(frozen=True)
