@@ -18,8 +18,7 @@ WORKER = textwrap.dedent("""
     import json, sys, time, warnings
     from pathlib import Path
     from labkit.quiz.bank import parse_bank
-    from labkit.quiz.session import QuizSession
-    from labkit.quiz.store import ResultsStore
+    from labkit.quiz.store import QuizSession, ResultsStore
 
     folder, me, processes, quizzes, rounds, shared = (
         Path(sys.argv[1]), *map(int, sys.argv[2:6]), sys.argv[6] == "shared")
@@ -170,8 +169,7 @@ BANK = {"id": "demo", "max_attempts": 3, "questions": [
 
 def kernel(path):
     from labkit.quiz.bank import parse_bank
-    from labkit.quiz.session import QuizSession
-    from labkit.quiz.store import ResultsStore
+    from labkit.quiz.store import QuizSession, ResultsStore
     return QuizSession(parse_bank(BANK), ResultsStore(path))
 
 

@@ -13,8 +13,7 @@ import pytest
 from labkit.__main__ import main
 from labkit.quiz.bank import parse_bank
 from labkit.instructor.gradebook import build_gradebook
-from labkit.quiz.session import QuizSession
-from labkit.quiz.store import (FORMAT, RESULTS_ENV, ResultsStore,
+from labkit.quiz.store import (FORMAT, RESULTS_ENV, QuizSession, ResultsStore,
                                default_results_path, export_results, read_results)
 
 BANK = {

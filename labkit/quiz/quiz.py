@@ -18,8 +18,7 @@ import ipywidgets as widgets
 from labkit.quiz.bank import Bank, load_bank
 from labkit.quiz.grading import (CodeExercise, Feedback, MultipleChoice, Numeric, Ordering,
                                  Question, SingleChoice)
-from labkit.quiz.session import QuizSession, Score
-from labkit.quiz.store import RESULTS_ENV, ResultsStore
+from labkit.quiz.store import RESULTS_ENV, QuizSession, ResultsStore, Score
 
 # Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
 # overflowed onto the next and hid its control. Here the text wraps beside its control, level
