@@ -18,6 +18,7 @@ from labkit.checkpoint import load_error_reason
 from labkit.config import cache_dirs
 from labkit.files import atomic_write, sha256_file
 
+
 def _update(digest, *parts) -> None:
     """Hash each part after its length, so ("ab", "c") and ("a", "bc") differ; a tensor with
     its shape and dtype, one at a time (a 500 MB VGG16 is never copied whole)."""
@@ -126,20 +127,15 @@ class FeatureLoader:
 
     def __init__(self, features: Tensor, labels: Tensor, *, batch_size: int,
                  shuffle: bool = False, generator: torch.Generator | None = None) -> None:
-        if features.shape[:1] != labels.shape[:1] or not batch_size >= 1:
-            raise ValueError(f"features {tuple(features.shape)}, labels {tuple(labels.shape)}, "
-                             f"batch_size={batch_size}. Fix: pass the features and labels that "
-                             "extract_features returned together, and a batch_size of 1 or more.")
-        self.features, self.labels = features, labels
-        self.dataset = TensorDataset(features, labels)  # so len(loader.dataset) works too
+        self.dataset = TensorDataset(features, labels)  # checks that the sizes match
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
 
     def __len__(self) -> int:
-        return math.ceil(len(self.features) / self.batch_size)
+        return math.ceil(len(self.dataset) / self.batch_size)
 
     def __iter__(self):
-        count = len(self.features)
-        order = (torch.randperm(count, generator=self.generator) if self.shuffle  # one per epoch
-                 else torch.arange(count))
-        for rows in order.to(self.features.device).split(self.batch_size):   # (batch_size,)
-            yield self.features[rows], self.labels[rows]
+        features, labels = self.dataset.tensors
+        order = (torch.randperm(len(features), generator=self.generator) if self.shuffle
+                 else torch.arange(len(features)))                        # a new order per epoch
+        for rows in order.to(features.device).split(self.batch_size):     # (batch_size,)
+            yield features[rows], labels[rows]

@@ -13,19 +13,6 @@ from torch import Tensor, nn
 from labkit.vision import find_layer
 
 
-def _classes(targets, logits: Tensor) -> Tensor:
-    """(N,) class per image: the predicted one, or the ones asked for."""
-    if targets is None:
-        return logits.argmax(dim=1)
-    classes = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
-    in_range = ((0 <= classes) & (classes < logits.shape[1])).all()
-    if classes.numel() not in (1, len(logits)) or not in_range:
-        raise ValueError(
-            f"targets must be one class index, or one per image ({len(logits)}), each "
-            f"from 0 to {logits.shape[1] - 1}; got {targets!r}. Fix: pass e.g. targets=labels.")
-    return classes.expand(len(logits))
-
-
 def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
              targets=None) -> Tensor:
     """Grad-CAM heatmaps (N, H, W) in [0, 1] on the CPU, in eval mode. ``target_layer``: a module
@@ -47,7 +34,9 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
                 raise ValueError(f"The target layer outputs a {tuple(activations.shape)} "
                                  "tensor; Grad-CAM needs feature maps (N, C, h, w). Fix: pick a "
                                  "convolutional stage, e.g. model.layer4, not the pooling or head.")
-            scores = logits.gather(1, _classes(targets, logits)[:, None]).sum()  # images apart
+            classes = logits.argmax(dim=1) if targets is None else torch.as_tensor(  # (N,)
+                targets, device=logits.device).long().expand(len(logits))
+            scores = logits.gather(1, classes[:, None]).sum()  # a sum keeps the images apart
             # With respect to A alone: no parameter's .grad is written; the input that requires
             # grad lets the gradient through a frozen model.
             (gradients,) = torch.autograd.grad(scores, activations)          # (N, C, h, w)
@@ -61,11 +50,11 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
     return (cam / peak).clamp(0, 1).cpu()
 
 
-def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None, columns: int = 4):
-    """Each image with its heatmap over it (red: evidence for the class). Lesson 07."""
+def plot_gradcam(images, heatmaps: Tensor, *, titles: list[str] | None = None):
+    """Each image with its heatmap over it (red: evidence for the class), four a row. Lesson 07."""
     if isinstance(images, Tensor):
         images = [image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy() for image in images]
-    columns = max(1, min(columns, len(images)))
+    columns = min(4, len(images))
     rows = -(-len(images) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
     for ax, image, heatmap, title in zip(axes.flat, images, heatmaps.detach().float().cpu(),

@@ -31,24 +31,14 @@ class LRFinderResult:
         return ax
 
 
-def _steepest(lrs: list[float], losses: list[float]) -> float | None:
-    """The rate where d loss / d log(lr) is most negative (central differences)."""
-    if len(losses) < 3:
-        return None
-    slopes = [(losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
-              for i in range(1, len(losses) - 1)]
-    return lrs[1 + slopes.index(min(slopes))]
-
-
-def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=None,
-            start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
+def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, start_lr: float = 1e-7,
+            end_lr: float = 10.0, num_steps: int = 100,
             keep_ratios: bool = False) -> LRFinderResult:
     """Raise the rate from ``start_lr`` to ``end_lr`` over ``num_steps`` batches until the loss
     passes 4 times its best; ``keep_ratios``: groups keep their share of the top rate. Lesson 06."""
     model.to(device)
     if optimizer is None:
         optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=start_lr)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
     saved_model, saved_optimizer = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     top = max(group["lr"] for group in optimizer.param_groups)
     if keep_ratios and not top > 0:
@@ -68,7 +58,7 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
                 group["lr"] = lr * ratio
             inputs, targets = split_batch(batch)
             outputs = run_model(model, to_device(inputs, device))
-            loss, _ = aux_loss(outputs, targets.to(device), loss_fn)
+            loss, _ = aux_loss(outputs, targets.to(device), nn.functional.cross_entropy)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -82,4 +72,7 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, loss_fn=N
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
-    return LRFinderResult(lrs, losses, _steepest(lrs, losses))
+    # The steepest fall: the most negative d loss / d log(lr), by central differences.
+    slopes = [(losses[i + 1] - losses[i - 1]) / math.log(lrs[i + 1] / lrs[i - 1])
+              for i in range(1, len(losses) - 1)]
+    return LRFinderResult(lrs, losses, lrs[1 + slopes.index(min(slopes))] if slopes else None)
