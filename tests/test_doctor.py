@@ -1,16 +1,10 @@
 """labkit.doctor: what a learner sees for a good setup and for each kind of broken one."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 import torch
 from packaging.specifiers import SpecifierSet
 
@@ -87,6 +81,13 @@ def test_cache_folders_report_free_disk(tmp_path):
     assert low.status == WARN and "larger disk" in low.fix
 
 
+def test_a_cache_folder_under_a_file_cannot_be_written(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    finding = only(diagnose.check_caches({"weights (TORCH_HOME)": tmp_path / "file" / "torch"}))
+    assert finding.status == FAIL and "cannot be written" in finding.detail
+    assert "folder you can write to" in finding.fix
+
+
 def test_cache_folders_follow_the_standard_variables(monkeypatch, tmp_path):
     from labkit.config import cache_dirs
 
@@ -96,92 +97,13 @@ def test_cache_folders_follow_the_standard_variables(monkeypatch, tmp_path):
     assert sorted(cache_dirs().values()) == [tmp_path / "data", tmp_path / "hf", tmp_path / "torch" / "hub"]
 
 
-# --- widgets -----------------------------------------------------------------------------
-
-def test_the_widget_frontend_of_this_environment_is_found():
-    finding = only(diagnose.check_widgets())
-    assert finding.status == OK and "jupyterlab-manager 5." in finding.detail
-
-
-def test_missing_widget_frontend_fails_with_the_fix(tmp_path):
-    finding = only(diagnose.check_widgets([str(tmp_path)], ipywidgets_version="8.1.9"))
-    assert finding.status == FAIL
-    assert "widget extension is not installed" in finding.detail
-    assert finding.fix.startswith('pip install "ipywidgets')
-
-
-def test_widget_frontend_of_the_wrong_generation_fails(tmp_path):
-    package = tmp_path / "@jupyter-widgets" / "jupyterlab-manager" / "package.json"
-    package.parent.mkdir(parents=True)
-    package.write_text(json.dumps({"name": "@jupyter-widgets/jupyterlab-manager", "version": "3.1.0"}))
-    finding = only(diagnose.check_widgets([str(tmp_path)], ipywidgets_version="8.1.9"))
-    assert finding.status == FAIL and "needs extension 5.x" in finding.detail
-
-
-# --- modes -------------------------------------------------------------------------------
-
-def test_a_switch_that_is_neither_on_nor_off_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("LABKIT_OFFLINE", "maybe")
-    finding = next(f for f in diagnose.check_modes() if f.topic == "LABKIT_OFFLINE")
-    assert finding.status == FAIL and "'maybe'" in finding.detail
-    assert finding.fix == "set LABKIT_OFFLINE=1 or LABKIT_OFFLINE=0, or unset it"
-
-
-# --- hubs: real local servers that answer, refuse, or never answer ------------------------
-
-class NotFound(BaseHTTPRequestHandler):
-    def do_HEAD(self):
-        self.send_response(404)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def answering_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-@pytest.fixture
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def test_a_hub_that_answers_even_with_an_error_is_reachable(answering_url):
-    assert only(diagnose.check_hubs({"hub": answering_url}, timeout=2)).status == OK
-
-
-def test_refused_and_silent_hubs_are_unreachable_within_the_timeout(closed_port, silent_port):
-    hubs = {"refused": f"http://127.0.0.1:{closed_port}", "silent": f"http://127.0.0.1:{silent_port}"}
-    start = time.monotonic()
-    refused, silent = diagnose.check_hubs(hubs, timeout=1.0)
-    assert time.monotonic() - start < 2.0
-    assert refused.status == silent.status == WARN
-    assert "unreachable" in refused.detail and "Connection" in refused.detail
-    assert "unreachable" in silent.detail
-    assert "LABKIT_OFFLINE=1" in silent.fix
-
-
-def test_offline_mode_skips_the_hubs(silent_port):
-    finding = only(diagnose.check_hubs({"hub": f"http://127.0.0.1:{silent_port}"}, offline=True))
-    assert finding.status == OK and "offline mode" in finding.detail
-
-
 # --- the whole report --------------------------------------------------------------------
 
 def test_doctor_reports_every_part_as_text_and_html():
-    report = labkit.doctor(timeout=1.0, offline=True)
+    report = labkit.doctor()
     topics = [f.topic for f in report.findings]
     for expected in ("Python", "torch", "torchvision", "transformers", "ipywidgets",
-                     "torch + torchvision", "device", "widget frontend", "Hugging Face Hub"):
+                     "torch + torchvision", "device"):
         assert expected in topics
     assert any("TORCH_HOME" in t for t in topics) and any("HF_HOME" in t for t in topics)
     assert report.ok
@@ -192,35 +114,19 @@ def test_doctor_reports_every_part_as_text_and_html():
         assert problem.fix and f"fix: {problem.fix}" in text
 
 
-def run_cli(*args, env_extra=None, timeout=30):
-    env = {**os.environ, "NO_PROXY": "", "no_proxy": "", **(env_extra or {})}
-    start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True,
-                          text=True, env=env, timeout=timeout, cwd=ROOT)
-    return done, time.monotonic() - start
+def run_cli(*args, env_extra=None):
+    return subprocess.run([sys.executable, "-m", "labkit", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env_extra or {})}, timeout=60, cwd=ROOT)
 
 
-def test_cli_doctor_without_network_finishes_fast_and_names_the_fix(silent_port):
-    # Every request goes to a proxy that never answers: the worst kind of "no network".
-    proxy = f"http://127.0.0.1:{silent_port}"
-    done, seconds = run_cli("doctor", env_extra={"HTTPS_PROXY": proxy, "https_proxy": proxy,
-                                                 "HTTP_PROXY": proxy, "http_proxy": proxy,
-                                                 "LABKIT_OFFLINE": "0"})
-    # The same report without the hub checks, under the same load, is the baseline: what the
-    # network may add is its 3-second timeout (the hubs are probed in parallel), plus slack.
-    _, baseline = run_cli("doctor", env_extra={"LABKIT_OFFLINE": "1"})
-    assert seconds - baseline < 6, f"doctor took {seconds:.1f} s, {baseline:.1f} s offline"
-    assert done.returncode == 0, done.stdout + done.stderr  # unreachable hubs are a warning
-    assert "https://huggingface.co is unreachable" in done.stdout
-    assert "fix: connect to the internet" in done.stdout
-
-
-def test_cli_doctor_exits_non_zero_when_something_blocks_the_lessons():
-    done, _ = run_cli("doctor", "--timeout", "1", env_extra={"LABKIT_OFFLINE": "maybe"})
-    assert done.returncode == 1
-    assert "[FAIL] LABKIT_OFFLINE" in done.stdout
+def test_cli_doctor_exits_non_zero_when_something_blocks_the_lessons(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    done = run_cli("doctor", env_extra={"LABKIT_DATA": str(tmp_path / "file" / "data")})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[FAIL] course datasets (LABKIT_DATA)" in done.stdout
+    assert "fix: point the variable in brackets at a folder you can write to" in done.stdout
 
 
 def test_cli_without_a_command_prints_usage():
-    done, _ = run_cli()
+    done = run_cli()
     assert done.returncode == 2 and "doctor" in done.stderr

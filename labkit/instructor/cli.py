@@ -12,7 +12,7 @@ from pathlib import Path
 def _doctor(args) -> int:
     from labkit.instructor.doctor import doctor
 
-    report = doctor(timeout=args.timeout)
+    report = doctor()
     print(report)
     return 0 if report.ok else 1
 
@@ -57,7 +57,7 @@ def _assets(args) -> int:
         print(f"{'ok' if ok else bad:8} {name}: {detail}", file=sys.stdout if ok else out)
     failed = [name for name, (ok, _) in results.items() if not ok]
     if failed:
-        fix = ("check the network (`python -m labkit doctor`) and run the same command again"
+        fix = ("check the network and run the same command again"
                if args.action == "fetch" else "delete them (`list` shows where) and fetch again")
         print(f"\n{len(failed)} asset(s) failed: {' '.join(failed)}. Fix: {fix}.", file=sys.stderr)
     elif not results and args.action == "verify":
@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
-    doctor.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the hubs")
     doctor.set_defaults(run=_doctor)
 
     assets = commands.add_parser("assets", help="list, fetch, verify, pack and unpack assets")
