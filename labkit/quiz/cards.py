@@ -104,19 +104,10 @@ class Flashcards:
 
     @classmethod
     def review(cls, path: Path | str, *, seed: int = 0) -> "Flashcards":
-        """Every term, spaced out: each round takes one card from every lesson (in course
-        order, each lesson's cards shuffled by ``seed``), so two cards of one lesson follow
-        each other only once no other lesson has cards left. The back names the lesson."""
-        by_lesson: dict[str, list[Entry]] = {}
-        for entry in load_glossary(path):
-            by_lesson.setdefault(entry.lesson, []).append(entry)
-        rng = random.Random(seed)
-        for entries in by_lesson.values():
-            rng.shuffle(entries)
-        rounds = max(len(entries) for entries in by_lesson.values())
-        spaced = [entries[i] for i in range(rounds) for _, entries in sorted(by_lesson.items())
-                  if i < len(entries)]
-        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in spaced],
+        """Every term of the course, shuffled by ``seed``; the back names the lesson."""
+        entries = load_glossary(path)
+        random.Random(seed).shuffle(entries)
+        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in entries],
                    title="Review: the words of the whole course")
 
     @property
@@ -171,8 +162,7 @@ class Flashcards:
 
 
 class Glossary:
-    """The course's terms, listed by lesson. ``Glossary.from_file("quizzes/glossary.yaml")``;
-    lesson 00."""
+    """The course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
 
     def __init__(self, entries: list[Entry]):
         self.entries, self._widget = list(entries), None
@@ -190,33 +180,23 @@ class Glossary:
         raise KeyError(f"{term!r} is not in the glossary. Fix: pick a term from its list.")
 
     @property
-    def widget(self) -> widgets.VBox:
+    def widget(self) -> widgets.HBox:
         if self._widget is None:
-            lessons = [(name, name) for name in sorted({e.lesson for e in self.entries})]
-            self._lesson = classed(widgets.Dropdown(options=[("every lesson", ""), *lessons]),
-                                   "lk-glossary-lesson")
             self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
                                                  rows=8), "lk-glossary-terms")
             self._entry = classed(widgets.HTML(layout=widgets.Layout(width="36em")),
                                   "lk-glossary-entry")
-            self._lesson.observe(lambda change: self._filter(change["new"]), names="value")
             self._terms.observe(lambda change: self._select(change["new"]), names="value")
-            self._widget = classed(widgets.VBox([self._lesson,
-                                                 widgets.HBox([self._terms, self._entry])]),
-                                   "lk-glossary")
+            self._widget = classed(widgets.HBox([self._terms, self._entry]), "lk-glossary")
             self._select(self._terms.value)
         return self._widget
 
-    def _filter(self, lesson: str) -> None:
-        self._terms.options = [e.term for e in self.entries if lesson in ("", e.lesson)]
-        self._select(self._terms.value)
-
-    def _select(self, term: str | None) -> None:
-        entry = self.lookup(term) if term else None
-        self._entry.value = "" if entry is None else (
-            f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
-            + (f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
-               if entry.see_also else "") + f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
+    def _select(self, term: str) -> None:
+        entry = self.lookup(term)
+        see_also = f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
+        self._entry.value = (f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
+                             f"{see_also if entry.see_also else ''}"
+                             f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
 
     def text(self) -> str:
         return "Glossary\n" + "\n".join(f"- {e.term}: {e.definition}" for e in self.entries)
