@@ -203,8 +203,7 @@ def test_course_run_reports_the_failure_with_its_cell(course_run):
     assert "| failed |" in rows["b_broken.ipynb"]
     # The markdown title is cell 1, the parameters cell 2: the division is cell 4.
     assert "cell 4 (In [" in rows["b_broken.ipynb"]
-    assert "ZeroDivisionError: division by zero (cell 4" in report
-    assert "y = x / 0  # the broken cell" in report
+    assert re.search(r"cell 4 \(In \[\d+\]\): ZeroDivisionError: division by zero", report)
     executed = nbformat.read(folder / "out" / "b_broken.ipynb", as_version=4)
     assert any(o.output_type == "error" for c in executed.cells if c.cell_type == "code"
                for o in c.outputs)
@@ -219,7 +218,7 @@ def test_course_run_measures_wall_time_and_peak_memory(course_run):
     assert memory["b_broken"] < 300, memory  # and does not leak into the next notebook's
     executed = nbformat.read(folder / "out" / "a_big.ipynb", as_version=4)
     assert "smoke" in executed.cells[-1].outputs[0]["text"]  # run in smoke size by default
-    assert "- size: smoke" in report
+    assert "(smoke size)" in report
 
 
 def test_course_run_installed_sets_the_installed_models_parameters(tmp_path):
@@ -248,7 +247,7 @@ def test_course_run_reports_a_cell_that_hangs(tmp_path):
     assert done.returncode == 1
     report = (tmp_path / "course-run" / "report.md").read_text()
     assert "| slow.ipynb | failed |" in report
-    assert "cell 3" in report and "time.sleep(60)" in report  # the markdown title is cell 1
+    assert "| cell 3 (In [" in report  # the markdown title is cell 1
     assert "Timeout" in report or "timed out" in report
 
 

@@ -178,38 +178,27 @@ class NotebookRun:
     peak_memory_mb: float | None  # the kernel's peak resident memory; None where unknown
     error: str = ""               # "ZeroDivisionError: division by zero"; empty if it ran
     failed_at: str = ""           # "cell 4 (In [3])": the cell's position in the source
-    failed_source: str = ""
-
-    @property
-    def status(self) -> str:
-        return "failed" if self.error else "passed"
 
 
 @dataclass
 class CourseRun:
     runs: list[NotebookRun]
-    environment: dict[str, str]  # the size and the modes
+    size: str  # "smoke" or "full"
 
     def summary(self) -> str:
         failed = [Path(run.notebook).name for run in self.runs if run.error]
-        ran = f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran"
-        return f"{ran} ({self.environment['size']} size)" + (f"; failed: {', '.join(failed)}"
-                                                              if failed else "")
+        ran = f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran ({self.size} size)"
+        return ran + (f"; failed: {', '.join(failed)}" if failed else "")
 
-    def write_report(self, path: Path | str) -> Path:
-        """Write the report as Markdown: a table of the runs, then each failure's cell."""
+    def write_report(self, path: Path) -> Path:
+        """Write the report as Markdown: a table of the runs, then each failure's error."""
         lines = ["# labkit course run", "", f"**{self.summary()}.**", "",
-                 *(f"- {key}: {value}" for key, value in self.environment.items()), "",
                  "| notebook | status | wall time | peak memory | failed at |", "|---" * 5 + "|"]
-        lines += [f"| {Path(r.notebook).name} | {r.status} | {r.seconds:.0f} s | "
-                  f"{_memory(r.peak_memory_mb)} | {r.failed_at} |" for r in self.runs]
-        for r in self.runs:
-            if r.error:
-                at = f" ({r.failed_at})" if r.failed_at else ""
-                lines += ["", f"## {Path(r.notebook).name}: failed", "", r.error + at, "",
-                          f"Executed copy, with the traceback under the cell: `{r.executed}`",
-                          "", "```python", r.failed_source, "```"]
-        path = Path(path)
+        lines += [f"| {Path(r.notebook).name} | {'failed' if r.error else 'passed'} | "
+                  f"{r.seconds:.0f} s | {_memory(r.peak_memory_mb)} | {r.failed_at} |"
+                  for r in self.runs]
+        lines += [f"\n## {Path(r.notebook).name}\n\n{r.failed_at or 'unknown cell'}: {r.error}\n\n"
+                  f"The traceback is in `{r.executed}`." for r in self.runs if r.error]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
@@ -253,7 +242,7 @@ def _find_failure(run: NotebookRun) -> None:
     added = {"injected-parameters", "papermill-error-cell-tag"}  # cells the source does not have
     position = 1 + sum(not added & set(c.metadata.get("tags", [])) for c in cells[:started[-1]])
     count = f" (In [{cell.execution_count}])" if cell.get("execution_count") else ""
-    run.failed_at, run.failed_source = f"cell {position}{count}", cell.source
+    run.failed_at = f"cell {position}{count}"
     if run.error.startswith("PapermillExecutionError"):  # the cell's error, not the long wrapper
         run.error = next((f"{out.ename}: {out.evalue}" for out in cell.get("outputs", [])
                           if out.output_type == "error"), run.error)
@@ -284,12 +273,10 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
         run = NotebookRun(str(notebook), str(executed), **result)
         if run.error:
             _find_failure(run)
-        print(f"  {run.status} in {run.seconds:.0f} s, peak memory {_memory(run.peak_memory_mb)}"
-              + (f": {run.error.splitlines()[0]}" if run.error else ""), flush=True)
+        status = f"failed: {run.error.splitlines()[0]}" if run.error else "passed"
+        print(f"  {status} ({run.seconds:.0f} s, peak memory {_memory(run.peak_memory_mb)})")
         runs.append(run)
-    modes = ", ".join(f"{name}={env.get(name, '0')}" for name in ("LABKIT_STANDIN",
-                                                                   "LABKIT_OFFLINE"))
-    return CourseRun(runs, {"size": "smoke" if smoke else "full", "modes": modes})
+    return CourseRun(runs, "smoke" if smoke else "full")
 
 
 if __name__ == "__main__":  # the worker run_course starts: one notebook, a JSON line back
