@@ -1,9 +1,6 @@
-"""``python -m labkit quiz gradebook handed-in/ -o gradebook.csv``: learners' results in one CSV.
-
-A row per results file: learner, file, total, max_total, and per quiz ``<quiz>:score``,
-``<quiz>:max_score`` and ``<quiz>/<question>`` (1 right; 0 wrong or answer shown; empty if not
-answered). A file with a value no quiz writes is listed in ``unreadable`` and left out. Text a
-spreadsheet would run as a formula gets a leading ``'`` (OWASP's advice on CSV injection).
+"""``python -m labkit quiz gradebook handed-in/ -o gradebook.csv``: a row per results file with
+the total, each quiz's score and 1 / 0 / empty per question. A file with a value no quiz writes
+is listed in ``unreadable``; formula-like text gets a leading ``'`` (OWASP, CSV injection).
 """
 
 import csv
@@ -108,10 +105,7 @@ def build_gradebook(sources: list[Path | str]) -> Gradebook:
         try:
             data = read_results(path)
             rows.append(_row(path, data))
-        except RecursionError:
-            unreadable.append((path, "nested too deeply to be a results file"))
-            continue
-        except (ValueError, OSError) as error:  # the store's ResultsFileError, a bad value
+        except (ValueError, OSError, RecursionError) as error:  # RecursionError: deep nesting
             # json refuses integers of thousands of digits, with a fix meant for programmers.
             unreadable.append((path, "holds a number with thousands of digits, which no score "
                                "has" if "int_max_str_digits" in str(error) else str(error)))
