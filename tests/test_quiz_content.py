@@ -25,7 +25,7 @@ import pytest
 from labkit.data import HYMENOPTERA_COUNTS
 from labkit.quiz import BankError, Flashcards, load_bank
 from labkit.quiz.bank import read_data_file
-from labkit.quiz.cards import load_glossary
+from labkit.quiz.bank import load_glossary
 from labkit.quiz.grading import normalise_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,9 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
 from labkit.quiz import BankError, Flashcards, Glossary, Quiz
-from labkit.quiz.bank import load_bank, parse_bank
-from labkit.quiz.cards import Card, load_glossary
+from labkit.quiz.bank import load_bank, load_glossary, parse_bank
 from labkit.quiz.checkers import CheckResult
-from labkit.quiz.quiz import QuestionView
+from labkit.quiz.quiz import Card, QuestionView
 from labkit.transfer import freeze_backbone, replace_head
 
 from conftest import ROOT

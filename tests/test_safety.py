@@ -34,7 +34,7 @@ from labkit.instructor.packs import PackError, unpack
 from labkit.checkpoint import load_checkpoint
 from labkit.features import extract_features, feature_cache_key
 from labkit.quiz.bank import BankError, load_bank
-from labkit.quiz.cards import load_glossary
+from labkit.quiz.bank import load_glossary
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,10 +15,7 @@ __all__ = ["Quiz", "Flashcards", "Glossary", "BankError", "load_bank", "export_r
 
 
 def __getattr__(name: str):
-    if name == "Quiz":
-        from labkit.quiz.quiz import Quiz
-        return Quiz
-    if name in ("Flashcards", "Glossary"):
-        from labkit.quiz import cards
-        return getattr(cards, name)
+    if name in ("Quiz", "Flashcards", "Glossary"):
+        from labkit.quiz import quiz
+        return getattr(quiz, name)
     raise AttributeError(f"module 'labkit.quiz' has no attribute {name!r}")

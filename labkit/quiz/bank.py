@@ -18,7 +18,17 @@
       - {id: o, type: order, prompt: ..., items: [{id: x, text: ...}, ...]}   # correct order
       - {id: e, type: code, prompt: ..., checker: vgg_block, options: {num_convs: 2}}
 
-Every problem is reported at once, naming the file, the question and the field, with the fix.
+The glossary, ``quizzes/glossary.yaml``, feeds the flashcards and the glossary widget::
+
+    terms:
+      - term: fine-tuning
+        definition: Training some or all of a pre-trained network's layers on your data ...
+        lesson: 06_fine_tuning         # the notebook (name without .ipynb) that teaches it
+        aliases: [finetuning]          # optional: other spellings that find the entry
+        see_also: [feature extraction] # optional: must be terms of this glossary
+
+Every problem is reported at once, naming the file, the question (or term) and the field, with
+the fix.
 A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
 (``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can expand
 a small file into billions of values.
@@ -373,6 +383,56 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>",
 def load_bank(path: Path | str, *, checkers: Mapping[str, Checker] | None = None) -> Bank:
     """Read and check a quiz bank (YAML or JSON)."""
     return parse_bank(read_data_file(path), path=path, checkers=checkers)
+
+
+# --- the glossary ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Entry:
+    term: str
+    definition: str
+    lesson: str  # the notebook that teaches the term, e.g. "05_feature_extraction"
+    aliases: tuple[str, ...] = ()
+    see_also: tuple[str, ...] = ()
+
+
+WORDS = field("string", "non-empty text", "give it some text", pattern=r"\S")
+GLOSSARY = field("object", "a mapping with terms", required=["terms"], properties={
+    "id": {}, "title": {}, "terms": field(
+        "array", "a non-empty list of term entries", minItems=1, items=field(
+            "object", "a mapping of fields", required=["term", "definition", "lesson"],
+            additionalProperties=False, properties={
+                "term": WORDS, "definition": WORDS, "aliases": TEXTS, "see_also": TEXTS,
+                "lesson": field("string", "the name of a lesson's notebook", "name the notebook "
+                                "that teaches the term, without .ipynb, e.g. lesson: "
+                                "05_feature_extraction", pattern=r"^\d\d_[A-Za-z0-9_]+$")}))})
+
+
+def _strings(value) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) \
+        else ()
+
+
+def load_glossary(path: Path | str) -> list[Entry]:
+    """The checked entries of a glossary file, sorted by term."""
+    data = read_data_file(path, "glossary")
+    problems = schema_problems(data, GLOSSARY, entries="terms", key="term", item="term")
+    terms = data.get("terms") if isinstance(data, dict) else None
+    entries = [Entry(t["term"], t.get("definition"), t.get("lesson"), _strings(t.get("aliases")),
+                     _strings(t.get("see_also")))
+               for t in terms if isinstance(t, dict) and isinstance(t.get("term"), str)
+               ] if isinstance(terms, list) else []  # checked further even with problems
+    names = [normalise_text(e.term) for e in entries]
+    problems += [Problem(repr(twice), "term", "appears more than once. Fix: merge the entries.",
+                         "term") for twice in sorted({n for n in names if names.count(n) > 1})]
+    known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
+    problems += [Problem(repr(e.term), "see_also", f"{other!r} is not a term of this glossary. "
+                         f"Fix: add it, or correct the name.", "term")
+                 for e in entries for other in e.see_also if normalise_text(other) not in known]
+    if problems:
+        raise BankError(path, problems, "glossary")
+    return sorted(entries, key=lambda e: normalise_text(e.term))
+
 
 
 # --- reading YAML and JSON safely -----------------------------------------------------------

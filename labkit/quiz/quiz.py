@@ -1,23 +1,24 @@
-"""``Quiz``: a quiz bank and a learner's progress, drawn with stock ipywidgets 8 or as text.
+"""The widgets ``Quiz``, ``Flashcards`` and ``Glossary``: stock ipywidgets 8, or text (lesson 00).
 
-A button calls what a learner can call in code (``quiz.answer``, ``quiz.hint``,
+A quiz button calls what a learner can call in code (``quiz.answer``, ``quiz.hint``,
 ``quiz.reveal``), then redraws from the session. Every part carries a CSS class (``lk-quiz``,
 ``lk-question-<id>``, ``lk-check``, ``lk-feedback`` plus ``lk-correct`` ...) for browser tests.
-Where no widget can be drawn (papermill, nbval) the ``text/plain`` part lists every question
-and the call that answers it.
+Where no widget can be drawn (papermill, nbval) the ``text/plain`` part is readable text.
 """
 
 import html
+import random
 import re
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from labkit.quiz.bank import Bank, load_bank
+from labkit.quiz.bank import Bank, Entry, load_bank, load_glossary
 from labkit.quiz.grading import (CodeExercise, Feedback, MultipleChoice, Numeric, Ordering,
-                                 Question, SingleChoice)
+                                 Question, SingleChoice, normalise_text)
 from labkit.quiz.store import RESULTS_ENV, QuizSession, ResultsStore, Score
 
 # Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
@@ -317,3 +318,137 @@ class Quiz:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
         # Frontends with widgets draw the widget; everything else shows the text/plain part.
         return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
+
+
+@dataclass(frozen=True)
+class Card:
+    front: str
+    back: str
+
+
+class Flashcards:
+    """Flip, previous, next, shuffle. ``Flashcards.for_lesson("quizzes/glossary.yaml",
+    "05_feature_extraction")``; lesson 00 shows the first deck."""
+
+    def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
+        if not cards:
+            raise ValueError("a deck needs at least one card. Fix: give it some cards.")
+        self.cards, self.title, self._widget = list(cards), title, None
+        self.order, self.position, self.showing_back = list(range(len(cards))), 0, False
+
+    @classmethod
+    def from_glossary(cls, path: Path | str) -> "Flashcards":
+        return cls([Card(e.term, e.definition) for e in load_glossary(path)],
+                   title="Flashcards: the words of the course")
+
+    @classmethod
+    def for_lesson(cls, path: Path | str, lesson: str) -> "Flashcards":
+        """The terms that ``lesson`` (a notebook's name, "05_feature_extraction") teaches."""
+        entries = load_glossary(path)
+        mine = [Card(e.term, e.definition) for e in entries if e.lesson == lesson]
+        if not mine:
+            raise KeyError(f"{path} has no term taught in {lesson!r}. Fix: name the lesson as "
+                           f"the glossary does, one of "
+                           f"{', '.join(sorted({e.lesson for e in entries}))}.")
+        return cls(mine, title=f"Flashcards: the words of {lesson}")
+
+    @classmethod
+    def review(cls, path: Path | str, *, seed: int = 0) -> "Flashcards":
+        """Every term of the course, shuffled by ``seed``; the back names the lesson."""
+        entries = load_glossary(path)
+        random.Random(seed).shuffle(entries)
+        return cls([Card(e.term, f"{e.definition} (lesson {e.lesson})") for e in entries],
+                   title="Review: the words of the whole course")
+
+    @property
+    def card(self) -> Card:
+        return self.cards[self.order[self.position]]
+
+    def flip(self) -> None:
+        self.showing_back = not self.showing_back
+
+    def next(self, step: int = 1) -> None:
+        self.position, self.showing_back = (self.position + step) % len(self.cards), False
+
+    def previous(self) -> None:
+        self.next(-1)
+
+    def shuffle(self, seed: int | None = None) -> None:
+        random.Random(seed).shuffle(self.order)
+        self.position, self.showing_back = 0, False
+
+    @property
+    def widget(self) -> widgets.VBox:
+        if self._widget is None:
+            self._card = classed(widgets.HTML(layout=widgets.Layout(
+                border="1px solid #999", padding="12px", min_height="5em", width="36em")),
+                "lk-card")
+            self._position = classed(widgets.Label(), "lk-card-position")
+            buttons = []
+            for action in (self.flip, self.previous, self.next, self.shuffle):
+                name = action.__name__
+                button = classed(widgets.Button(description=name.title()), f"lk-{name}")
+                button.on_click(lambda _, act=action: (act(), self.refresh()))
+                buttons.append(button)
+            self._widget = classed(widgets.VBox([
+                widgets.HTML(f"<b>{html.escape(self.title)}</b>"), self._card,
+                widgets.HBox([*buttons, self._position])]), "lk-flashcards")
+            self.refresh()
+        return self._widget
+
+    def refresh(self) -> None:
+        side = "back" if self.showing_back else "front"
+        style = "" if self.showing_back else "font-size:1.4em;font-weight:bold"
+        self._card.value = (f"<div class='lk-card-{side}' style='{style}'>"
+                            f"{inline_markup(getattr(self.card, side))}</div>")
+        self._position.value = f"card {self.position + 1} of {len(self.cards)} ({side})"
+
+    def text(self) -> str:
+        return "\n".join([f"{self.title}: {len(self.cards)} cards",
+                          *(f"- {c.front}: {c.back}" for c in self.cards)])
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
+
+
+class Glossary:
+    """The course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
+
+    def __init__(self, entries: list[Entry]):
+        self.entries, self._widget = list(entries), None
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "Glossary":
+        return cls(load_glossary(path))
+
+    def lookup(self, term: str) -> Entry:
+        """The entry of ``term`` or of one of its aliases."""
+        wanted = normalise_text(term)
+        for entry in self.entries:
+            if wanted in {normalise_text(n) for n in (entry.term, *entry.aliases)}:
+                return entry
+        raise KeyError(f"{term!r} is not in the glossary. Fix: pick a term from its list.")
+
+    @property
+    def widget(self) -> widgets.HBox:
+        if self._widget is None:
+            self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
+                                                 rows=8), "lk-glossary-terms")
+            self._entry = classed(widgets.HTML(layout=widgets.Layout(width="36em")),
+                                  "lk-glossary-entry")
+            self._terms.observe(lambda change: self._select(change["new"]), names="value")
+            self._widget = classed(widgets.HBox([self._terms, self._entry]), "lk-glossary")
+            self._select(self._terms.value)
+        return self._widget
+
+    def _select(self, term: str) -> None:
+        entry = self.lookup(term)
+        see_also = f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
+        self._entry.value = (f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
+                             f"{see_also if entry.see_also else ''}"
+                             f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
+
+    def text(self) -> str:
+        return "Glossary\n" + "\n".join(f"- {e.term}: {e.definition}" for e in self.entries)
+
+    _repr_mimebundle_ = Flashcards._repr_mimebundle_
