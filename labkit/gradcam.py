@@ -10,14 +10,12 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
-from labkit.vision import find_layer
-
 
 def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
              targets=None) -> Tensor:
     """Grad-CAM heatmaps (N, H, W) in [0, 1] on the CPU, in eval mode. ``target_layer``: a module
     or its name; ``targets``: None (predicted class), one index, or one per image. Lesson 07."""
-    layer = find_layer(model, target_layer)
+    layer = model.get_submodule(target_layer) if isinstance(target_layer, str) else target_layer
     captured, was_training = [], model.training  # A, once the forward pass has run
     handle = layer.register_forward_hook(lambda module, args, output: captured.append(output))
     try:

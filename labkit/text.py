@@ -7,7 +7,6 @@ import inspect
 import io
 import operator
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -28,12 +27,19 @@ class TextClassificationDataset(Dataset):
     """Texts tokenised once, unpadded (item i: a dict of token lists and ``labels``); texts cut
     to ``max_length`` tokens are listed in ``truncated``, with a warning. Lesson 09."""
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer, *,
-                 max_length: int = 128, names: Sequence[str] = MODEL_INPUTS) -> None:
+    def __init__(self, texts: list[str], labels: list[int], tokenizer, *,
+                 max_length: int = 128, names: list[str] = MODEL_INPUTS) -> None:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels. Fix: pass one "
                              "label per text, in the same order.")
-        _check_texts(texts)
+        bad = [(i, "empty" if isinstance(text, str) else f"{type(text).__name__} {text!r}")
+               for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
+        if bad:
+            shown = _first([f"text {i} ({what})" for i, what in bad], limit=5)
+            raise ValueError(f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown} "
+                             "(pandas reads an empty cell as NaN, a float). Fix: drop them with "
+                             "their labels: [i for i, t in enumerate(texts) if isinstance(t, str) "
+                             "and t.strip()] are the ones to keep.")
         self.texts, self.labels = list(texts), [_class_index(i, y) for i, y in enumerate(labels)]
         # truncation: a longer text would not fit the position embeddings (512 for BERT).
         encodings = tokenizer(self.texts, truncation=True, max_length=max_length)
@@ -56,19 +62,6 @@ class TextClassificationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         return {**{name: values[index] for name, values in self.encodings.items()},
                 "labels": self.labels[index]}
-
-
-def _check_texts(texts: Sequence) -> None:
-    bad = [i for i, text in enumerate(texts) if not isinstance(text, str) or not text.strip()]
-    if bad:
-        def what(text) -> str:
-            return "empty" if isinstance(text, str) else f"{type(text).__name__} {text!r}"
-
-        shown = _first([f"text {i} ({what(texts[i])})" for i in bad], limit=5)
-        raise ValueError(f"{len(bad)} of {len(texts)} texts are empty or not strings: {shown} "
-                         "(pandas reads an empty cell as NaN, a float). Fix: drop them with their "
-                         "labels: [i for i, t in enumerate(texts) if isinstance(t, str) and "
-                         "t.strip()] are the ones to keep.")
 
 
 def _class_index(i: int, label) -> int:
@@ -232,7 +225,7 @@ def _no_column(name: str, columns: list[str], delimiter: str) -> str:
 
 
 def load_text_csv(path: Path | str, *, text_column: str = "text", label_column: str = "label",
-                  label_names: Sequence[str] | None = None, delimiter: str = ",",
+                  label_names: list[str] | None = None, delimiter: str = ",",
                   encoding: str = "utf-8") -> tuple[list[str], list[int], list[str]]:
     """(texts, labels, label_names) from a CSV (or, with ``delimiter="\\t"``, TSV) file of your
     own; without ``label_names`` they are the distinct labels sorted, numbers as numbers."""

@@ -1,9 +1,6 @@
 """Turn a pre-trained model into one for your classes: new head, frozen backbone, and back.
-
-Frozen BatchNorm is the trap: in ``model.train()`` a layer with ``requires_grad=False`` still
-updates its running statistics from every batch. So a BatchNorm with nothing to train stays in
-eval mode: ``freeze_backbone`` and ``train_mode`` (which ``fit`` calls) apply the rule.
-"""
+A frozen BatchNorm still updates its running statistics in ``model.train()``, so
+``freeze_backbone`` and ``train_mode`` (which ``fit`` calls) keep it in eval mode."""
 
 import sys
 from collections.abc import Callable
@@ -35,10 +32,9 @@ def _head_names(model: nn.Module) -> list[str]:
         if found:
             return found[:1]
     raise TypeError(f"labkit does not know where the head of a {type(model).__name__} is (it "
-                    "knows torchvision's VGG, ResNet, GoogLeNet, Inception, MobileNet, "
-                    "EfficientNet, timm's EfficientNet, transformers' classifiers and classes "
-                    "with head_names). Fix: print(model) to find its last layer and set it: "
-                    "model.<name> = nn.Linear(in_features, num_classes).")
+                    "knows torchvision's ResNet, VGG and the like, timm's EfficientNet and "
+                    "transformers' classifiers). Fix: print(model) to find its last layer and "
+                    "set it: model.<name> = nn.Linear(in_features, num_classes).")
 
 
 def head_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -49,8 +45,8 @@ def head_modules(model: nn.Module) -> dict[str, nn.Module]:
 def swap_head(model: nn.Module, new: nn.Module) -> nn.Module:
     """Put ``new`` (e.g. nn.Identity()) where the main head is; return the old head. Lesson 05."""
     if not isinstance(new, nn.Module):
-        raise TypeError(f"swap_head puts a module in the head's place, got a "
-                        f"{type(new).__name__}. Fix: pass a module, e.g. nn.Identity().")
+        raise TypeError(f"swap_head puts a module where the head is, not a {type(new).__name__}"
+                        ". Fix: pass a module, e.g. nn.Identity().")
     name, old = next(iter(head_modules(model).items()))
     model.set_submodule(name, new)
     return old
@@ -136,10 +132,9 @@ class ParameterTable:
     trainable: int
 
     def __str__(self) -> str:
-        lines = [f"{'module':<16} {'parameters':>13} {'trainable':>13}"]
-        for name, total, trainable in [*self.rows, ("total", self.total, self.trainable)]:
-            lines.append(f"{name:<16} {total:>13,} {trainable:>13,}")
-        return "\n".join(lines)
+        rows = [*self.rows, ("total", self.total, self.trainable)]
+        return "\n".join([f"{'module':<16} {'parameters':>13} {'trainable':>13}"] + [
+            f"{name:<16} {total:>13,} {trainable:>13,}" for name, total, trainable in rows])
 
 
 def parameter_table(model: nn.Module) -> ParameterTable:

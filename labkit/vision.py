@@ -38,20 +38,10 @@ def classify(model: nn.Module, weights, images: list, *, device: torch.device | 
             for values, indices in zip(top.values.tolist(), top.indices.tolist())]
 
 
-def find_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
-    """The submodule ``layer``: a name from ``model.named_modules()`` or the module itself."""
-    modules = dict(model.named_modules())
-    if isinstance(layer, str) and layer not in modules:
-        raise KeyError(f"{type(model).__name__} has no layer {layer!r}. Fix: use a name from "
-                       f"[name for name, _ in model.named_modules()], such as "
-                       f"{', '.join(list(modules)[1:8])}.")
-    return modules[layer] if isinstance(layer, str) else layer
-
-
 @torch.no_grad()
 def activations(model: nn.Module, layers: list[str], inputs: Tensor) -> dict[str, Tensor]:
     """Name -> output of each named layer for ``inputs``, via forward hooks. Lesson 01."""
-    captured, names = {}, {find_layer(model, name): name for name in layers}  # module -> name
+    captured, names = {}, {model.get_submodule(name): name for name in layers}  # module -> name
 
     def keep(module, args, output):
         # clone: on a CPU .cpu() is the same tensor, which an in-place ReLU would overwrite

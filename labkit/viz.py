@@ -1,10 +1,9 @@
 """Figures the lessons show: training curves, the confusion matrix, top-k predictions beside a
 photo, convolution filters, feature maps, label efficiency and 2-D projections of features."""
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
+from torchvision.utils import make_grid
 
 from labkit.files import in_notebook
 
@@ -65,27 +64,23 @@ def plot_predictions(images, predictions, *, titles: list[str] | None = None):
         axes[row, 0].axis("off")
         axes[row, 0].set_title(titles[row] if titles else "")
         names, probs = [name for name, _ in top][::-1], [p for _, p in top][::-1]
-        axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
-        axes[row, 1].set_yticks(range(len(top)), names)
-        axes[row, 1].set(xlim=(0, 1), xlabel="probability")
-        for y, p in enumerate(probs):
-            axes[row, 1].text(min(p + 0.02, 0.85), y, f"{p:.1%}", va="center")
+        bars = axes[row, 1].barh(range(len(top)), probs, color="tab:blue")
+        axes[row, 1].set_yticks(range(len(top)), names)  # by position: ImageNet repeats names
+        axes[row, 1].bar_label(bars, fmt="{:.1%}", padding=2)
+        axes[row, 1].set(xlim=(0, 1.15), xlabel="probability")
     fig.tight_layout()
     return fig
 
 
 def plot_filters(weight, *, columns: int = 16):
     """The first 64 first-layer filters (out, 3, k, k), each scaled to [0, 1]. Lesson 01."""
-    weight = weight.detach().float().cpu()[:64]
-    rows = math.ceil(len(weight) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.6, rows * 0.6 + 0.3),
-                             squeeze=False)
-    low, high = weight.amin(dim=(1, 2, 3), keepdim=True), weight.amax(dim=(1, 2, 3), keepdim=True)
-    scaled = (weight - low) / (high - low).clamp_min(1e-8)  # (out, 3, k, k) in [0, 1]
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index < len(scaled):
-            ax.imshow(scaled[index].permute(1, 2, 0), interpolation="nearest")  # (k, k, 3)
+    weight = weight.detach().float().cpu()[:64]                      # (out, 3, k, k)
+    grid = make_grid(weight, nrow=columns, padding=1, normalize=True, scale_each=True,
+                     pad_value=1)                                     # (3, rows * k, columns * k)
+    rows = -(-len(weight) // columns)
+    fig, ax = plt.subplots(figsize=(columns * 0.6, rows * 0.6 + 0.3))
+    ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")
+    ax.axis("off")
     return fig
 
 
