@@ -27,9 +27,8 @@ The glossary, ``quizzes/glossary.yaml``, feeds the flashcards and the glossary w
         aliases: [finetuning]          # optional: other spellings that find the entry
         see_also: [feature extraction] # optional: must be terms of this glossary
 
-Every problem is reported at once, naming the file, the question (or term) and the field, with
-the fix.
-A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
+Every problem is reported at once, naming the file, the question (or term), the field and the
+fix. A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
 (``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can expand
 a small file into billions of values.
 """
@@ -37,9 +36,9 @@ a small file into billions of values.
 import difflib
 import importlib
 import json
-import math
 import random
 import reprlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ from labkit.quiz.checkers import Checker
 from labkit.quiz.grading import (Choice, CodeExercise, Mistake, MultipleChoice, Numeric,
                                  Ordering, Question, ShortText, SingleChoice, Target,
                                  normalise_text)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -89,9 +89,8 @@ class Bank:
                        f"{', '.join(q.id for q in self.questions)}.")
 
 
-# --- the schema: "must" and "fix" are ours, and word the message when a field fails -------
-
 def field(kind: str | list, must: str, fix: str = "", **rules) -> dict:
+    """A schema; ``must`` and ``fix`` are ours: they word the message when a value fails."""
     return {"type": kind, "must": must, "fix": fix, **rules}
 
 
@@ -165,16 +164,6 @@ BANK = field("object", "a mapping with id, title and questions", required=["id",
                                     minItems=1, items=QUESTION)})
 
 
-# --- checking data against a schema ---------------------------------------------------------
-
-def is_number(value: Any) -> bool:
-    """An int or float, finite: NaN matches no answer and infinity any."""
-    try:
-        return type(value) in (int, float) and math.isfinite(value)
-    except OverflowError:  # an int beyond a float's range
-        return False
-
-
 def _rule(test, message=lambda expected, value: ""):
     """A keyword: an error (with ``message``) unless ``test(validator, expected, value)``.
     jsonschema's own type, enum and minItems print the whole value: for shared lists, that
@@ -214,7 +203,8 @@ OWN_MESSAGES = {"required", "needs", "uniqueIds", "someCorrect", "answerable"}
 Validator = validators.extend(
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({
-        "number": lambda _, value: is_number(value),
+        # finite: NaN matches no answer and infinity any (and an int may be beyond a float)
+        "number": lambda _, x: type(x) in (int, float) and abs(x) <= sys.float_info.max,
         "integer": lambda _, value: type(value) is int}),
     validators={
         "type": _rule(lambda v, kinds, x: any(v.is_type(x, kind) for kind in (
@@ -231,17 +221,13 @@ Validator = validators.extend(
             f"is empty once spaces and punctuation are dropped (got {_blank(x)!r:.40}), so no "
             f"answer could ever match it. Fix: {fix}."))})
 
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
-
 
 def _show(value: Any) -> str:
     """The type and the start of a value, never the whole (it may stand for billions)."""
     try:
-        text = _REPR.repr(value)
+        return f"{type(value).__name__} {reprlib.repr(value)[:60]}"
     except ValueError:  # an int with more digits than Python turns into text
-        text = "(too long to show)"
-    return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
+        return f"{type(value).__name__} (too long to show)"
 
 
 def _field(path: list, whole: str) -> str:
@@ -292,8 +278,6 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
                                 message, item))
     return problems
 
-
-# --- from checked data to a Bank ------------------------------------------------------------
 
 def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
     """(the checkers' table, a Problem for each code question whose checker is not in it)."""
@@ -385,8 +369,6 @@ def load_bank(path: Path | str, *, checkers: Mapping[str, Checker] | None = None
     return parse_bank(read_data_file(path), path=path, checkers=checkers)
 
 
-# --- the glossary ---------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class Entry:
     term: str
@@ -433,9 +415,6 @@ def load_glossary(path: Path | str) -> list[Entry]:
         raise BankError(path, problems, "glossary")
     return sorted(entries, key=lambda e: normalise_text(e.term))
 
-
-
-# --- reading YAML and JSON safely -----------------------------------------------------------
 
 def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
     """The parsed content of a YAML or JSON data file; what cannot be read is a ``BankError``
