@@ -39,7 +39,7 @@ import json
 import random
 import reprlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,6 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, ValidationError, validators
 
-from labkit.quiz.checkers import Checker
 from labkit.quiz.grading import (Choice, CodeExercise, Mistake, MultipleChoice, Numeric,
                                  Ordering, Question, ShortText, SingleChoice, Target,
                                  normalise_text)
@@ -279,33 +278,6 @@ def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key:
     return problems
 
 
-def _find_checkers(data: dict, checkers: Mapping[str, Checker] | None):
-    """(the checkers' table, a Problem for each code question whose checker is not in it)."""
-    questions = data.get("questions") if isinstance(data.get("questions"), list) else []
-    code = [(i, q) for i, q in enumerate(questions) if isinstance(q, dict)
-            and q.get("type") == "code" and isinstance(q.get("checker"), str)]
-    module, why = data.get("checkers"), ""
-    if code and checkers is None and not isinstance(module, str):
-        why = ("there is no checker table to find it in. Fix: name the module that holds it at "
-               "the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS table), or "
-               "pass checkers= to load_bank")
-    elif code and checkers is None:
-        try:
-            checkers = importlib.import_module(module).CHECKERS
-        except ModuleNotFoundError as error:
-            why = (f"the checkers module {module!r} cannot be found ({error}). Fix: name an "
-                   f"importable module, e.g. checkers: labkit.exercises")
-        except AttributeError:
-            why = (f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
-                   f"{{name: function}} in it")
-    problems = [Problem(_label(q, i, "id"), "checker", f"cannot look up {q['checker']!r}: {why}."
-                        if why else f"{module or 'the checkers given'} has no checker "
-                        f"{q['checker']!r} (it has: {', '.join(sorted(checkers)) or 'none'}). "
-                        f"Fix: add it to the CHECKERS table, or correct the name.")
-                for i, q in code if why or q["checker"] not in checkers]
-    return checkers, problems
-
-
 def _choices(raw: list[dict]) -> tuple[Choice, ...]:
     return tuple(Choice(c["id"], c["text"], c.get("correct", False), c.get("explanation", ""))
                  for c in raw)
@@ -347,24 +319,43 @@ def _question(raw: dict, max_attempts: int | None, checkers) -> Question:
 
 
 def parse_bank(data: Any, *, path: Path | str = "<bank>",
-               checkers: Mapping[str, Checker] | None = None) -> Bank:
-    """A checked ``Bank`` from parsed data; ``BankError`` lists every problem."""
+               checkers: Mapping[str, Callable] | None = None) -> Bank:
+    """A checked ``Bank`` from parsed data; ``BankError`` lists every problem. Code questions
+    find their checker in ``checkers``, else in the CHECKERS table of the module the bank names."""
     problems = schema_problems(data, BANK)
-    if isinstance(data, dict):
-        problems += [Problem(repr(twice), "id", "is used by more than one question. Fix: give "
-                             "each question its own id.")
-                     for twice in _twice(data.get("questions"))]
-        checkers, found = _find_checkers(data, checkers)
-        problems += found
+    raw = data.get("questions") if isinstance(data, dict) else None
+    raw = raw if isinstance(raw, list) else []
+    problems += [Problem(repr(twice), "id", "is used by more than one question. Fix: give "
+                         "each question its own id.") for twice in _twice(raw)]
+    code = [(i, q) for i, q in enumerate(raw) if isinstance(q, dict)
+            and q.get("type") == "code" and isinstance(q.get("checker"), str)]
+    module, why = code and data.get("checkers"), ""
+    if code and checkers is None and not isinstance(module, str):
+        why = ("there is no checker table to find it in. Fix: name the module that holds it at "
+               "the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS table), or "
+               "pass checkers= to load_bank")
+    elif code and checkers is None:
+        try:
+            checkers = importlib.import_module(module).CHECKERS
+        except ModuleNotFoundError as error:
+            why = (f"the checkers module {module!r} cannot be found ({error}). Fix: name an "
+                   f"importable module, e.g. checkers: labkit.exercises")
+        except AttributeError:
+            why = (f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
+                   f"{{name: function}} in it")
+    problems += [Problem(_label(q, i, "id"), "checker", f"cannot look up {q['checker']!r}: {why}."
+                         if why else f"{module or 'the checkers given'} has no checker "
+                         f"{q['checker']!r} (it has: {', '.join(sorted(checkers)) or 'none'}). "
+                         f"Fix: add it to the CHECKERS table, or correct the name.")
+                 for i, q in code if why or q["checker"] not in checkers]
     if problems:
         raise BankError(path, problems)
-    questions = tuple(_question(q, data.get("max_attempts", 3), checkers)
-                      for q in data["questions"])
-    return Bank(data["id"], data.get("title", data["id"]), questions,
+    return Bank(data["id"], data.get("title", data["id"]),
+                tuple(_question(q, data.get("max_attempts", 3), checkers) for q in raw),
                 tuple(data.get("previous_ids", ())))
 
 
-def load_bank(path: Path | str, *, checkers: Mapping[str, Checker] | None = None) -> Bank:
+def load_bank(path: Path | str, *, checkers: Mapping[str, Callable] | None = None) -> Bank:
     """Read and check a quiz bank (YAML or JSON)."""
     return parse_bank(read_data_file(path), path=path, checkers=checkers)
 

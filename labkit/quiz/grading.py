@@ -322,7 +322,7 @@ class CodeExercise(Question):
     names the checker, found in its checkers' table: a data file never carries code."""
     checker: str
     options: Mapping[str, Any] = field(default_factory=dict)  # keyword arguments for the checker
-    check: Callable[..., CheckResult] | None = field(default=None, compare=False, repr=False)
+    check: Callable | None = field(default=None, compare=False, repr=False)
     kind: ClassVar[str] = "code"
     answer_form: ClassVar[str] = "<your object>"
 
