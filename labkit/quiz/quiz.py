@@ -64,7 +64,7 @@ def _label(choice) -> str:
 class AnswerInput:
     """The input part of a question: a widget, and its value as an answer for grading."""
 
-    def __init__(self, question: Question, hand_in: str):
+    def __init__(self, question: Question):
         self.question, self.boxes = question, {}
         self.order = list(question.display_order) if isinstance(question, Ordering) else []
         auto = widgets.Layout(width="auto")  # the default width cuts long choices short
@@ -81,7 +81,7 @@ class AnswerInput:
             self._draw_order()
         elif isinstance(question, CodeExercise):
             self.widget = widgets.HTML(f"Hand your object to the checker in a code cell: "
-                                       f"<code>{hand_in}</code>")
+                                       f"<code>{question.example_call()}</code>")
         else:
             unit = f" in {question.unit}" if isinstance(question, Numeric) and question.unit else ""
             self.widget = widgets.Text(placeholder=("a number" + unit) if isinstance(
@@ -150,7 +150,7 @@ class QuestionView:
         self.quiz, self.question = quiz, question
         prompt = f"<b>{number}.</b> {inline_markup(question.prompt)}"
         self.prompt = classed(widgets.HTMLMath(prompt), "lk-prompt")
-        self.input = AnswerInput(question, question.example_call())
+        self.input = AnswerInput(question)
         self.attempts = classed(widgets.Label(), "lk-attempts")
         self.hints = classed(widgets.HTML(), "lk-hints")
         self.feedback = classed(widgets.HTML(), "lk-feedback")
@@ -264,8 +264,6 @@ class Quiz:
         return self._widget
 
     def _refresh_footer(self) -> None:
-        if self._widget is None:
-            return
         self._score.value = f"<b>{inline_markup(str(self.score()))}</b>"
         notes = "".join(f"<div style='color:#cf222e'>{inline_markup(n)}</div>"
                         for n in self.session.store.notes)
@@ -284,34 +282,30 @@ class Quiz:
                  f"Answers are saved to {self.results_path} (set {RESULTS_ENV} to change where).",
                  *(f"Note: {note}" for note in session.store.notes)]
         for number, question in enumerate(bank.questions, start=1):
-            lines += ["", *self._question_text(question, number)]
+            form = FORMS[question.kind]
+            if isinstance(question, Numeric) and question.unit:
+                form += f", in {question.unit}"
+            lines += ["", *textwrap.wrap(f"{number}. [{question.id}] {question.prompt} ({form})",
+                                         width=96, subsequent_indent="   ")]
+            if isinstance(question, (SingleChoice, MultipleChoice)):
+                lines += [f"     {c.id}) {c.text}" for c in question.choices]
+            elif isinstance(question, Ordering):
+                by_id = {c.id: c for c in question.items}
+                lines += [f"     {i}) {by_id[i].text}" for i in question.display_order]
+            lines.append(f"   -> {question.example_call()}")
+            state, left = session.progress[question.id], session.attempts_left(question)
+            if state.correct:
+                lines.append(f"   (answered correctly ({state.attempts} "
+                             f"attempt{'s' if state.attempts != 1 else ''}))")
+            elif state.revealed:
+                lines.append("   (answer shown)")
+            elif state.attempts:
+                lines.append(f"   ({state.attempts} wrong so far"
+                             + (f", {left} left)" if left is not None else ")"))
         if any(isinstance(q, CodeExercise) for q in bank.questions):
             lines += ["", 'Code exercises: hand your object to its checker, e.g. '
                           'quiz.answer("<id>", model).']
         return "\n".join(lines)
-
-    def _question_text(self, question: Question, number: int) -> list[str]:
-        form = FORMS[question.kind]
-        if isinstance(question, Numeric) and question.unit:
-            form += f", in {question.unit}"
-        lines = textwrap.wrap(f"{number}. [{question.id}] {question.prompt} ({form})", width=96,
-                              subsequent_indent="   ")
-        if isinstance(question, (SingleChoice, MultipleChoice)):
-            lines += [f"     {c.id}) {c.text}" for c in question.choices]
-        elif isinstance(question, Ordering):
-            by_id = {c.id: c for c in question.items}
-            lines += [f"     {i}) {by_id[i].text}" for i in question.display_order]
-        lines.append(f"   -> {question.example_call()}")
-        state, left = self.session.progress[question.id], self.session.attempts_left(question)
-        if state.correct:
-            lines.append(f"   (answered correctly ({state.attempts} "
-                         f"attempt{'s' if state.attempts != 1 else ''}))")
-        elif state.revealed:
-            lines.append("   (answer shown)")
-        elif state.attempts:
-            lines.append(f"   ({state.attempts} wrong so far"
-                         + (f", {left} left)" if left is not None else ")"))
-        return lines
 
     __str__ = text
 
@@ -331,8 +325,6 @@ class Flashcards:
     "05_feature_extraction")``; lesson 00 shows the first deck."""
 
     def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
-        if not cards:
-            raise ValueError("a deck needs at least one card. Fix: give it some cards.")
         self.cards, self.title, self._widget = list(cards), title, None
         self.order, self.position, self.showing_back = list(range(len(cards))), 0, False
 
