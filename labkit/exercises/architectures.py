@@ -1,7 +1,7 @@
 """Checkers for lessons 02 (VGG), 03 (ResNet) and 04 (Inception): the block each lesson has the
 learner write, built with the bank's sizes and others, probed by its layers, shapes and outputs."""
 
-from collections import Counter, namedtuple
+from collections import Counter
 
 import torch
 from torch import nn
@@ -38,32 +38,31 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
     pools = [m for m in leaves if isinstance(m, nn.MaxPool2d)]
     require(len(pools) == 1 and leaves[-1] is pools[0], f"The block has {len(pools)} max-pools "
             f"({names}); VGG ends with exactly one max-pool. Fix: {VGG_POOL_FIX} after the loop.")
-    pool = pools[0]
-    require(_pair(pool.kernel_size) == _pair(pool.stride) == (2, 2), f"The max-pool has "
-            f"kernel_size {pool.kernel_size}, stride {pool.stride}. Fix: {VGG_POOL_FIX}.")
+    kernel, stride = pools[0].kernel_size, pools[0].stride
+    require(_pair(kernel) == _pair(stride) == (2, 2), f"The max-pool has kernel_size {kernel}, "
+                                                      f"stride {stride}. Fix: {VGG_POOL_FIX}.")
     expected = [nn.Conv2d, nn.ReLU] * num_convs + [nn.MaxPool2d]  # with one pool, at the end
     for index, (layer, kind) in enumerate(zip(leaves, expected), 1):
-        require(isinstance(layer, (nn.Conv2d, nn.ReLU, nn.MaxPool2d)), f"Layer {index} is "
-                f"{type(layer).__name__}; VGG16 has only conv, ReLU, ..., max-pool ({names}). "
-                f"Fix: remove it (BatchNorm belongs to vgg16_bn).")
+        fix = ("num_convs times a conv, then nn.ReLU(inplace=True): without a ReLU after each "
+               "conv, stacked convs are one linear map"
+               if isinstance(layer, (nn.Conv2d, nn.ReLU, nn.MaxPool2d)) else "remove it; VGG16 "
+               "has only conv, ReLU, ..., max-pool (BatchNorm belongs to vgg16_bn)")
         require(isinstance(layer, kind), f"Layer {index} is {type(layer).__name__} where a "
-                f"{kind.__name__} belongs ({names}); without a ReLU after each conv, stacked convs "
-                f"are one linear map. Fix: num_convs times a conv, then nn.ReLU(inplace=True).")
-    for index, conv in enumerate(leaves[0:-1:2]):
-        where, c_in = f"Convolution {index + 1}", in_channels if index == 0 else out_channels
+                                         f"{kind.__name__} belongs ({names}). Fix: {fix}.")
+    for index, conv in enumerate(leaves[0:-1:2], 1):
+        where, c_in = f"Convolution {index}", in_channels if index == 1 else out_channels
         require(conv.kernel_size == (3, 3), f"{where} has kernel_size {conv.kernel_size}; VGG "
                 f"uses only 3x3 kernels (two see as far as one 5x5). Fix: {CONV_FIX}.")
         pad = 1 if conv.padding == "same" else _pair(conv.padding)[0]  # "same" is 1 for 3x3
         require(pad == 1, f"{where} has padding {pad}, which shrinks or grows the map; in a VGG "
                           f"block only the max-pool changes its size. Fix: {CONV_FIX}.")
         require((conv.stride, conv.dilation, conv.groups) == ((1, 1), (1, 1), 1), f"{where} has "
-                f"stride {conv.stride}, dilation {conv.dilation}, groups {conv.groups}; VGG leaves "
-                f"downsampling to the max-pool. Fix: stride=1, dilation=1, groups=1, the defaults.")
+                f"stride {conv.stride}, dilation {conv.dilation}, groups {conv.groups}. Fix: "
+                f"stride=1, dilation=1, groups=1: only the max-pool downsamples.")
         require((conv.in_channels, conv.out_channels) == (c_in, out_channels), f"{where} maps "
                 f"{conv.in_channels} -> {conv.out_channels} channels, not {c_in} -> {out_channels}."
                 f" Fix: the first conv takes in_channels, every later one takes out_channels.")
-        require(conv.bias is not None, f"{where} has no bias; VGG16's convolutions have one. "
-                                       f"Fix: keep bias=True, the default.")
+        require(conv.bias is not None, f"{where} has no bias. Fix: bias=True, the default.")
 
 
 @checker('quiz.answer("build_block", vgg_block)', "the function vgg_block")
@@ -95,29 +94,8 @@ def torchvision_basic_block(in_channels: int, out_channels: int, stride: int = 1
     return BasicBlock(in_channels, out_channels, stride, shortcut)
 
 
-def _check_addition(block, x, call: str, shape_changes: bool) -> None:
-    """With F(x) zero and BatchNorm the identity, the block must return relu(shortcut(x))."""
-    with torch.no_grad():
-        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
-        for param in (p for conv in convs for p in conv.parameters()):  # F(x)'s; not the 1x1 one
-            param.zero_()
-        for norm in (n for n in batchnorms(block) if n.affine):
-            norm.weight.fill_(1.0)
-            norm.bias.zero_()
-    out = forward(call, FORWARD_FIX, block, x)
-    fix = ("when the shape changes, project x with a 1x1 conv (stride=stride) and BatchNorm" if
-           shape_changes else "return relu(F(x) + x); when the shape stays the same, x itself")
-    require(out.abs().max() > 1e-6, f"{call} has no shortcut: with its 3x3 convs set to zero it "
-                                    f"outputs only zeros, so x never gets through. Fix: {fix}.")
-    require(out.min() > -1e-6, f"{call} can output negative values: the ReLU is missing or comes "
-            f"first. Fix: return relu(out + shortcut(x)), the ReLU after the addition.")
-
-
-@checker("quiz.answer('residual_block', ResidualBlock)", "a class")
-def check_residual_block(block_class, *, in_channels: int = 64, out_channels: int = 128,
-                         stride: int = 2) -> str:
-    """Lesson 03: relu(F(x) + shortcut(x)), projecting x only when the shape changes."""
-    torch.manual_seed(0)  # the same weights every time; grading restores the learner's stream
+def _check_block(block_class, in_channels: int, out_channels: int, stride: int) -> int:
+    """Shape, stride, addition and parameter count of one block; returns torchvision's count."""
     call = f"ResidualBlock({in_channels}, {out_channels}, {stride})"
     block = build(call, INIT_FIX, block_class, in_channels, out_channels, stride).eval()
     x, small = torch.randn(2, in_channels, SIZE, SIZE), SIZE // stride  # x: (B, C_in, H, W)
@@ -125,29 +103,47 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     require(tuple(out.shape) == (2, out_channels, small, small), f"Wrong stride or channels: on "
             f"an {SIZE}x{SIZE} input {call} returns {tuple(out.shape)}, not {out_channels} maps of "
             f"{small}x{small}. Fix: the first 3x3 conv and the 1x1 projection take stride=stride.")
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    require(not any(m.in_channels == out_channels != in_channels and m.stride != (1, 1)
+                    for m in convs), "The stride sits on the second 3x3 conv. Fix: give the first "
+            "3x3 conv stride=stride and the second stride 1, as torchvision's BasicBlock does.")
+    with torch.no_grad():  # F(x) zero and BatchNorm the identity: the block gives relu(shortcut(x))
+        for param in (p for conv in convs if conv.kernel_size != (1, 1) for p in conv.parameters()):
+            param.zero_()
+        for norm in (n for n in batchnorms(block) if n.affine):
+            norm.weight.fill_(1.0)
+            norm.bias.zero_()
+    out = forward(call, FORWARD_FIX, block, x)
     changes = stride != 1 or in_channels != out_channels
-    require(not any(isinstance(m, nn.Conv2d) and m.in_channels == out_channels != in_channels
-                    and m.stride != (1, 1) for m in block.modules()), "The stride sits on the "
-            "second 3x3 conv. Fix: give the first 3x3 conv stride=stride and the second stride 1, "
-            "as torchvision's BasicBlock does: the first conv then works on the smaller map.")
-    same_call = f"ResidualBlock({out_channels}, {out_channels}, 1)"  # the shortcut must be x
-    same = build(same_call, INIT_FIX, block_class, out_channels, out_channels, 1).eval()
-    _check_addition(same, torch.randn(2, out_channels, SIZE, SIZE), same_call, False)
-    _check_addition(block, x, call, changes)
-    reference = count_parameters(torchvision_basic_block(in_channels, out_channels, stride))
-    same_reference = count_parameters(torchvision_basic_block(out_channels, out_channels, 1))
-    for name, module, expected in ((call, block, reference), (same_call, same, same_reference)):
-        convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-        fix = ("bias=False in every conv: the BatchNorm after it has its own shift"
-               if any(conv.bias is not None for conv in convs) else
-               "a BatchNorm2d after every conv, the 1x1 shortcut conv included"
-               if len(batchnorms(module)) < len(convs) else "a projection only if stride != 1 "
-               "or in_channels != out_channels: the identity shortcut costs 0 parameters")
-        require(count_parameters(module) == expected, f"{name} has {count_parameters(module):,} "
-                f"parameters; torchvision's BasicBlock has {expected:,}. Fix: {fix}.")
+    fix = ("when the shape changes, project x with a 1x1 conv (stride=stride) and BatchNorm" if
+           changes else "return relu(F(x) + x); when the shape stays the same, x itself")
+    require(out.abs().max() > 1e-6, f"{call} has no shortcut: with its 3x3 convs set to zero it "
+                                    f"outputs only zeros, so x never gets through. Fix: {fix}.")
+    require(out.min() > -1e-6, f"{call} can output negative values: the ReLU is missing or comes "
+            f"first. Fix: return relu(out + shortcut(x)), the ReLU after the addition.")
+    expected = count_parameters(torchvision_basic_block(in_channels, out_channels, stride))
+    fix = ("bias=False in every conv: the BatchNorm after it has its own shift"
+           if any(conv.bias is not None for conv in convs) else
+           "a BatchNorm2d after every conv, the 1x1 shortcut conv included"
+           if len(batchnorms(block)) < len(convs) else "a projection only if stride != 1 "
+           "or in_channels != out_channels: the identity shortcut costs 0 parameters")
+    require(count_parameters(block) == expected, f"{call} has {count_parameters(block):,} "
+            f"parameters; torchvision's BasicBlock has {expected:,}. Fix: {fix}.")
+    return expected
+
+
+@checker("quiz.answer('residual_block', ResidualBlock)", "a class")
+def check_residual_block(block_class, *, in_channels: int = 64, out_channels: int = 128,
+                         stride: int = 2) -> str:
+    """Lesson 03: relu(F(x) + shortcut(x)), projecting x only when the shape changes."""
+    torch.manual_seed(0)  # the same weights every time; grading restores the learner's stream
+    _check_block(block_class, out_channels, out_channels, 1)  # first a shortcut that is x itself
+    reference = _check_block(block_class, in_channels, out_channels, stride)
+    changes = stride != 1 or in_channels != out_channels
     shortcut = count_parameters(projection_shortcut(in_channels, out_channels, stride)) * changes
-    return (f"Well done: {call} computes relu(F(x) + shortcut(x)) with {reference:,} parameters, "
-            f"as torchvision's BasicBlock does; its shortcut costs {shortcut:,} of them.")
+    return (f"Well done: ResidualBlock({in_channels}, {out_channels}, {stride}) computes "
+            f"relu(F(x) + shortcut(x)) with {reference:,} parameters, as torchvision's BasicBlock "
+            f"does; its shortcut costs {shortcut:,} of them.")
 
 
 WIDTHS = ("in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")
@@ -158,8 +154,6 @@ POOLS = {"max_pool2d", "avg_pool2d", "max_pool2d_with_indices", "lp_pool2d"}
 JOINS = {"cat", "concat", "concatenate", "stack"}
 ADDS = {"add", "add_", "__add__", "__radd__", "__iadd__", "sum"}
 RELUS = {"relu", "relu_"}
-# detail: a conv's (c_out, c_in, kh, kw), a join's dim; output_shape is () if the call raised
-_Call = namedtuple("_Call", "name input_shape output_shape detail")
 
 
 def inception_convs(in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int,
@@ -182,52 +176,42 @@ def inception_multiplies(height: int, width: int, *, big_kernel: int = 5, **widt
 
 
 class _Trace(TorchFunctionMode):
-    """Records, in ``self.calls``, the calls the checker reasons about."""
+    """Records each torch call as (name, detail): a conv's (c_out, c_in, kh, kw), a join's dim.
+    The first conv or pooling that changes the height and width raises the Mistake."""
 
     def __init__(self):
         super().__init__()
         self.calls = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs, name, result = kwargs or {}, getattr(func, "__name__", ""), None
+        kwargs, name = kwargs or {}, getattr(func, "__name__", "")
 
         def arg(index, key, default=None):
             return args[index] if len(args) > index else kwargs.get(key, default)
-        try:
-            result = func(*args, **kwargs)
+        detail = arg(1, "dim", 0)
+        if name == "conv2d":  # its weight is (c_out, c_in / groups, kh, kw)
+            c_out, c_in, kh, kw = arg(1, "weight").shape
+            detail = (c_out, c_in * arg(6, "groups", 1), kh, kw)
+        self.calls.append((name, detail))  # before the call: one that raises is recorded too
+        result = func(*args, **kwargs)
+        if name not in POOLS | {"conv2d"}:
             return result
-        finally:  # a call that raised is recorded too
-            if name in POOLS | JOINS | ADDS | RELUS | {"conv2d"}:
-                detail = arg(1, "dim", 0)
-                if name == "conv2d":  # its weight is (c_out, c_in / groups, kh, kw)
-                    c_out, c_in, kh, kw = arg(1, "weight").shape
-                    detail = (c_out, c_in * arg(6, "groups", 1), kh, kw)
-                shapes = (tuple(t.shape) if isinstance(t, torch.Tensor) else ()
-                          for t in (arg(0, "input"), result))
-                self.calls.append(_Call(name, *shapes, detail))
-
-
-def _check_sizes(calls: list) -> None:
-    """The first conv or pooling that changes the height and width is the mistake."""
-    for call in calls:
-        if (call.name not in POOLS | {"conv2d"} or not call.output_shape
-                or call.input_shape[-2:] == call.output_shape[-2:]):
-            continue
-        change = "turns the {}x{} map into {}x{}".format(*call.input_shape[-2:],
-                                                         *call.output_shape[-2:])
+        before = arg(0, "input").shape[-2:]
+        after = (result[0] if isinstance(result, tuple) else result).shape[-2:]  # with indices?
+        if before == after:
+            return result
         what, fix = "pooling in the fourth branch", INCEPTION_POOL_FIX + (
-            ": its stride defaults to the kernel size" if call.output_shape[-1] * 2
-            <= call.input_shape[-1] else ": without padding=1 a 3x3 window trims the edges")
-        if call.name == "conv2d":
-            c_out, c_in, kh, kw = call.detail
+            ": its stride defaults to the kernel size" if after[-1] * 2 <= before[-1]
+            else ": without padding=1 a 3x3 window trims the edges")
+        if name == "conv2d":
             what, fix = f"{kh}x{kw} convolution ({c_in} -> {c_out})", f"padding={kh // 2}, stride=1"
-        raise Mistake(f"The {what} {change}, so the branches no longer have the same size and "
-                      f"cannot be concatenated. Fix: {fix}.")
+        raise Mistake(f"The {what} turns the {before[0]}x{before[1]} map into {after[0]}x"
+                      f"{after[1]}, so the branches cannot be concatenated. Fix: {fix}.")
 
 
 def _check_convs(calls: list, widths: dict, call: str) -> None:
     expected = Counter((c_out, c_in, k, k) for c_in, c_out, k in inception_convs(**widths))
-    found = Counter(c.detail for c in calls if c.name == "conv2d")
+    found = Counter(detail for name, detail in calls if name == "conv2d")
     missing, extra, c_in = expected - found, found - expected, widths["in_channels"]
     for c_out, red, kh, kw in missing:
         require(kh == 1 or (c_out, c_in, kh, kw) not in extra, f"{call}: the {kh}x{kw} conv to "
@@ -250,24 +234,24 @@ def _check_inception_size(module_class, widths: dict, size: int) -> None:
     try:
         with torch.no_grad(), trace:
             y = module.eval()(x)  # eval: BatchNorm uses its running statistics
+    except Mistake:
+        raise
     except Exception as error:  # noqa: BLE001  (the learner's code: the trace says what failed)
-        _check_sizes(trace.calls)
-        failure = f"({type(error).__name__}: {error})"
-        joins = [c.detail for c in trace.calls if c.name in JOINS]
+        failure, names = f"({type(error).__name__}: {error})", {name for name, _ in trace.calls}
+        joins = [detail for name, detail in trace.calls if name in JOINS]
         require(not joins or joins[-1] in (1, -3), f"{call}: the branches are joined along dim "
                 f"{joins[-1] if joins else ''} {failure}; channels are dim 1. Fix: {CAT_FIX}.")
-        require(joins or not {c.name for c in trace.calls} & ADDS, f"{call}: the forward pass "
+        require(joins or not names & ADDS, f"{call}: the forward pass "
                 f"adds branches of different widths {failure}. Fix: stack them, {CAT_FIX}.")
         raise Mistake(f"{call} failed on an input of shape {tuple(x.shape)} {failure}. Fix: check "
                       f"each conv's channels, and that each branch reads the input x.") from None
-    _check_sizes(trace.calls)
-    require({c.name for c in trace.calls} & POOLS, f"{call}: no pooling ran, so the fourth "
+    require({name for name, _ in trace.calls} & POOLS, f"{call}: no pooling ran, so the fourth "
             f"branch is missing. Fix: {INCEPTION_POOL_FIX}, then a 1x1 conv to pool_proj.")
     _check_convs(trace.calls, widths, call)
     want = (2, sum(widths[name] for name in ("ch1x1", "ch3x3", "ch5x5", "pool_proj")), size, size)
     require(getattr(y, "shape", None) == want, f"{call} returns {getattr(y, 'shape', type(y))}, "
             f"expected {want}: ch1x1 + ch3x3 + ch5x5 + pool_proj channels. Fix: return {CAT_FIX}.")
-    relus = sum(c.name in RELUS for c in trace.calls)
+    relus = sum(name in RELUS for name, _ in trace.calls)
     require(relus >= 6, f"{call}: the forward pass applies ReLU {relus} time(s) for 6 convs. Fix: "
                         f"nn.ReLU(inplace=True) after each conv, the 1x1 reductions too.")
 

@@ -21,26 +21,23 @@ def _row(accuracy: float, ms: float, mb: float, **extra) -> dict:
 PROBES = [  # (what it tests, table, budgets, {a wrong answer: what it means, and the fix})
     ("budgets", {"large": _row(0.95, 80, 98), "medium": _row(0.92, 20, 45),
                  "small": _row(0.88, 5, 10)}, {"max_ms": 50, "max_mb": 50},
-     {"large": "You returned the most accurate model, but it is over both budgets. Fix: keep "
-               "the models within both, then take the most accurate.",
-      "small": "You returned the fastest model, but a more accurate one fits too. Fix: of the "
-               "models that fit, take the highest accuracy."}),
+     {"large": "it is the most accurate, but over both budgets. Fix: keep the models within both.",
+      "small": "it is the fastest, but a more accurate one fits. Fix: take the highest accuracy."}),
     ("latency", {"slow": _row(0.95, 120, 30), "quick": _row(0.90, 40, 40)},
-     {"max_ms": 100, "max_mb": 50}, {"slow": "Your model takes 120 ms, over the latency budget "
-                                     "of 100 ms. Fix: require row['ms_per_photo'] <= max_ms."}),
+     {"max_ms": 100, "max_mb": 50}, {"slow": "over the latency budget. Fix: require "
+                                     "row['ms_per_photo'] <= max_ms."}),
     ("size", {"heavy": _row(0.95, 20, 200), "light": _row(0.90, 30, 20)},
-     {"max_ms": 100, "max_mb": 50}, {"heavy": "Your model's file is 200 MB, over the size budget "
-                                     "of 50 MB. Fix: require row['file_mb'] <= max_mb."}),
+     {"max_ms": 100, "max_mb": 50}, {"heavy": "over the size budget. Fix: require "
+                                     "row['file_mb'] <= max_mb."}),
     ("on the budget", {"edge": _row(0.93, 50, 50), "inside": _row(0.90, 10, 10)},
-     {"max_ms": 50, "max_mb": 50}, {"inside": "A model exactly at the budget meets it, but you "
-                                    "left it out. Fix: compare with <=, not <."}),
+     {"max_ms": 50, "max_mb": 50}, {"inside": "a model exactly at the budget meets it. Fix: "
+                                    "compare with <=, not <."}),
     ("a tie", {"big_file": _row(0.90, 10, 40), "small_file": _row(0.90, 10, 10),
                "worse": _row(0.80, 5, 5)}, {"max_ms": 50, "max_mb": 50},
-     {"big_file": "Of two equally accurate models you returned the larger file. Fix: break ties "
-                  "by the smaller file_mb."}),
+     {"big_file": "the larger file of two equally accurate. Fix: break ties by the smaller file_mb."}),
     ("more columns", {"a": _row(0.70, 30, 30, top1=71.0), "b": _row(0.75, 35, 35, top1=69.0)},
-     {"max_ms": 100, "max_mb": 100}, {"a": "You returned a model that is less accurate on the "
-                                      "task. Fix: rank by the 'accuracy' column, not top1."}),
+     {"max_ms": 100, "max_mb": 100}, {"a": "less accurate on the task. Fix: rank by the "
+                                      "'accuracy' column, not top1."}),
     ("nothing fits", {"large": _row(0.95, 80, 98), "medium": _row(0.92, 60, 45)},
      {"max_ms": 10, "max_mb": 5}, {}),
 ]
@@ -60,10 +57,10 @@ def check_pick_model(pick_model) -> str:
                                       f"{answer!r}. Fix: return None then.")
         require(not isinstance(answer, (dict, tuple)), f"pick_model returned a "
                 f"{type(answer).__name__}. Fix: return the model's name, a key of the table.")
+        shown = f"For the probe table '{what}' ({budgets}) pick_model returned {answer!r}"
         if isinstance(answer, str) and answer in wrong:
-            raise Mistake(wrong[answer])
-        raise Mistake(f"For the probe table '{what}' ({budgets}) pick_model returned {answer!r}, "
-                      f"expected {expected!r}. Fix: the most accurate model within both budgets.")
+            raise Mistake(f"{shown}: {wrong[answer]}")
+        raise Mistake(f"{shown}, not {expected!r}. Fix: the most accurate model within both.")
     return f"Well done: on all {len(PROBES)} probe tables, the right pick, or None if none fits."
 
 
@@ -95,19 +92,19 @@ def check_split_halves(split_halves) -> str:
         want = tuple(sorted(half) for half in reference_split_halves(probe))
         if (selection, test) == want:
             continue
-        require(not set(selection) & set(test), "Some photos are in both halves. Fix: each "
-                "photo goes to exactly one half; a photo that chose the model must not grade it.")
+        require(not set(selection) & set(test), "Some photos are in both halves. Fix: each photo "
+                                                "goes to exactly one half.")
         require(sorted(selection + test) == sorted(flat), f"For {probe} the halves hold "
                 f"{len(selection + test)} photos, not the {len(flat)} given. Fix: every "
                 f"validation photo goes to one half.")
         require((test, selection) != want, "The halves are swapped. Fix: the first photo of each "
                                            "class goes to the selection half (ids[0::2]).")
         require(selection != sorted(i for ids in probe for i in ids[:(len(ids) + 1) // 2]), "You "
-                "split each class into its first and second half; neighbours in file order often "
-                "share a session or camera. Fix: alternate, ids[0::2] and ids[1::2].")
+                "split each class into its first and second half, which often share a session. "
+                "Fix: alternate, ids[0::2] and ids[1::2].")
         require(selection not in (sorted(flat)[0::2], sorted(flat[0::2])), "You alternated over "
-                "all photos at once, so a class with an odd number of photos is not split evenly."
-                " Fix: alternate within each class, then join the classes.")
+                "all photos at once, so odd classes split unevenly. Fix: alternate within each "
+                "class, then join the classes.")
         raise Mistake(f"For {probe} split_halves returned {answer}, not "
                       f"{reference_split_halves(probe)}. Fix: alternate within each class.")
     return f"Well done: on all {len(SPLIT_PROBES)} probes, each class alternates between halves."

@@ -35,12 +35,10 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
     outputs = getattr(head, "out_features", None)
     require(outputs == num_classes, f"The head model.{name} has {outputs} outputs but the task "
             f"has {num_classes} classes. Fix: replace_head(model, num_classes={num_classes}).")
-    # A BatchNorm layer that never saw a batch keeps mean 0, variance 1 and a batch count of 0.
-    fresh = [int(m.num_batches_tracked) == 0 and not m.running_mean.any() and bool(
-        (m.running_var == 1).all()) for m in batchnorms(model) if m.track_running_stats]
+    fresh = [not m.num_batches_tracked and not m.running_mean.any() and (m.running_var == 1).all()
+             for m in batchnorms(model) if m.track_running_stats]  # never saw a batch
     require(not fresh or not all(fresh), "The backbone has fresh random weights: its BatchNorm "
-            "layers have never seen an image. Fix: load the pre-trained weights first, "
-            "model.load_state_dict(backbone_state), then replace the head and freeze the backbone.")
+            "layers never saw an image. Fix: model.load_state_dict(backbone_state) first.")
     return (f"Well done: the pre-trained backbone is frozen; only its head's "
             f"{count_parameters(head):,} parameters train.")
 
@@ -94,41 +92,33 @@ def check_feature_extractor(make_feature_extractor) -> str:
             f"({' and '.join(sizes)} numbers per image).")
 
 
-PROBE_LRS = (1e-3, 3e-4)  # the second one catches rates typed in as numbers
-
-
 def expected_rates(lr: float, stages, decay: float) -> dict[str, float]:
     """{stage: learning rate}: the head ("fc") at ``lr``, then ``decay`` times less per stage."""
     order = sorted(stages, key=lambda name: int(name.removeprefix("layer")), reverse=True)
     return {"fc": lr} | {stage: lr * decay**depth for depth, stage in enumerate(order, start=1)}
 
 
-def _stages_where(model, trains: bool) -> list[str]:
-    """The top-level stages with a parameter that does (or does not) train, in model order."""
-    names = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad == trains}
-    return [name for name, _ in model.named_children() if name in names]
-
-
 @checker('quiz.answer("fine_tuning_setup", setup_fine_tuning)')
 def check_fine_tuning_setup(setup, *, stages=("layer3", "layer4"), decay: float = 0.1,
                             num_classes: int = 2) -> str:
     """Lesson 06: ``stages`` and the head train, at ``expected_rates``; nothing else does."""
-    for lr in PROBE_LRS:
+    wanted, named = {"fc", *stages}, " and ".join(sorted(stages)) + " and the head (fc)"
+    for lr in (1e-3, 3e-4):  # the second one catches rates typed in as numbers
         torch.manual_seed(0)  # the same model every time; grading restores the learner's stream
         model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
         optimizer = attempt(f"setup_fine_tuning(model, lr={lr:g})", "define setup_fine_tuning("
                             "model, lr) and run it on a model in a cell.", setup, model, lr)
         require(isinstance(optimizer, torch.optim.Optimizer), f"setup_fine_tuning returned "
                 f"{type(optimizer).__name__}. Fix: return torch.optim.AdamW(param_groups(...)).")
-        wanted, named = {"fc", *stages}, " and ".join(sorted(stages)) + " and the head (fc)"
-        extra = [s for s in _stages_where(model, True) if s not in wanted]
+        trains = {name: {p.requires_grad for p in stage.parameters()}
+                  for name, stage in model.named_children()}  # in model order
+        extra = [s for s, flags in trains.items() if True in flags and s not in wanted]
         require(not extra, f"{', '.join(extra)} still train, but only {named} should. Fix: "
                 f"freeze_backbone(model), then unfreeze(model, {', '.join(map(repr, stages))}).")
-        missing = [s for s, _ in model.named_children()
-                   if s in wanted - set(_stages_where(model, True))]
+        missing = [s for s in trains if s in wanted and True not in trains[s]]
         require(not missing, f"{', '.join(missing)} is frozen, but {named} should train. Fix: "
                              f"unfreeze(model, {', '.join(map(repr, missing))}) after freezing.")
-        partial = [s for s in _stages_where(model, False) if s in wanted]
+        partial = [s for s in trains if s in wanted and False in trains[s]]
         require(not partial, f"Only part of {', '.join(partial)} trains. Fix: unfreeze whole "
                              f"stages, unfreeze(model, {', '.join(map(repr, partial))}).")
         rate_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
