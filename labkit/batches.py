@@ -23,11 +23,10 @@ def split_batch(batch):
         return Inputs({k: v for k, v in batch.items() if k != "labels"}), batch["labels"]
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
-    got = f"{type(batch).__name__} of length {len(batch)}" if isinstance(batch, (tuple, list)) \
-        else type(batch).__name__
-    raise TypeError(f"A batch from the loader is a {got}; labkit needs (inputs, targets) pairs or "
-                    "dicts with a 'labels' entry. Fix: make the dataset's __getitem__ return "
-                    "(input, label).")
+    length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+    raise TypeError(f"A batch from the loader is a {type(batch).__name__}{length}; labkit needs "
+                    "(inputs, targets) pairs or dicts with a 'labels' entry. Fix: make the "
+                    "dataset's __getitem__ return (input, label).")
 
 
 def to_device(inputs, device: torch.device):

@@ -1,16 +1,14 @@
-"""Checkpoints: all ``fit(..., resume=path)`` needs to continue exactly where it stopped, random
-generators included (on the CPU a resumed run repeats an unbroken one bit for bit). Written with
-``atomic_write`` (a crash leaves the previous file whole), read with ``weights_only=True`` (which
-runs no code), checked against the run before anything is loaded. Lesson 06."""
+"""Checkpoints: all ``fit(..., resume=path)`` needs to continue exactly where it stopped, torch's
+random generators included. Written with ``atomic_write`` (a crash leaves the previous file whole),
+read with ``weights_only=True`` (which runs no code), checked before anything is loaded. Lesson 06.
+"""
 
 from __future__ import annotations
 
-import random
 import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from labkit import distributed
@@ -41,7 +39,7 @@ class TrainingState:
         self.history.rows = list(saved["history"])
         if saved["best"] is not None:
             self.history.best_epoch, self.history.best_value, self.best_weights = saved["best"]
-        if distributed.is_main_process():
+        if distributed.rank() == 0:
             print(f"labkit: resumed from {path} after epoch {saved['epoch']}")
         return saved["epoch"] + 1
 
@@ -52,13 +50,12 @@ class TrainingState:
 
     def save(self, path, epoch: int) -> None:
         """Process 0 writes the checkpoint; the others wait until the file is whole."""
-        if distributed.is_main_process():
+        if distributed.rank() == 0:
             save_checkpoint(path, self, epoch)
         distributed.barrier()
 
     def finish(self, restore: bool = False) -> str:
-        """Puts the best weights back if ``restore_best`` (or ``restore``: after a NaN loss or a
-        full GPU, always); says which weights the model has."""
+        """Puts the best weights back if ``restore_best`` or ``restore``; says which it has."""
         if not (self.restore_best or restore) or self.best_weights is None:
             return "The model keeps its last weights."
         self.model.load_state_dict(self.best_weights)
@@ -71,8 +68,7 @@ def load_error_reason(exc: BaseException) -> str:
     suggests ``weights_only=False``: the one thing not to do)."""
     unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
     if unsafe:
-        return (f"it holds a Python object ({unsafe.group(1)}) that could run code when loaded, "
-                "so it was refused")
+        return f"it holds a Python object ({unsafe.group(1)}) that could run code when loaded"
     return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
 
 
@@ -83,33 +79,28 @@ def _generators(loader) -> dict:
             if getattr(owner, "generator", None) is not None}
 
 
-def check_writable(path) -> Path:
-    """``path`` if a checkpoint can be written there (a real temporary file is made beside it,
-    then removed), else a CheckpointError with the fix."""
+def check_writable(path) -> None:
+    """A CheckpointError with the fix unless a real temporary file can be made beside ``path``."""
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"checkpoint={str(path)!r} is a folder, not a file. Fix: name a "
                               f"file in it, e.g. checkpoint={str(path / 'run.pt')!r}.")
-    fix = f"Fix: pass checkpoint= a file in a folder you can write, e.g. 'checkpoints/{path.name}'."
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise CheckpointError(f"Cannot write the checkpoint {path}: {blocker} is a file, not a "
-                              f"folder. {fix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"):
             pass
     except OSError as error:
-        raise CheckpointError(f"Cannot write the checkpoint {path}: the folder {path.parent} is "
-                              f"read-only for you ({error.strerror or error}). {fix}") from None
-    return path
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else (
+            f"the folder {path.parent} is read-only for you ({error.strerror or error})")
+        raise CheckpointError(
+            f"Cannot write the checkpoint {path}: {why}. Fix: pass checkpoint= a file in a folder "
+            f"you can write, e.g. 'checkpoints/{path.name}'.") from None
 
 
 def save_checkpoint(path, state: TrainingState, epoch: int) -> Path:
-    """Write a checkpoint atomically; a failed write is a CheckpointError naming ``path``, and
-    the previous checkpoint, if any, stays as it was."""
+    """Write a checkpoint atomically; a failed write is a CheckpointError and keeps the old one."""
     had_one, history, scheduler = Path(path).is_file(), state.history, state.scheduler
-    name, keys, *numpy_rest = np.random.get_state()
     content = {
         "format": FORMAT, "epoch": epoch, "history": history.rows,
         "best": state.best_weights and (history.best_epoch, history.best_value, state.best_weights),
@@ -119,9 +110,8 @@ def save_checkpoint(path, state: TrainingState, epoch: int) -> Path:
         "scheduler_class": scheduler and type(scheduler).__qualname__,
         "scheduler": scheduler and scheduler.state_dict(),
         "scaler": state.scaler.state_dict() if state.scaler.is_enabled() else None,
-        "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+        "rng": {"torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": (name, torch.from_numpy(keys.astype(np.int64)), *numpy_rest),
                 "loader": {k: g.get_state() for k, g in _generators(state.loader).items()}}}
     try:
         return atomic_write(path, lambda file: torch.save(content, file))
@@ -168,22 +158,17 @@ def _shapes(optimizer) -> list[list[list[int]]]:
 
 
 def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, loader=None) -> dict:
-    """Load a checkpoint into the given objects and return it; one that does not fit them is
-    refused before anything changes."""
+    """Load a checkpoint into the given objects and return it; refuse one that does not fit."""
     path, scaler = Path(path), scaler or torch.amp.GradScaler("cpu", enabled=False)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}. Fix: check the path, or train "
-                                "without resume=.")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         reason = load_error_reason(exc)
-        if reason.startswith("it holds"):
-            raise ValueError(f"{path} was refused: {reason}. Nothing was loaded. Fix: resume from "
-                             "a checkpoint written by fit(..., checkpoint=...), yours or from "
-                             "someone you trust, or train without resume=.") from None
-        raise ValueError(f"{path} is not a readable labkit checkpoint ({reason}). Fix: resume "
-                         "from another checkpoint, or train without resume=.") from exc
+        unsafe = reason.startswith("it holds")  # torch's own message says weights_only=False
+        what = "was refused" if unsafe else "is not a readable labkit checkpoint"
+        raise ValueError(f"{path} {what}: {reason}. Nothing was loaded. Fix: resume from a "
+                         "checkpoint written by fit(..., checkpoint=...) that you trust, or train "
+                         "without resume=.") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:
         raise ValueError(f"{path} is not a labkit checkpoint of this version (format {FORMAT}). "
                          "Fix: resume from a file written by fit(..., checkpoint=...).")
@@ -195,13 +180,9 @@ def load_checkpoint(path, *, model, optimizer, scheduler=None, scaler=None, load
     for target, name in ((scheduler, "scheduler"), (scaler, "scaler")):
         if saved[name] is not None:
             target.load_state_dict(saved[name])
-    rng, generators = saved["rng"], _generators(loader)
-    name, keys, *numpy_rest = rng["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *numpy_rest))
-    random.setstate(rng["python"])
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    for name, generator in generators.items():
-        generator.set_state(rng["loader"].get(name, generator.get_state()))
+    torch.set_rng_state(saved["rng"]["torch"])
+    if saved["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
+    for name, generator in _generators(loader).items():
+        generator.set_state(saved["rng"]["loader"].get(name, generator.get_state()))
     return saved

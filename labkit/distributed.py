@@ -1,21 +1,19 @@
 """Training on several processes with ``torchrun`` and DistributedDataParallel. Lesson 12.
 
-A script started by ``torchrun`` calls ``setup()``; ``fit`` then calls ``prepare``, adds the
-metrics up over processes, and prints and writes checkpoints on rank 0 only. Without a process
-group (``python train.py``) everything here is one process, rank 0."""
+A script calls ``setup()``; ``fit`` then calls ``prepare``, adds the metrics up over processes,
+and prints and saves on rank 0 only. Without torchrun everything here is one process, rank 0."""
 
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
 
-__all__ = ["is_distributed", "rank", "world_size", "is_main_process", "setup", "cleanup",
-           "prepare", "set_epoch", "all_reduce", "barrier"]
+__all__ = ["is_distributed", "rank", "world_size", "setup", "cleanup", "prepare", "set_epoch",
+           "all_reduce", "barrier"]
 
 
 def is_distributed() -> bool:
@@ -30,26 +28,17 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def is_main_process() -> bool:
-    return rank() == 0
-
-
-def setup(backend: str | None = None, *, timeout_seconds: float = 300) -> torch.device:
-    """Join torchrun's process group; returns this process's device (``cuda:LOCAL_RANK`` with
-    NCCL, else the CPU). Without torchrun it only returns the device, so the same script also
-    runs as ``python train.py``."""
+def setup() -> torch.device:
+    """Join torchrun's process group (NCCL on GPUs, else Gloo) and return this process's device;
+    without torchrun, only the device, so the same script also runs as ``python train.py``."""
     if "WORLD_SIZE" not in os.environ:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-    if backend == "nccl" and not torch.cuda.is_available():
-        raise RuntimeError("backend='nccl' needs CUDA GPUs, and this machine has none. "
-                           "Fix: use backend='gloo' (or leave backend unset) on CPUs.")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if backend == "nccl" \
-        else torch.device("cpu")
-    if device.type == "cuda":
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     if not is_distributed():
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_seconds))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 
 
@@ -60,10 +49,9 @@ def cleanup() -> None:
 
 
 def prepare(model: nn.Module, train_loader: DataLoader, val_loader, device: torch.device):
-    """(model, train_loader, val_loader) for this process: under torchrun the model in DDP
-    (gradients averaged in every step), the training batches from a ``DistributedSampler``
-    and the validation examples split without repeats. Each process keeps the batch size, so
-    the global batch is ``world_size()`` times larger. Without a process group: unchanged."""
+    """(model, train_loader, val_loader) for this process: under torchrun the model in DDP, the
+    training batches from a ``DistributedSampler``, the validation examples split without repeats
+    (each process keeps the batch size: the global batch is world_size() times larger)."""
     if not is_distributed():
         return model, train_loader, val_loader
     sampler = DistributedSampler(train_loader.dataset, drop_last=train_loader.drop_last,

@@ -1,10 +1,8 @@
 """The course's training loop, ``fit``, with ``evaluate`` and ``predict`` for after it.
 
-Lesson 01 (notebooks/01_transfer_learning.ipynb) writes the loop by hand; ``fit``'s loop has the
-same names in the same order, so ``fit??`` reads like lesson 01, plus a named line each for mixed
-precision (``torch.autocast`` and a ``GradScaler``, no-ops when off, as in nanoGPT), accumulation,
-clipping, the scheduler, early stopping and the checkpoint. Its guarantees (checks before the
-first epoch, a clean stop on interrupt, the NaN and out-of-memory messages) live around the loop.
+``fit??`` reads like the loop Lesson 01 (notebooks/01_transfer_learning.ipynb) writes by hand,
+plus a named line each for mixed precision (no-ops when off, as in nanoGPT), accumulation,
+clipping, the scheduler, early stopping and the checkpoint; its guarantees wrap the loop.
 """
 
 from __future__ import annotations
@@ -30,21 +28,15 @@ __all__ = ["fit", "evaluate", "predict", "History", "Predictions", "NonFiniteLos
 
 
 def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: int,
-        lr: float = 1e-3, optimizer=None, loss_fn=None, scheduler=None,
-        scheduler_step: str = "batch", amp: bool = True, accumulate: int = 1,
-        max_grad_norm: float | None = None, patience: int | None = None,
-        restore_best: bool = False, checkpoint=None, resume=None, progress: bool = False,
-        plot: bool = False) -> History:
-    """Train ``model`` for ``num_epochs``; returns its History. Lesson 03 onwards.
+        lr: float = 1e-3, optimizer=None, scheduler=None, scheduler_step: str = "batch",
+        amp: bool = True, accumulate: int = 1, max_grad_norm: float | None = None,
+        patience: int | None = None, restore_best: bool = False, checkpoint=None, resume=None,
+        progress: bool = False, plot: bool = False) -> History:
+    """Train ``model`` for ``num_epochs`` and return its History. Lesson 03 onwards.
 
-    The best epoch has the lowest val_loss (train_loss without a val_loader): ``restore_best``
-    puts its weights back at the end, ``patience`` stops after that many epochs without a better
-    one. ``scheduler`` steps after each optimizer step (``scheduler_step="epoch"``: each epoch).
-    ``checkpoint`` is written after every epoch; ``resume`` continues from one.
-    """
+    ``restore_best`` and ``patience`` use the best epoch: the lowest val_loss (or train_loss)."""
     device = torch.device(device)
-    check_before_training(model, train_loader, checkpoint, scheduler_step, num_epochs=num_epochs,
-                          accumulate=accumulate, patience=patience)
+    check_before_training(model, train_loader, checkpoint, scheduler_step)
     model.to(device)
     optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                                lr=lr)
@@ -53,7 +45,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
     history = History(monitor="val_loss" if val_loader is not None else "train_loss")
     state = TrainingState(model, optimizer, scheduler, scaler, train_loader, history, restore_best)
     start_epoch = state.resume(resume) if resume is not None else 1
-    loss_fn = ClassifierLoss(loss_fn or nn.CrossEntropyLoss(), train_loader)
+    loss_fn = ClassifierLoss(train_loader)
     model, train_loader, val_loader = distributed.prepare(model, train_loader, val_loader, device)
     model = AcceptsDicts(model)  # model(images) also for a tokenizer's dict (lesson 09)
     live_plot = LivePlot()
@@ -86,8 +78,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, device, num_epochs: 
             if stop_requested():  # the unfinished epoch is not recorded
                 break
             train = stats.read(epoch, epoch_lr)  # NonFiniteLoss if the loss became NaN
-            val = {} if val_loader is None else evaluate(model, val_loader, device,
-                                                         loss_fn=loss_fn, amp=amp)
+            val = {} if val_loader is None else evaluate(model, val_loader, device, amp=amp)
             history.add(epoch, train, val, lr=epoch_lr, started=stats.started)
             if scheduler is not None and scheduler_step == "epoch":
                 scheduler.step()
@@ -138,42 +129,35 @@ class History:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bfloat16 where the GPU has it, else float16 (with the GradScaler, which keeps small
-    gradients from rounding to zero); None (no mixed precision) on the CPU and MPS."""
+    """bfloat16 where the GPU has it, else float16 (with a GradScaler); None off CUDA."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 class ClassifierLoss:
-    """``loss_fn(logits, labels)`` for every output the course meets (a transformers output's
-    ``.logits``; Inception's auxiliary heads added at 0.4, lesson 04). The first call checks the
-    shapes against the data's classes, before the loss's own, less helpful, error."""
+    """Cross-entropy for any output the course meets (``.logits``, Inception's auxiliary heads);
+    the first call checks the labels and the data's classes against the model's outputs."""
 
-    def __init__(self, loss_fn, train_loader):
+    def __init__(self, train_loader):
         dataset = getattr(train_loader.dataset, "dataset", train_loader.dataset)  # under a Subset
         classes = getattr(dataset, "classes", None)
         self.classes = list(classes) if isinstance(classes, (list, tuple)) else []
-        self.loss_fn, self.checked = loss_fn, False
+        self.checked = False
 
     def __call__(self, logits, labels) -> torch.Tensor:
-        main, classes = getattr(logits, "logits", logits), self.classes
-        if not self.checked and (main.ndim != 2 or labels.ndim != 1 or len(main) != len(labels)):
-            raise ValueError(
-                f"The model returned logits of shape {tuple(main.shape)} for targets of shape "
-                f"{tuple(labels.shape)}; a classifier needs (batch, num_classes) and (batch,). "
-                "Fix: check the model's last layer and that each label is one class index.")
-        if not self.checked and int(labels.max()) >= main.shape[1]:
+        num_outputs, classes = getattr(logits, "logits", logits).shape[-1], self.classes
+        if not self.checked and int(labels.max()) >= num_outputs:
             raise ValueError(f"A target is class {int(labels.max())}, but the model has "
-                             f"{main.shape[1]} outputs. Fix: replace_head(model, num_classes="
+                             f"{num_outputs} outputs. Fix: replace_head(model, num_classes="
                              f"{int(labels.max()) + 1}) or check the labels.")
-        if not self.checked and len(classes) not in (0, main.shape[1]):
+        if not self.checked and len(classes) not in (0, num_outputs):
             shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
             raise ValueError(f"The data has {len(classes)} classes ({shown}) but the model has "
-                             f"{main.shape[1]} outputs. Fix: replace_head(model, num_classes="
+                             f"{num_outputs} outputs. Fix: replace_head(model, num_classes="
                              f"{len(classes)}), or train on the data the head was made for.")
         self.checked = True
-        return aux_loss(logits, labels, self.loss_fn)[0]
+        return aux_loss(logits, labels, nn.functional.cross_entropy)[0]
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -190,15 +174,14 @@ class EpochStats:
     def add(self, images, labels, logits, loss) -> None:
         loss, logits = loss.detach().float(), getattr(logits, "logits", logits).detach()
         inputs = images.values() if isinstance(images, dict) else [images]
-        bad = [~torch.isfinite(x).all() for x in inputs if x.is_floating_point()]
-        bad = torch.stack(bad).any().float() if bad else 0 * loss
+        bad = sum(((~torch.isfinite(x)).any().float() for x in inputs if x.is_floating_point()),
+                  torch.zeros_like(loss))  # > 0: NaN or inf in the inputs
         size = torch.full_like(loss, len(labels))
         correct = (logits.argmax(1) == labels).sum().float()
         self.rows.append(torch.stack([loss * size, correct, size, bad]))
 
     def read(self, epoch: int, lr: float) -> dict:
-        """{"loss", "accuracy"} over all processes, or NonFiniteLoss naming the first batch
-        whose loss, or inputs, held NaN or inf."""
+        """{"loss", "accuracy"} over all processes, or NonFiniteLoss naming the first bad batch."""
         rows = torch.stack(self.rows)  # (batches, 4)
         loss_sum, correct, seen, _ = distributed.all_reduce(rows.sum(0)).tolist()
         if abs(loss_sum) < float("inf"):
@@ -221,47 +204,40 @@ class EpochStats:
 def progress_bar(train_loader, num_epochs: int, start_epoch: int, progress: bool) -> tqdm:
     batches = len(train_loader)
     return tqdm(total=num_epochs * batches, initial=(start_epoch - 1) * batches, unit="batch",
-                desc="training", disable=not (progress and distributed.is_main_process()))
+                desc="training", disable=not (progress and distributed.rank() == 0))
 
 
 def print_summary(history: History, message: str) -> None:
     why = ("Stopped by interrupt; the unfinished epoch was dropped" if history.interrupted else
            f"Stopped early: {history.monitor} did not improve for the last epochs"
            if history.stopped_early else "Done")
-    if distributed.is_main_process():
+    if distributed.rank() == 0:
         print(f"labkit: {why}. {len(history)} epoch(s) recorded in "
               f"{sum(history['seconds']):.1f} s. {message}")
 
 
-def check_before_training(model, train_loader, checkpoint, scheduler_step, **counts) -> None:
+def check_before_training(model, train_loader, checkpoint, scheduler_step) -> None:
     """Mistakes found before the first epoch is spent, each with its fix."""
-    bad = [f"{k}={v!r}" for k, v in counts.items() if v is not None or k != "patience"
-           if not isinstance(v, int) or v < 1] + [f"scheduler_step={scheduler_step!r}"] * (
-        scheduler_step not in ("batch", "epoch"))
-    if bad:
-        raise ValueError(f"{', '.join(bad)}. Fix: whole numbers of 1 or more (patience may be "
-                         "None); scheduler_step='batch' or 'epoch'.")
+    if scheduler_step not in ("batch", "epoch"):
+        raise ValueError(f"scheduler_step={scheduler_step!r}. Fix: pass 'batch' or 'epoch'.")
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(
-            f"The model has nothing to train: all {len(list(model.parameters()))} parameter "
-            "tensors are frozen (requires_grad=False). Fix: unfreeze what should learn, e.g. "
-            "replace_head(model, num_classes=...) for a new trainable head, or "
-            "unfreeze(model, 'layer4') (from labkit.transfer).")
+        raise ValueError(f"The model has nothing to train: all {len(list(model.parameters()))} "
+                         "parameter tensors are frozen (requires_grad=False). Fix: unfreeze what "
+                         "should learn, e.g. replace_head(model, num_classes=...) for a new head, "
+                         "or unfreeze(model, 'layer4') (from labkit.transfer).")
     if len(train_loader) == 0:
         raise ValueError(f"The training loader has no batches ({len(train_loader.dataset)} "
-                         f"samples, batch_size={train_loader.batch_size}). Fix: check the dataset "
-                         f"is not empty (the folder, the split)" + (
-                             ", or pass drop_last=False so that a last, smaller batch counts."
-                             if getattr(train_loader, "drop_last", False) else "."))
-    if checkpoint is not None and distributed.is_main_process():
+                         f"samples, batch_size={train_loader.batch_size}, drop_last="
+                         f"{train_loader.drop_last}). Fix: check the dataset is not empty (the "
+                         "folder, the split), or pass drop_last=False for a smaller last batch.")
+    if checkpoint is not None and distributed.rank() == 0:
         check_writable(checkpoint)  # before an epoch is spent on a run that could not save
 
 
 @contextlib.contextmanager
 def guard(state: TrainingState, train_loader, accumulate: int):
-    """Around fit's loop: the first Ctrl-C (or Jupyter's stop button) asks it to stop after the
-    batch, a second one stops at once (under torchrun: every process at once, as torchrun does).
-    A NaN loss or a full GPU stops it with the fix named and the best epoch's weights back."""
+    """Around fit's loop: a first Ctrl-C (or Jupyter's stop) stops it after the batch, a second
+    at once (under torchrun, the first). A NaN loss or a full GPU: the fix and the best weights."""
     requested = threading.Event()
 
     def handler(signum, frame):
@@ -285,8 +261,7 @@ def guard(state: TrainingState, train_loader, accumulate: int):
 
 @contextlib.contextmanager
 def name_a_smaller_batch(loader, accumulate: int | None = None):
-    """Out of GPU (or MPS) memory: an error naming a batch size to try (and, for fit's training
-    loader, the ``accumulate`` that keeps the effective batch)."""
+    """Out of GPU (or MPS) memory: an error naming a batch size (and ``accumulate``) to try."""
     try:
         yield
     except RuntimeError as exc:  # torch.OutOfMemoryError; MPS raises a plain RuntimeError
@@ -331,11 +306,11 @@ def predict(model, loader, device, *, amp: bool = True) -> Predictions:
     return Predictions(logits, logits.argmax(dim=1), labels)
 
 
-def evaluate(model, loader, device, *, loss_fn=None, amp: bool = True) -> dict:
-    """Mean loss and accuracy over a loader (over all processes under torchrun), without
-    gradients, in eval mode. Lesson 03."""
+def evaluate(model, loader, device, *, amp: bool = True) -> dict:
+    """Mean cross-entropy loss and accuracy over a loader (over all processes under torchrun),
+    without gradients, in eval mode. Lesson 03."""
     logits, preds, labels = predict(model, loader, device, amp=amp)
-    loss = (loss_fn or nn.CrossEntropyLoss())(logits, labels).item()
+    loss = nn.functional.cross_entropy(logits, labels).item()
     totals = torch.tensor([loss * len(labels), (preds == labels).sum().item(), len(labels)],
                           dtype=torch.float64, device=device)
     loss_sum, correct, seen = distributed.all_reduce(totals).tolist()
