@@ -1,8 +1,7 @@
 """Question types and their grading: a question and an answer give ``Feedback`` (lesson 00).
 
-Its status is ``correct``, ``wrong`` (an attempt counts) or ``invalid``: the answer could not be
-read (empty, wrong type, unknown unit, not a permutation), the message says what form is
-expected, and no attempt is used up, so a typo never costs a learner a try.
+Its status is ``correct``, ``wrong`` or ``invalid``: an answer that cannot be read (empty, wrong
+type, unknown unit, not a permutation) costs no attempt, and the message says what to give.
 """
 
 import math

@@ -287,16 +287,15 @@ class QuizSession:
         message = ("You have already answered this question correctly." if state.correct else
                    f"The answer was shown: {question.solution()}" if state.revealed else
                    "No attempts left on this question: show the answer to see it.")
-        return self._feedback(question, status, message)
+        return Feedback(status, message, question_id=question.id, attempts=state.attempts)
 
     def submit(self, question_id: str, answer: Any) -> Feedback:
-        question = self.bank.question(question_id)
-        state = self.progress[question_id]
+        question, state = self.bank.question(question_id), self.progress[question_id]
         if self.is_closed(question):
             return self._closed(question)
         grade = question.grade(answer)
-        if grade.status == INVALID:
-            return self._feedback(question, INVALID, grade.message)  # no attempt used
+        if grade.status == INVALID:  # an answer that cannot be read costs no attempt
+            return replace(grade, question_id=question_id, attempts=state.attempts)
         state.attempts += 1
         state.correct, state.answer, state.timestamp = grade.correct, grade.record, now()
         details, message, left = grade.details, grade.message, self.attempts_left(question)
@@ -310,16 +309,15 @@ class QuizSession:
         return self._record(question, grade.status, message, details)
 
     def reveal(self, question_id: str) -> Feedback:
-        question = self.bank.question(question_id)
-        state = self.progress[question_id]
+        question, state = self.bank.question(question_id), self.progress[question_id]
         if state.revealed or state.correct:
             return self._closed(question, "revealed" if state.revealed else "closed")
-        if not self.can_reveal(question):
-            left = self.attempts_left(question)
+        left = self.attempts_left(question)
+        if left != 0:
             why = ("this question has unlimited attempts; its solution is in the lesson"
                    if left is None else f"try {left} more time{'s' if left != 1 else ''} first")
-            return self._feedback(question, "closed" if left is None else INVALID,
-                                  f"The answer is not shown yet: {why}.")
+            return Feedback("closed" if left is None else INVALID, f"The answer is not shown "
+                            f"yet: {why}.", question_id=question_id, attempts=state.attempts)
         state.revealed = True
         details = (question.explanation,) if question.explanation else ()
         return self._record(question, "revealed", f"The answer: {question.solution()}", details)
@@ -333,17 +331,14 @@ class QuizSession:
         self.save()
         return question.hints[state.hints - 1]
 
-    def _feedback(self, question: Question, status: str, message: str,
-                  details: tuple[str, ...] = ()) -> Feedback:
-        return Feedback(status, message, details, question_id=question.id,
-                        attempts=self.progress[question.id].attempts)
-
     def _record(self, question: Question, status: str, message: str,
                 details: tuple[str, ...]) -> Feedback:
+        """Keep the verdict (it is shown again after a restart), save, and return it."""
         state = self.progress[question.id]
         state.status, state.feedback, state.details = status, message, list(details)
         self.save()
-        return self._feedback(question, status, message, details)
+        return Feedback(status, message, details, question_id=question.id,
+                        attempts=state.attempts)
 
     def score(self) -> Score:
         questions, progress = self.bank.questions, self.progress
