@@ -66,7 +66,7 @@ def _assets(args) -> int:
 
 
 def _quiz(args) -> int:
-    if args.quiz_command == "export":
+    if args.action == "export":
         from labkit.quiz import export_results
 
         try:
@@ -76,7 +76,7 @@ def _quiz(args) -> int:
             return 1
         print(f"Wrote {written}: hand this file in.")
         return 0
-    if args.quiz_command == "gradebook":
+    if args.action == "gradebook":
         from labkit.instructor.gradebook import build_gradebook
 
         book = build_gradebook(args.sources)
@@ -109,7 +109,7 @@ def _course(args) -> int:
     from labkit.instructor import course
 
     try:
-        if args.course_command == "student":
+        if args.action == "student":
             written = course.write_student_versions(args.sources, args.output)
             print(f"Wrote {len(written)} student notebooks and their quizzes to {args.output}")
             return 0
@@ -117,7 +117,7 @@ def _course(args) -> int:
                                    standin=args.standin, offline=args.offline,
                                    installed=args.installed, timeout=args.timeout)
     except (ValueError, FileNotFoundError) as error:  # StudentVersionError is a ValueError
-        print(f"course {args.course_command}: {error}", file=sys.stderr)
+        print(f"course {args.action}: {error}", file=sys.stderr)
         return 1
     print(f"{result.summary()}. Report: {result.write_report(args.output / 'report.md')}")
     return 1 if any(run.error for run in result.runs) else 0
@@ -126,11 +126,9 @@ def _course(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    doctor = commands.add_parser("doctor", help="check that this machine is ready for the course")
-    doctor.set_defaults(run=_doctor)
+    commands.add_parser("doctor", help="check that this machine is ready for the course")
 
     assets = commands.add_parser("assets", help="list, fetch, verify, pack and unpack assets")
-    assets.set_defaults(run=_assets)
     actions = assets.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every asset, its size and whether it is here")
     fetch = actions.add_parser("fetch", help="download and check what the lessons need")
@@ -145,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         action.add_argument("names", nargs="*", help="asset names (see `list`)")
 
     quiz = commands.add_parser("quiz", help="export quiz results, make a gradebook, check banks")
-    quiz.set_defaults(run=_quiz)
-    actions = quiz.add_subparsers(dest="quiz_command", required=True)
+    actions = quiz.add_subparsers(dest="action", required=True)
     export = actions.add_parser("export", help="copy your quiz results to a file to hand in")
     export.add_argument("--to", type=Path, help="file or folder (default: ./quiz-results-*.json)")
     export.add_argument("--learner", help="the name to record (default: your login)")
@@ -157,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         .add_argument("banks", nargs="+", type=Path)
 
     course = commands.add_parser("course", help="for instructors: student versions, check runs")
-    course.set_defaults(run=_course)
-    actions = course.add_subparsers(dest="course_command", required=True)
+    actions = course.add_subparsers(dest="action", required=True)
     student = actions.add_parser("student", help="write the notebooks without their solutions")
     student.add_argument("-o", "--output", type=Path, default=Path("student-notebooks"))
     run = actions.add_parser("run", help="execute every notebook; report time, memory, errors")
@@ -172,4 +168,5 @@ def main(argv: list[str] | None = None) -> int:
         action.add_argument("sources", nargs="*", type=Path,
                             help="notebooks or folders (default: the course's notebooks/)")
     args = parser.parse_args(argv)
-    return args.run(args)
+    handlers = {"doctor": _doctor, "assets": _assets, "quiz": _quiz, "course": _course}
+    return handlers[args.command](args)

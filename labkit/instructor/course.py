@@ -1,18 +1,17 @@
-"""``course student``: notebooks without solutions (nbgrader's markers) or outputs.
-``course run``: each notebook run by papermill in a fresh process, timed and measured.
-README, For instructors."""
+"""``course student``: notebooks without solutions (nbgrader's markers) or outputs. ``course
+run``: each notebook run by papermill in a fresh process, timed and measured (README)."""
 
 import io
-import json
+import multiprocessing
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import tokenize
 import unicodedata
 import urllib.parse
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +25,7 @@ PLACEHOLDER = ('raise NotImplementedError("Your code here: write your solution i
 # What is left of a marker once case, #s, punctuation, underscores and odd spaces are ignored.
 _MARKER_WORDS = re.compile(r"\b(begin|end) ?(solutions?|hidden ?tests?)\b")
 
-# Lessons whose default model or photos are downloads, and the parameters that run them on the
-# real model and photos installed with the course: `course run --installed` and the tests.
+# Parameters that run these lessons on the model and photos pip installs: `--installed`, tests.
 INSTALLED = {
     "05_feature_extraction": {"BACKBONE": "efficientnet_lite0", "PHOTOS": "faces"},
     "06_fine_tuning": {"MODEL_NAME": "efficientnet_lite0", "PHOTOS": "faces"},
@@ -127,7 +125,6 @@ def student_version(notebook: nbformat.NotebookNode, *, name: str = "notebook") 
         cells.append(cell)
     student.cells = cells
     student.metadata.pop("widgets", None)
-    student.metadata["labkit"] = {"student_version_of": name}
     nbformat.validate(student)
     return student
 
@@ -172,8 +169,8 @@ def write_student_versions(sources: list[Path | str] | None = None,
 
 @dataclass
 class NotebookRun:
-    notebook: str
-    executed: str
+    notebook: Path
+    executed: Path
     seconds: float
     peak_memory_mb: float | None  # the kernel's peak resident memory; None where unknown
     error: str = ""               # "ZeroDivisionError: division by zero"; empty if it ran
@@ -186,7 +183,7 @@ class CourseRun:
     size: str  # "smoke" or "full"
 
     def summary(self) -> str:
-        failed = [Path(run.notebook).name for run in self.runs if run.error]
+        failed = [run.notebook.name for run in self.runs if run.error]
         ran = f"{len(self.runs) - len(failed)} of {len(self.runs)} notebooks ran ({self.size} size)"
         return ran + (f"; failed: {', '.join(failed)}" if failed else "")
 
@@ -194,12 +191,11 @@ class CourseRun:
         """Write the report as Markdown: a table of the runs, then each failure's error."""
         lines = ["# labkit course run", "", f"**{self.summary()}.**", "",
                  "| notebook | status | wall time | peak memory | failed at |", "|---" * 5 + "|"]
-        lines += [f"| {Path(r.notebook).name} | {'failed' if r.error else 'passed'} | "
+        lines += [f"| {r.notebook.name} | {'failed' if r.error else 'passed'} | "
                   f"{r.seconds:.0f} s | {_memory(r.peak_memory_mb)} | {r.failed_at} |"
                   for r in self.runs]
-        lines += [f"\n## {Path(r.notebook).name}\n\n{r.failed_at or 'unknown cell'}: {r.error}\n\n"
+        lines += [f"\n## {r.notebook.name}\n\n{r.failed_at or 'unknown cell'}: {r.error}\n\n"
                   f"The traceback is in `{r.executed}`." for r in self.runs if r.error]
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
@@ -208,16 +204,20 @@ def _memory(mb: float | None) -> str:
     return "n/a" if mb is None else f"{mb:,.0f} MB"
 
 
-def _execute(notebook: str, executed: str, parameters: dict, timeout: float | None) -> dict:
+def _execute(notebook: Path, executed: Path, parameters: dict, timeout: float | None,
+             modes: dict[str, str]) -> NotebookRun:
     """Run one notebook in this process, the fresh one that ``run_course`` starts for it."""
     import papermill
 
+    os.environ.update(modes)  # for the kernel papermill starts
     started, error, peak = time.perf_counter(), "", None
     try:
         papermill.execute_notebook(notebook, executed, parameters=parameters, kernel_name="python3",
-                                   cwd=str(Path(notebook).parent), execution_timeout=timeout,
+                                   cwd=str(notebook.parent), execution_timeout=timeout,
                                    progress_bar=False)
-    except Exception as failure:  # a cell's error, a timeout, a dead kernel
+    except papermill.PapermillExecutionError as failure:  # the cell's error, not the wrapper's
+        error = f"{failure.ename}: {failure.evalue}"
+    except Exception as failure:  # a timeout, a dead kernel
         error = f"{type(failure).__name__}: {failure}".strip()
     if sys.platform != "win32":
         import resource
@@ -226,26 +226,21 @@ def _execute(notebook: str, executed: str, parameters: dict, timeout: float | No
         # resident size, in KiB on Linux and bytes on macOS.
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         peak /= 2**20 if sys.platform == "darwin" else 1024
-    return {"seconds": time.perf_counter() - started, "peak_memory_mb": peak, "error": error}
+    return NotebookRun(notebook, executed, time.perf_counter() - started, peak, error)
 
 
 def _find_failure(run: NotebookRun) -> None:
     """Name the cell the run stopped in, the last one that started, from the executed copy."""
     try:
         cells = nbformat.read(run.executed, as_version=4).cells
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # no executed copy: the kernel never started
         return
-    started = [i for i, c in enumerate(cells) if c.metadata.get("papermill", {}).get("start_time")]
-    if not started:
-        return
-    cell = cells[started[-1]]
     added = {"injected-parameters", "papermill-error-cell-tag"}  # cells the source does not have
-    position = 1 + sum(not added & set(c.metadata.get("tags", [])) for c in cells[:started[-1]])
-    count = f" (In [{cell.execution_count}])" if cell.get("execution_count") else ""
-    run.failed_at = f"cell {position}{count}"
-    if run.error.startswith("PapermillExecutionError"):  # the cell's error, not the long wrapper
-        run.error = next((f"{out.ename}: {out.evalue}" for out in cell.get("outputs", [])
-                          if out.output_type == "error"), run.error)
+    cells = [c for c in cells if not added & set(c.metadata.get("tags", []))]
+    started = [i for i, c in enumerate(cells) if c.metadata.get("papermill", {}).get("start_time")]
+    if started:
+        count = cells[started[-1]].get("execution_count")
+        run.failed_at = f"cell {started[-1] + 1}" + (f" (In [{count}])" if count else "")
 
 
 def run_course(sources: list[Path | str] | None = None, *, output: Path | str = "course-run",
@@ -253,31 +248,25 @@ def run_course(sources: list[Path | str] | None = None, *, output: Path | str = 
                installed: bool = False, timeout: float | None = 600) -> CourseRun:
     """Execute every notebook, one at a time and each in a fresh process, into ``output``;
     ``installed`` runs the lessons of ``INSTALLED`` on the model and photos pip installed."""
-    env = dict(os.environ, **{name: "1" for name, on in (("LABKIT_STANDIN", standin),
-                                                         ("LABKIT_OFFLINE", offline)) if on})
+    modes = {name: "1" for name, on in (("LABKIT_STANDIN", standin),
+                                        ("LABKIT_OFFLINE", offline)) if on}
     runs = []
     for notebook in _notebooks(sources):
         print(f"running {notebook.name} ...", flush=True)
         executed = Path(output).resolve() / notebook.name
         executed.parent.mkdir(parents=True, exist_ok=True)
         lesson = INSTALLED.get(notebook.stem, {}) if installed else {}
-        parameters = {"SMOKE_TEST": smoke, **lesson}
-        request = json.dumps([str(notebook.resolve()), str(executed), parameters, timeout])
-        done = subprocess.run([sys.executable, "-m", "labkit.instructor.course", request],
-                              capture_output=True, text=True, env=env, check=False)
-        try:
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            result = {"seconds": 0.0, "peak_memory_mb": None,
-                      "error": f"the runner itself failed: {done.stderr.strip()[-2000:]}"}
-        run = NotebookRun(str(notebook), str(executed), **result)
+        # A fresh process per notebook, so that its peak memory is this notebook's alone.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as worker:
+            job = worker.submit(_execute, notebook.resolve(), executed,
+                                {"SMOKE_TEST": smoke, **lesson}, timeout, modes)
+            try:
+                run = job.result()
+            except BrokenExecutor as error:  # the process itself died
+                run = NotebookRun(notebook, executed, 0.0, None, str(error))
         if run.error:
             _find_failure(run)
         status = f"failed: {run.error.splitlines()[0]}" if run.error else "passed"
         print(f"  {status} ({run.seconds:.0f} s, peak memory {_memory(run.peak_memory_mb)})")
         runs.append(run)
     return CourseRun(runs, "smoke" if smoke else "full")
-
-
-if __name__ == "__main__":  # the worker run_course starts: one notebook, a JSON line back
-    print(json.dumps(_execute(*json.loads(sys.argv[1]))))

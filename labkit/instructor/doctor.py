@@ -1,7 +1,6 @@
 """``labkit.doctor()`` (lesson 00, and ``python -m labkit doctor``): is this machine ready for
-the course? Each check returns findings, with a fix for each one that is not "ok". A check reads
-the live state unless given one, which is how the tests show a broken setup.
-"""
+the course? Each check returns findings, each not "ok" with its fix; given a state instead of
+the live one, a check shows what a broken setup looks like (the tests)."""
 
 import html
 import os
@@ -44,9 +43,8 @@ class Report:
 
     def summary(self) -> str:
         fails = sum(f.status == FAIL for f in self.findings)
-        if not self.problems:
-            return f"All {len(self.findings)} checks passed."
-        return f"{fails} problem(s) and {len(self.problems) - fails} warning(s)."
+        return (f"{fails} problem(s) and {len(self.problems) - fails} warning(s)." if self.problems
+                else f"All {len(self.findings)} checks passed.")
 
     def __str__(self) -> str:
         width = max(len(f.topic) for f in self.findings)

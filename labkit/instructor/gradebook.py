@@ -80,9 +80,8 @@ def _row(path: Path, data: dict) -> dict[str, object]:
                 if value is not None and (type(value) is not kind or value < 0):
                     raise ValueError(f"quiz {quiz_id!r}, question {question_id!r}: {key} is "
                                      f"{reprlib.repr(value)}, which no quiz writes")
-            row[f"{quiz_id}/{question_id}"] = (1 if record.get("correct") else 0 if
-                                               record.get("attempts") or record.get("revealed")
-                                               else "")
+            tried = record.get("attempts") or record.get("revealed")
+            row[f"{quiz_id}/{question_id}"] = 1 if record.get("correct") else 0 if tried else ""
     if not math.isfinite(max_total):
         raise ValueError("the scores add up to more than a number can hold")
     row["total"], row["max_total"] = f"{total:g}", f"{max_total:g}"
