@@ -149,7 +149,9 @@ def test_a_corrupt_results_file_is_kept_aside_reported_and_new_answers_saved(tmp
 
 @pytest.mark.parametrize("content", ["[]", '{"format": "other"}', "\xff\xfe",
                                      '{"format": "labkit-quiz-results", "version": 1, '
-                                     '"quizzes": {"q": {"questions": []}}}'])
+                                     '"quizzes": {"q": {"questions": []}}}',
+                                     '{"format": "labkit-quiz-results", "version": 1, '
+                                     '"quizzes": {"q": {"questions": {"a": {"attempts": "x"}}}}}'])
 def test_every_kind_of_unreadable_file_is_kept_aside(tmp_path, content):
     path = tmp_path / "r.json"
     path.write_bytes(content.encode("latin-1"))

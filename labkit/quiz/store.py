@@ -19,12 +19,13 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import filelock
+from jsonschema import Draft202012Validator
 
 from labkit.files import atomic_write
 from labkit.quiz.bank import Bank
@@ -34,6 +35,17 @@ RESULTS_ENV = "LABKIT_QUIZ_RESULTS"
 FORMAT = "labkit-quiz-results"
 VERSION = 1
 LOCK_TIMEOUT = 20  # seconds; a save holds the lock for milliseconds
+
+
+RECORD = {"type": "object", "properties": {  # one question's progress, as QuizSession saves it
+    **dict.fromkeys(["attempts", "hints"], {"type": "integer", "minimum": 0}),
+    **dict.fromkeys(["correct", "revealed"], {"type": "boolean"}),
+    **dict.fromkeys(["status", "feedback", "key"], {"type": "string"}),
+    "details": {"type": "array", "items": {"type": "string"}},
+    "timestamp": {"type": ["string", "null"]}}}
+QUIZZES = {"type": "object", "additionalProperties": {
+    "type": "object", "required": ["questions"],
+    "properties": {"questions": {"type": "object", "additionalProperties": RECORD}}}}
 
 
 class ResultsFileError(ValueError):
@@ -78,13 +90,10 @@ def read_results(path: Path) -> dict:
     if not isinstance(data.get("version"), int) or data["version"] > VERSION:
         raise ResultsFileError(f"results format version {data.get('version')!r} is newer than "
                                f"this labkit reads ({VERSION}); update labkit")
-    quizzes = data.get("quizzes")
-    if not isinstance(quizzes, dict) or not all(
-            isinstance(quiz, dict) and isinstance(quiz.get("questions"), dict)
-            and all(isinstance(record, dict) for record in quiz["questions"].values())
-            for quiz in quizzes.values()):
-        raise ResultsFileError("\"quizzes\" is not a mapping of quizzes, each with a mapping "
-                               "of \"questions\"")
+    error = next(Draft202012Validator(QUIZZES).iter_errors(data.get("quizzes")), None)
+    if error is not None:
+        where = "/".join(str(part) for part in ["quizzes", *error.absolute_path])
+        raise ResultsFileError(f"\"{where}\" is not what labkit writes there")
     return data
 
 
@@ -256,18 +265,7 @@ class QuizSession:
     def _restore(self, question: Question, record: dict) -> Progress:
         if record.get("key") != answer_key_hash(question):  # the bank changed: start afresh
             return Progress()
-        try:
-            return Progress(
-                attempts=int(record.get("attempts", 0)), correct=record.get("correct") is True,
-                revealed=record.get("revealed") is True, hints=int(record.get("hints", 0)),
-                answer=record.get("answer"), status=str(record.get("status", "")),
-                feedback=str(record.get("feedback", "")),
-                details=[str(d) for d in record.get("details", [])],
-                timestamp=record.get("timestamp"))
-        except (TypeError, ValueError):
-            self.store.tell(f"The saved progress on question {question.id!r} of "
-                            f"{self.bank.id!r} was unreadable, so it starts afresh.")
-            return Progress()
+        return Progress(**{f.name: record[f.name] for f in fields(Progress) if f.name in record})
 
     def attempts_left(self, question: Question) -> int | None:
         if question.max_attempts is None:
