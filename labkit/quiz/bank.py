@@ -20,12 +20,9 @@
 
 The glossary, ``quizzes/glossary.yaml``, feeds the flashcards and the glossary widget::
 
-    terms:
-      - term: fine-tuning
-        definition: Training some or all of a pre-trained network's layers on your data ...
-        lesson: 06_fine_tuning         # the notebook (name without .ipynb) that teaches it
-        aliases: [finetuning]          # optional: other spellings that find the entry
-        see_also: [feature extraction] # optional: must be terms of this glossary
+    terms:   # lesson: the notebook that teaches the term; aliases and see_also are optional
+      - {term: fine-tuning, definition: ..., lesson: 06_fine_tuning, aliases: [finetuning],
+         see_also: [feature extraction]}   # see_also: other terms of this glossary
 
 Every problem is reported at once, naming the file, the question (or term), the field and the
 fix. A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
