@@ -1,8 +1,6 @@
 """``python -m labkit doctor | assets ... | quiz ... | course ...``: the course's command line.
-
 Exit status: 0 when everything worked, 1 when something failed (named on stderr), 2 for a usage
-error or an unknown asset. A command imports its tools when it runs: ``quiz`` never loads torch.
-"""
+error or an unknown asset. A command imports its tools when it runs: ``quiz`` never loads torch."""
 
 import argparse
 import sys

@@ -149,8 +149,7 @@ def _notebooks(sources: list[Path | str] | None) -> list[Path]:
 
 def write_student_versions(sources: list[Path | str] | None = None,
                            output: Path | str = "student-notebooks") -> list[Path]:
-    """Write each notebook's student version into ``output``, with the quizzes/ folder that
-    the lessons read their banks from. Returns the notebooks written."""
+    """Write each notebook's student version, and the quizzes/ folder, into ``output``."""
     notebooks, output = _notebooks(sources), Path(output)
     if any(output.resolve() == notebook.parent.resolve() for notebook in notebooks):
         raise ValueError(f"{output} holds the source notebooks; writing student versions there "

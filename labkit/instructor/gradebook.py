@@ -1,7 +1,6 @@
 """``python -m labkit quiz gradebook handed-in/ -o gradebook.csv``: a row per results file with
 the total, each quiz's score and 1 / 0 / empty per question. A file with a value no quiz writes
-is listed in ``unreadable``; formula-like text gets a leading ``'`` (OWASP, CSV injection).
-"""
+is listed in ``unreadable``; formula-like text gets a leading ``'`` (OWASP, CSV injection)."""
 
 import csv
 import io
@@ -28,8 +27,7 @@ class Gradebook:
     def csv_text(self) -> str:
         out = io.StringIO()
         # Every cell quoted, so a carriage return in a name stays inside its cell.
-        writer = csv.DictWriter(out, self.columns, restval="", lineterminator="\n",
-                                quoting=csv.QUOTE_ALL)
+        writer = csv.DictWriter(out, self.columns, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writeheader()
         writer.writerows({key: "'" + value if str(value).startswith(FORMULA_STARTS) else value
                           for key, value in row.items()} for row in self.rows)

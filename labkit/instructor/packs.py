@@ -1,8 +1,6 @@
-"""One archive of everything fetched, for a classroom without a network (README: For instructors).
-Its sections mirror the caches: ``torch/checkpoints/``, ``huggingface/hub/`` and ``data/``.
-Unpacking judges every member and link from where it will finally be before writing anything,
-extracts each section with tar's "data" filter into a staging folder inside its own cache (one
-disk), then moves files into place, replacing (never following) a link there.
+"""``assets pack`` and ``assets unpack``: everything fetched in one archive, for a classroom
+without a network (README: For instructors). Its sections mirror the caches: ``torch/checkpoints/``,
+``huggingface/hub/`` and ``data/``; unpacking judges every member from its final place first.
 """
 
 import contextlib
@@ -19,8 +17,7 @@ from labkit.assets.registry import REGISTRY, Asset, PipModel, TextModel, VisionW
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
 
 INDEX = "labkit-pack.json"
-UNTRUSTED = ("Fix: unpack only archives made by `python -m labkit assets pack` on a machine you "
-             "trust.")
+UNTRUSTED = "Fix: only unpack archives made by `python -m labkit assets pack` on a trusted machine."
 
 
 class PackError(RuntimeError):
@@ -43,9 +40,8 @@ def pack(file: Path, names: list[str] | None = None, *,
         a for a in registry.values()
         if not isinstance(a, PipModel) and store.status(a) == "present"]
     if installed := [a.name for a in assets if isinstance(a, PipModel)]:
-        raise PackError(f"{', '.join(installed)} come(s) with the course's pip packages, so "
-                        "every machine that installs the course has them: nothing to pack. "
-                        "Fix: leave them out of the list.")
+        raise PackError(f"{', '.join(installed)}: installed with the course's pip packages on "
+                        "every machine, so there is nothing to pack. Fix: leave them out.")
     if missing := [a.name for a in assets if store.status(a) != "present"]:
         raise PackError(f"Not fetched, so they cannot be packed: {', '.join(missing)}. "
                         f"Fix: python -m labkit assets fetch {' '.join(missing)}")
@@ -107,9 +103,8 @@ def unpack(file: Path, *, registry: dict[str, Asset] | None = None) -> dict[str,
 
 
 def _check_member(file: Path, member: tarfile.TarInfo, caches: dict[str, Path]) -> None:
-    """Refuse a member outside the three sections, or one that would land (or a link that would
-    point) outside its cache once in place: judged from its final place, not from the staging
-    folder, so ``data/x -> ../victim`` is refused although it stays inside the staging."""
+    """Refuse a member that would land (or a link that would point) outside its cache, judged from
+    its final place: ``data/x -> ../victim`` is refused though it stays inside the staging."""
     section = next((s for s in caches if member.name.startswith(f"{s}/")), None)
     if section is None:
         raise PackError(f"{file} holds {member.name!r}, outside the course's cache sections; "
