@@ -1,7 +1,6 @@
 """``assets pack`` and ``assets unpack``: everything fetched in one archive, for a classroom
 without a network (README: For instructors). Its sections mirror the caches: ``torch/checkpoints/``,
-``huggingface/hub/`` and ``data/``; unpacking judges every member from its final place first.
-"""
+``huggingface/hub/`` and ``data/``; unpacking judges every member from its final place first."""
 
 import contextlib
 import io
@@ -15,6 +14,7 @@ from pathlib import Path
 from labkit.assets import store
 from labkit.assets.registry import REGISTRY, Asset, PipModel, TextModel, VisionWeights, get_asset
 from labkit.config import course_data_dir, hf_hub_dir, torch_checkpoints_dir
+from labkit.files import atomic_write
 
 INDEX = "labkit-pack.json"
 UNTRUSTED = "Fix: only unpack archives made by `python -m labkit assets pack` on a trusted machine."
@@ -49,15 +49,16 @@ def pack(file: Path, names: list[str] | None = None, *,
         raise PackError("Nothing is fetched yet, so there is nothing to pack. "
                         "Fix: python -m labkit assets fetch")
     index = json.dumps({"format": 1, "assets": {a.name: _section(a) for a in assets}}).encode()
-    file = Path(file)
-    partial = file.with_name(file.name + ".part")
-    with tarfile.open(partial, "w:gz" if file.name.endswith((".tar.gz", ".tgz")) else "w") as tar:
-        info = tarfile.TarInfo(INDEX)
-        info.size = len(index)
-        tar.addfile(info, io.BytesIO(index))
-        for asset in assets:
-            tar.add(store.location(asset), arcname=_section(asset))  # links stay links
-    partial.replace(file)
+
+    def write(out) -> None:  # out: the temporary file atomic_write opened
+        with tarfile.open(fileobj=out, mode="w:gz" if str(file).endswith("gz") else "w") as tar:
+            info = tarfile.TarInfo(INDEX)
+            info.size = len(index)
+            tar.addfile(info, io.BytesIO(index))
+            for asset in assets:
+                tar.add(store.location(asset), arcname=_section(asset))  # links stay links
+
+    atomic_write(file, write)
     return [a.name for a in assets]
 
 
