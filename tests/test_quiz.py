@@ -285,7 +285,7 @@ def test_a_bank_error_names_file_question_and_field(tmp_path):
     assert ("'q1'", "choices") in found  # missing
     assert ("'q2'", "answer") in found and "must be a number" in message
     assert ("'q3'", "choices") in found and "correct: true" in message
-    assert ("'q4'", "items") in found and "used twice" in message
+    assert ("'q4'", "items[1].id") in found and "appears more than once" in message
     assert ("#5", "id") in found
     assert ("'q1'", "type") in found and ("'q1'", "id") in found  # essay; duplicate id
 

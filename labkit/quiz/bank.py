@@ -105,7 +105,7 @@ def entries(*, correct: bool) -> dict:
     entry = {"id": NAME, "text": field("string", "non-empty text", pattern=r"\S")}
     if correct:
         entry |= {"correct": field("boolean", "true or false"), "explanation": TEXT}
-    return field("array", "a list of {id, text} entries", minItems=2, uniqueIds=True,
+    return field("array", "a list of {id, text} entries", minItems=2, unique="id",
                  someCorrect=correct, items=field("object", "a mapping with id and text",
                                                   properties=entry, required=["id", "text"],
                                                   additionalProperties=False))
@@ -157,7 +157,7 @@ BANK = field("object", "a mapping with id, title and questions", required=["id",
                  "checkers": field("string", "the name of a Python module",
                                    "e.g. checkers: labkit.exercises", pattern=r"^\w+(\.\w+)*$"),
                  "questions": field("array", "a list of questions", "add at least one question",
-                                    minItems=1, items=QUESTION)})
+                                    minItems=1, unique="id", items=QUESTION)})
 
 
 def _rule(test, message=lambda expected, value: ""):
@@ -182,11 +182,15 @@ def _needs(validator, needs, instance, schema):
             yield ValidationError(f"needs {other!r} too. Fix: add {other}.", path=[name])
 
 
-def _twice(entries: Any) -> list[str]:
-    """The ids used by more than one entry of a list."""
-    ids = [e.get("id") for e in entries if isinstance(e, dict)] if isinstance(entries, list) \
-        else []
-    return sorted({i for i in ids if isinstance(i, str) and ids.count(i) > 1})
+def _unique(validator, key, instance, schema):
+    seen = set()
+    for index, entry in enumerate(instance if isinstance(instance, list) else []):
+        name = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(name, str) and normalise_text(name) in seen:
+            yield ValidationError(f"appears more than once. Fix: give each entry its own {key}, "
+                                  f"or merge them.", path=[index, key])
+        elif isinstance(name, str):
+            seen.add(normalise_text(name))
 
 
 def _blank(value: Any) -> str | None:
@@ -195,7 +199,7 @@ def _blank(value: Any) -> str | None:
     return next((t for t in texts if isinstance(t, str) and not normalise_text(t)), None)
 
 
-OWN_MESSAGES = {"required", "needs", "uniqueIds", "someCorrect", "answerable"}
+OWN_MESSAGES = {"required", "needs", "unique", "someCorrect", "answerable"}
 Validator = validators.extend(
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({
@@ -207,9 +211,7 @@ Validator = validators.extend(
             [kinds] if isinstance(kinds, str) else kinds))),
         "enum": _rule(lambda v, allowed, x: isinstance(x, str) and x in allowed),
         "minItems": _rule(lambda v, count, x: not isinstance(x, list) or len(x) >= count),
-        "required": _required, "needs": _needs,
-        "uniqueIds": _rule(lambda v, _, x: not _twice(x), lambda _, x: (
-            f"the id {_twice(x)[0]!r} is used twice. Fix: give each entry its own id.")),
+        "required": _required, "needs": _needs, "unique": _unique,
         "someCorrect": _rule(lambda v, on, x: not on or not isinstance(x, list) or not x or any(
             isinstance(c, dict) and c.get("correct") is True for c in x), lambda *_: (
             "no choice has correct: true. Fix: mark the right one(s).")),
@@ -322,8 +324,6 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>",
     problems = schema_problems(data, BANK)
     raw = data.get("questions") if isinstance(data, dict) else None
     raw = raw if isinstance(raw, list) else []
-    problems += [Problem(repr(twice), "id", "is used by more than one question. Fix: give "
-                         "each question its own id.") for twice in _twice(raw)]
     code = [(i, q) for i, q in enumerate(raw) if isinstance(q, dict)
             and q.get("type") == "code" and isinstance(q.get("checker"), str)]
     module, why = code and data.get("checkers"), ""
@@ -369,7 +369,7 @@ class Entry:
 WORDS = field("string", "non-empty text", "give it some text", pattern=r"\S")
 GLOSSARY = field("object", "a mapping with terms", required=["terms"], properties={
     "id": {}, "title": {}, "terms": field(
-        "array", "a non-empty list of term entries", minItems=1, items=field(
+        "array", "a non-empty list of term entries", minItems=1, unique="term", items=field(
             "object", "a mapping of fields", required=["term", "definition", "lesson"],
             additionalProperties=False, properties={
                 "term": WORDS, "definition": WORDS, "aliases": TEXTS, "see_also": TEXTS,
@@ -392,9 +392,6 @@ def load_glossary(path: Path | str) -> list[Entry]:
                      _strings(t.get("see_also")))
                for t in terms if isinstance(t, dict) and isinstance(t.get("term"), str)
                ] if isinstance(terms, list) else []  # checked further even with problems
-    names = [normalise_text(e.term) for e in entries]
-    problems += [Problem(repr(twice), "term", "appears more than once. Fix: merge the entries.",
-                         "term") for twice in sorted({n for n in names if names.count(n) > 1})]
     known = {normalise_text(n) for e in entries for n in (e.term, *e.aliases)}
     problems += [Problem(repr(e.term), "see_also", f"{other!r} is not a term of this glossary. "
                          f"Fix: add it, or correct the name.", "term")
