@@ -161,9 +161,8 @@ BANK = field("object", "a mapping with id, title and questions", required=["id",
 
 
 def _rule(test, message=lambda expected, value: ""):
-    """A keyword: an error (with ``message``) unless ``test(validator, expected, value)``.
-    jsonschema's own type, enum and minItems print the whole value: for shared lists, that
-    may be billions of items."""
+    """A keyword failing with ``message`` unless ``test(validator, expected, value)``. (The
+    type, enum and minItems of jsonschema print the whole value: maybe billions of items.)"""
     def keyword(validator, expected, instance, schema):
         if not test(validator, expected, instance):
             yield ValidationError(message(expected, instance))

@@ -135,10 +135,9 @@ class AnswerInput:
             self.widget.value = f"{answer:g}" if isinstance(answer, float) else str(answer)
 
     def disable(self, disabled: bool) -> None:
-        parts = (list(self.boxes.values()) if self.boxes else
-                 [b for row in self.widget.children for b in row.children[:2]]
-                 if isinstance(self.question, Ordering) else [self.widget])
-        for part in parts:
+        rows = self.widget.children if isinstance(self.question, Ordering) else []
+        for part in [*self.boxes.values(), *(b for row in rows for b in row.children[:2]),
+                     self.widget]:
             if hasattr(part, "disabled"):
                 part.disabled = disabled
 
@@ -202,10 +201,8 @@ class QuestionView:
 
 
 class Quiz:
-    """A quiz bank with a learner's progress, shown as widgets or, without them, as text.
-
-    ``Quiz.from_file("quizzes/00_start_here.yaml")`` as the last line of a cell (lesson 00).
-    """
+    """A quiz bank with a learner's progress, shown as widgets or, without them, as text:
+    ``Quiz.from_file("quizzes/00_start_here.yaml")`` as the last line of a cell (lesson 00)."""
 
     def __init__(self, bank: Bank, *, results_path: Path | str | None = None):
         self.bank = bank

@@ -1,16 +1,13 @@
 """A learner's progress on each quiz, and the results file that keeps it (lesson 00).
 
-One JSON file per learner holds all quizzes: ``{"format": "labkit-quiz-results", "version": 1,
-"learner": ..., "quizzes": {quiz id: {"score": ..., "questions": {question id: {...}}}}}``. It
-is ``$LABKIT_QUIZ_RESULTS``, else ``quiz-results.json`` in the user's data folder
-(``$XDG_DATA_HOME/labkit`` or ``~/.local/share/labkit``; ``%APPDATA%\\labkit`` on Windows).
-Each attempt is saved at once, atomically, under a lock on ``<name>.lock``, merged with what
-other kernels saved, so no attempt is lost. A file that cannot be read is renamed to
+One JSON file per learner holds every quiz (``{"format": "labkit-quiz-results", "version": 1,
+"quizzes": {quiz id: {"questions": {question id: {...}}}}}``): ``$LABKIT_QUIZ_RESULTS``, else
+``quiz-results.json`` in ``$XDG_DATA_HOME/labkit``, ``~/.local/share/labkit`` or, on Windows,
+``%APPDATA%\\labkit``. Each attempt is saved at once, atomically, under a lock on
+``<name>.lock``, merged with what other kernels saved. A file that cannot be read is renamed to
 ``<name>.corrupt-<time>.json`` (once, under the lock), and every kernel that saw it says so.
-
-An answer that cannot be read (``invalid``) costs no attempt. A question closes when answered
-correctly, revealed, or out of attempts; then its answer can be shown, and scores nothing.
-Code exercises have unlimited attempts and are never revealed: their solution is in the lesson.
+A question closes when answered correctly, revealed, or out of attempts; code exercises have
+unlimited attempts and are never revealed: their solution is in the lesson.
 """
 
 import getpass
