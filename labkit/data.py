@@ -65,9 +65,7 @@ def _write_standin(staging: Path, size: int, seed: int) -> None:
             write_image_folder(staging / split, [shape], count, size=size,
                                seed=seed + 10 * offset + index)
             (staging / split / shape).rename(staging / split / name)
-    (staging / "standin.json").write_text(json.dumps(
-        {"size": size, "seed": seed, "shapes": HYMENOPTERA_STANDIN_SHAPES,
-         "counts": HYMENOPTERA_COUNTS}))
+    (staging / "standin.json").write_text(json.dumps(HYMENOPTERA_STANDIN_SHAPES))  # the stamp
 
 
 def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = None,
@@ -75,19 +73,17 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
     """``{"train": Path, "val": Path}``, each with ``ants/`` and ``bees/`` (lesson 05): the real
     photos, or in stand-in mode procedural images in the same layout and numbers (an arrow on
     clutter is an "ant", a hexagon a "bee"), written once under ``$LABKIT_DATA/standin``."""
-    from labkit.assets import dataset_path, store
-    from labkit.assets.loaders import show_banner, standin_mode
+    from labkit.assets import dataset_path, show_banner, standin_mode, store
 
     if not standin_mode(standin):
         root = dataset_path("hymenoptera", offline=offline)
         return {split: root / split for split in HYMENOPTERA_COUNTS}
     root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
     store.publish(root, lambda staging: _write_standin(staging, size, seed), "standin.json")
-    show_banner("STAND-IN MODE: these are not the ants-vs-bees photos but procedural images in "
-                "the same folders and numbers (an arrow on clutter is an 'ant', a hexagon a "
-                "'bee'), so the code path is real and the accuracies say nothing about the "
-                "photos. To use the photos: python -m labkit assets fetch hymenoptera, then set "
-                "LABKIT_STANDIN=0.")
+    show_banner("STAND-IN MODE: not the ants-vs-bees photos but procedural images in the same "
+                "folders and numbers (an arrow on clutter is an 'ant', a hexagon a 'bee'): the "
+                "accuracies say nothing about the photos. To use them: python -m labkit assets "
+                "fetch hymenoptera, then set LABKIT_STANDIN=0.")
     return {split: root / split for split in HYMENOPTERA_COUNTS}
 
 
@@ -106,8 +102,7 @@ def _write_faces(staging: Path) -> None:
                   / ("faces" if index < 100 else "non-faces"))
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"{index:03}.png")
-    (staging / "faces.json").write_text(json.dumps(
-        {"source": "skimage.data.lfw_subset", "counts": FACES_COUNTS}))
+    (staging / "faces.json").write_text(json.dumps(FACES_COUNTS))  # the stamp of a whole set
 
 
 def face_folders() -> dict[str, Path]:

@@ -1,6 +1,5 @@
-"""Learners' own photos (lesson 05): ``ImageFolder`` is torchvision's with its hooks filled in:
-``loader=load_image`` makes every image 8-bit RGB, ``is_valid_file`` checks each file once and
-lists what it leaves out, and why, in ``skipped``."""
+"""Learners' own photos (lesson 05): torchvision's ``ImageFolder`` with ``loader=load_image``
+(every image 8-bit RGB) and ``is_valid_file`` (each file checked once; ``skipped`` says why)."""
 
 import os
 import warnings
@@ -73,7 +72,17 @@ class ImageFolder(torchvision.datasets.ImageFolder):
                     f"The class folder {Path(self.root) / name} has no usable images"
                     f"{' (skipped: ' + '; '.join(why) + ')' if why else ''}. Fix: put images of "
                     f"'{name}' in it, or delete the folder (the model then has one class fewer).")
-        self._describe()
+        problems = [f"  {p.relative_to(self.root)}: {r}" for p, r in self.skipped
+                    if not r.startswith("hidden")]  # hidden files are only listed in skipped
+        if problems:
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            warnings.warn(f"labkit: skipped {len(problems)} file(s) under {self.root}, using "
+                          f"{len(self.samples)} images:\n" + "\n".join(problems[:20]) + more
+                          + "\nFix: replace or delete these files (dataset.skipped lists them "
+                          "all).", stacklevel=2)
+        if converted := sum(n for mode, n in self.modes.items() if mode != "RGB"):
+            print(f"labkit: {converted} of {len(self.samples)} images under {self.root} are not "
+                  "8-bit RGB and are converted as they are read (dataset.summary() says which).")
 
     def find_classes(self, directory) -> tuple[list[str], dict[str, int]]:
         """torchvision's hook for the classes: no hidden ones, and at least two."""
@@ -160,21 +169,6 @@ class ImageFolder(torchvision.datasets.ImageFolder):
                     ", which is listed")
         self._listed[real] = path
         return None
-
-    def _describe(self) -> None:
-        """Warn about the files skipped (hidden ones aside) and say how many are converted."""
-        problems = [(p.relative_to(self.root), r) for p, r in self.skipped
-                    if not r.startswith("hidden")]
-        count = len(self.samples)
-        if problems:
-            listed = "\n".join(f"  {path}: {reason}" for path, reason in problems[:20])
-            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-            warnings.warn(f"labkit: skipped {len(problems)} file(s) under {self.root}, using "
-                          f"{count} images:\n{listed}{more}\nFix: replace or delete these files "
-                          "(dataset.skipped lists them all).", stacklevel=3)
-        if converted := sum(n for mode, n in self.modes.items() if mode != "RGB"):
-            print(f"labkit: {converted} of {count} images under {self.root} are not 8-bit RGB "
-                  "and are converted as they are read (dataset.summary() says which).")
 
     def summary(self) -> str:
         """Which files were skipped and why, and which images are converted to RGB."""

