@@ -109,9 +109,6 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
                 labels.append(torch.as_tensor(targets).long().cpu())  # (B,)
     finally:
         backbone.train(was_training)
-    if not features:
-        raise ValueError("The loader yielded no batches, so there is nothing to extract. "
-                         "Fix: check that the dataset is not empty.")
     # Concatenated outside inference_mode: normal tensors that a head can train on.
     features, labels = torch.cat(features), torch.cat(labels)
     if path is not None:  # atomic: an interrupted run never leaves half a file under this name

@@ -1,6 +1,5 @@
-"""Lesson 01's experiment: a new shapes task learnt from a few labels from scratch, on a frozen
-pre-trained SmallCNN, or by fine-tuning it. Every method sees the same labelled images, optimiser
-steps and test images: only the starting weights and what trains differ."""
+"""Lesson 01's experiment: a shapes task learnt from a few labels from scratch, on a frozen
+pre-trained SmallCNN, or fine-tuning it; only the starting weights and what trains differ."""
 
 import statistics
 import time
@@ -56,8 +55,7 @@ def pretrain_source(*, n_per_class: int, num_epochs: int, device, seed: int = 0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=1e-2, total_steps=num_epochs * len(train_loader))
     history = fit(model, train_loader, DataLoader(val_set, batch_size=256), device=device,
-                  num_epochs=num_epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_step="batch", progress=False, plot=False)
+                  num_epochs=num_epochs, optimizer=optimizer, scheduler=scheduler)
     return model, history
 
 

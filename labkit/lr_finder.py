@@ -2,6 +2,7 @@
 rate where the (smoothed) loss falls fastest. Model and optimizer are put back afterwards."""
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -46,14 +47,11 @@ def find_lr(model: nn.Module, train_loader, device, *, optimizer=None, start_lr:
                          "to be positive. Fix: e.g. AdamW(param_groups(model, lr=1e-3)).")
     ratios = [group["lr"] / top if keep_ratios else 1.0 for group in optimizer.param_groups]
     lrs, losses, smooth, best = [], [], None, math.inf
-    batches = iter(())
+    # A short loader is walked again; the rates are evenly spaced on a log axis.
+    batches = itertools.chain.from_iterable(itertools.repeat(train_loader, num_steps))
     train_mode(model)
     try:
-        for lr in np.geomspace(start_lr, end_lr, num_steps).tolist():  # evenly spaced on a log axis
-            batch = next(batches, None)
-            if batch is None:  # a short loader is walked again
-                batches = iter(train_loader)
-                batch = next(batches)
+        for lr, batch in zip(np.geomspace(start_lr, end_lr, num_steps).tolist(), batches):
             for group, ratio in zip(optimizer.param_groups, ratios):
                 group["lr"] = lr * ratio
             inputs, targets = split_batch(batch)

@@ -1,7 +1,5 @@
-"""Domain shift on purpose (lesson 10): images changed the way a new camera, site or season
-changes them. Each shift maps images in [0, 1], (3, H, W) or (B, 3, H, W), to the same shape
-(``grayscale`` and ``blur`` take PIL images too); its repr names its settings, so
-``extract_features`` caches shifted images apart from the originals."""
+"""Domain shift on purpose (lesson 10): images in [0, 1], (3, H, W) or (B, 3, H, W), changed as
+a new camera or site would; a shift's repr names its settings, so features cache apart."""
 
 import math
 from collections.abc import Callable

@@ -204,8 +204,7 @@ def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8
             "editor: encoding UTF-8), or pass encoding=\"cp1252\" if you know it is that."
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    rows = [(reader.line_num, row) for row in reader]
-    return list(reader.fieldnames or []), rows
+    return list(reader.fieldnames or []), [(reader.line_num, row) for row in reader]
 
 
 def _first(items: list, limit: int = 10) -> str:
