@@ -67,22 +67,6 @@ def feature_cache_key(backbone: nn.Module, dataset) -> str:
     return digest.hexdigest()
 
 
-def _load_cache(path: Path, key: str) -> tuple[Tensor, Tensor] | None:
-    """The saved (features, labels), or None; an unreadable file is moved aside, not fatal."""
-    try:
-        saved = torch.load(path, weights_only=True)  # tensors and plain containers only
-        if saved.get("key") != key:
-            raise ValueError("it was saved for other inputs or by another labkit version")
-        return saved["features"], saved["labels"]
-    except Exception as exc:  # a half-written or foreign file fails in many different ways
-        corrupt = path.with_name(path.name + ".corrupt")
-        os.replace(path, corrupt)
-        warnings.warn(f"The feature cache {path} is corrupt or unreadable ({load_error_reason(exc)}"
-                      f"); it was moved to {corrupt} and the features are extracted again. Fix: "
-                      f"nothing to do; delete {corrupt} when you no longer need it.", stacklevel=3)
-        return None
-
-
 def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
                      cache_dir: str | os.PathLike | None | bool = None,
                      refresh: bool = False) -> tuple[Tensor, Tensor]:
@@ -93,10 +77,20 @@ def extract_features(backbone: nn.Module, loader, device: torch.device | str, *,
         cache_dir = cache_dir or cache_dirs()["course datasets (LABKIT_DATA)"] / "features"
         key = feature_cache_key(backbone, getattr(loader, "dataset", loader))
         path = Path(cache_dir) / f"{type(backbone).__name__}-{key[:16]}.pt"
-        cached = None if refresh or not path.exists() else _load_cache(path, key)
-        if cached is not None:
-            print(f"labkit: features loaded from the cache {path}")
-            return cached
+        try:
+            if path.exists() and not refresh:
+                saved = torch.load(path, weights_only=True)  # tensors and plain containers only
+                if saved.get("key") != key:
+                    raise ValueError("it was saved for other inputs or by another labkit version")
+                print(f"labkit: features loaded from the cache {path}")
+                return saved["features"], saved["labels"]
+        except Exception as exc:  # a half-written or foreign file fails in many different ways
+            corrupt = path.with_name(path.name + ".corrupt")
+            os.replace(path, corrupt)
+            warnings.warn(f"The feature cache {path} is corrupt or unreadable ("
+                          f"{load_error_reason(exc)}); it was moved to {corrupt} and the features "
+                          f"are extracted again. Fix: nothing to do; delete {corrupt} when you no "
+                          "longer need it.", stacklevel=2)
     start, was_training = time.perf_counter(), backbone.training
     features, labels = [], []
     backbone.eval()  # dropout off, BatchNorm uses its running statistics

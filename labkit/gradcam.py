@@ -21,8 +21,7 @@ def grad_cam(model: nn.Module, target_layer: nn.Module | str, inputs: Tensor, *,
     try:
         model.eval()
         with torch.enable_grad():
-            logits = model(inputs.detach().clone().requires_grad_(True))
-            logits = getattr(logits, "logits", logits)                       # (N, classes)
+            logits = model(inputs.detach().clone().requires_grad_(True))   # (N, classes)
             if not captured:
                 raise RuntimeError(f"The target layer ({type(layer).__name__}) was not used in "
                                    "the forward pass. Fix: pick a layer of this model that the "

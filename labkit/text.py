@@ -5,7 +5,6 @@ import csv
 import difflib
 import inspect
 import io
-import operator
 import warnings
 from pathlib import Path
 
@@ -40,7 +39,7 @@ class TextClassificationDataset(Dataset):
                              "(pandas reads an empty cell as NaN, a float). Fix: drop them with "
                              "their labels: [i for i, t in enumerate(texts) if isinstance(t, str) "
                              "and t.strip()] are the ones to keep.")
-        self.texts, self.labels = list(texts), [_class_index(i, y) for i, y in enumerate(labels)]
+        self.texts, self.labels = list(texts), [int(label) for label in labels]  # 0, 1, 2, ...
         # truncation: a longer text would not fit the position embeddings (512 for BERT).
         encodings = tokenizer(self.texts, truncation=True, max_length=max_length)
         self.encodings = {name: encodings[name] for name in names if name in encodings}
@@ -64,18 +63,6 @@ class TextClassificationDataset(Dataset):
                 "labels": self.labels[index]}
 
 
-def _class_index(i: int, label) -> int:
-    try:
-        index = operator.index(label)  # ints, NumPy and 0-d torch integers; not 1.5 or "pos"
-    except TypeError:
-        index = -1
-    if index < 0 or isinstance(label, bool) or getattr(label, "dtype", None) == torch.bool:
-        raise ValueError(f"label {i} is {label!r}, not a class index (0, 1, 2, ...). Fix: map "
-                         "each label name to a number, e.g. labels = [names.index(l) for l in "
-                         "labels], or read the file with labkit.text.load_text_csv.")
-    return index
-
-
 class DynamicPadding:
     """collate_fn: dicts of token lists -> (B, L) tensors padded to the batch's longest (L),
     input_ids with ``pad_token_id``, the rest with 0, and (B,) ``labels``. Lesson 09."""
@@ -84,13 +71,10 @@ class DynamicPadding:
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict]) -> dict[str, Tensor]:
-        batch = {}
-        for name in features[0]:
-            rows = [torch.tensor(f[name], dtype=torch.long) for f in features]
-            pad = self.pad_token_id if name == "input_ids" else 0
-            batch[name] = (torch.stack(rows) if name == "labels"                          # (B,)
-                           else pad_sequence(rows, batch_first=True, padding_value=pad))  # (B, L)
-        return batch
+        batch = {name: pad_sequence([torch.tensor(f[name]) for f in features], batch_first=True,
+                                    padding_value=self.pad_token_id if name == "input_ids" else 0)
+                 for name in features[0] if name != "labels"}                  # (B, L) each
+        return {**batch, "labels": torch.tensor([f["labels"] for f in features])}  # (B,)
 
 
 def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor) -> Tensor:
@@ -199,10 +183,8 @@ def _read_rows(path: Path | str, *, delimiter: str = ",", encoding: str = "utf-8
         line = data[:exc.start].count(b"\n") + 1
         raise ValueError(
             f"{path} is not {encoding} text: byte {data[exc.start]:#04x} on line {line} cannot be "
-            f"read ({exc.reason}). It was probably saved as Windows-1252 or Latin-1 (what Excel "
-            "writes for plain \"CSV\"). Fix: save it again as UTF-8 (Excel: \"CSV UTF-8\"; a text "
-            "editor: encoding UTF-8), or pass encoding=\"cp1252\" if you know it is that."
-        ) from None
+            f"read ({exc.reason}); Excel saves plain \"CSV\" as Windows-1252. Fix: save it again "
+            "as UTF-8 (Excel: \"CSV UTF-8\"), or pass encoding=\"cp1252\" if it is that.") from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     return list(reader.fieldnames or []), [(reader.line_num, row) for row in reader]
 

@@ -31,8 +31,7 @@ def classify(model: nn.Module, weights, images: list, *, device: torch.device | 
     (the resize, crop and normalisation the model was trained with), in eval mode. Lesson 00."""
     preprocess = weights.transforms()
     batch = torch.stack([preprocess(image) for image in images]).to(device)  # (N, 3, H, W)
-    logits = model.eval()(batch)
-    logits = getattr(logits, "logits", logits)  # Inception and GoogLeNet named tuples
+    logits = model.eval()(batch)                                     # (N, classes)
     top = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)   # (N, k) each
     return [[(weights.meta["categories"][i], p) for p, i in zip(values, indices)]
             for values, indices in zip(top.values.tolist(), top.indices.tolist())]
