@@ -18,16 +18,14 @@ def get_device(*, verbose: bool = True) -> torch.device:
 
 
 def describe_device(device: torch.device | str) -> str:
-    """The device and its memory in one line, e.g. ``cuda:0 (NVIDIA H100, 79.1 GB)``. Lesson 05."""
+    """The device (and a GPU's memory) in one line, e.g. ``cuda:0 (NVIDIA H100, 79.1 GB)``. Lesson 05."""
     device = torch.device(device)
     if device.type == "cuda":
         name, total = torch.cuda.get_device_name(device), torch.cuda.mem_get_info(device)[1]
     elif device.type == "mps":  # shared memory: torch reports the budget it allows itself
         name, total = "Apple GPU via Metal", torch.mps.recommended_max_memory()
-    else:
+    else:  # a CPU by its cores: its memory has no portable query (os.sysconf is not on Windows)
         name, total = f"{os.cpu_count()} CPU cores", None
-        if hasattr(os, "sysconf"):  # not on Windows
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return f"{device} ({name}{f', {total / 1e9:.1f} GB' if total else ''})"
 
 

@@ -39,11 +39,9 @@ def feature_cache_key(backbone: nn.Module, dataset) -> str:
     _update(digest, "labkit features v1", type(backbone).__name__)  # v2: another file layout
     for name, tensor in backbone.state_dict().items():
         _update(digest, name, tensor)
-    positions = None  # the samples that the outermost Subset reads, as indices into the base
-    while isinstance(dataset, Subset):
-        indices = [int(i) for i in dataset.indices]
-        positions = indices if positions is None else [indices[p] for p in positions]
-        dataset = dataset.dataset
+    positions = None  # the samples that a Subset reads, as indices into its dataset
+    if isinstance(dataset, Subset):
+        positions, dataset = [int(i) for i in dataset.indices], dataset.dataset
     loader = getattr(dataset, "loader", None)  # how files become images (labkit.images converts)
     _update(digest, repr(getattr(dataset, "transform", None)),
             repr(getattr(dataset, "target_transform", None)),

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 from torchvision import models
 
-# timm's EfficientNet and Hugging Face classifiers (BERT and DistilBERT "classifier", GPT-2
-# "score", RoBERTa "classifier.out_proj"): the first of these that is an nn.Linear.
+# timm's EfficientNet, BERT and DistilBERT, GPT-2 and RoBERTa: the first that is an nn.Linear.
 LINEAR_HEAD_NAMES = ("classifier", "score", "classifier.out_proj")
 
 
@@ -66,18 +65,13 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def _frozen_batchnorms_to_eval(model: nn.Module) -> nn.Module:
-    """BatchNorm layers that have parameters, none of them trainable, go to eval mode."""
-    for m in model.modules():
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, but BatchNorms with nothing to train stay in eval mode. Lesson 05."""
+    for m in model.train().modules():
         has_weight = isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
         if has_weight and not m.weight.requires_grad:
             m.eval()
     return model
-
-
-def train_mode(model: nn.Module) -> nn.Module:
-    """``model.train()``, but BatchNorms with nothing to train stay in eval mode. Lesson 05."""
-    return _frozen_batchnorms_to_eval(model.train())
 
 
 def freeze_backbone(model: nn.Module) -> nn.Module:
@@ -86,7 +80,7 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
     model.requires_grad_(False)
     for head in heads.values():
         head.requires_grad_(True)
-    return _frozen_batchnorms_to_eval(model)
+    return train_mode(model) if model.training else model  # eval mode: they are already
 
 
 def unfreeze(model: nn.Module, *stages: str) -> nn.Module:

@@ -63,13 +63,11 @@ def measure_latency(model: nn.Module, inputs: Tensor, *, device: torch.device | 
     inputs = inputs.to(device)
     # Wait for the GPU's queued work before reading the clock (torch.cpu's is a no-op).
     synchronize = getattr(torch, torch.device(device).type).synchronize
-    for _ in range(warmup):
-        model(inputs)
     times = []
-    for _ in range(repeats):
+    for _ in range(warmup + repeats):
         synchronize()
         start = time.perf_counter()
         model(inputs)
         synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times[warmup:])  # the warm-up runs fill caches: not counted
