@@ -13,7 +13,6 @@ from torch import nn
 
 from conftest import ROOT
 from labkit.exercises import CHECKERS
-from labkit.exercises.architectures import vgg_block_parameters
 from labkit.quiz import load_bank
 from notebook_runs import executed
 
@@ -177,6 +176,12 @@ def test_the_notebooks_blocks_are_vgg16_features(notebook_vgg_block, vgg16):
     theirs = {k: tuple(v.shape) for k, v in vgg16.features.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == theirs
     assert [type(m) for m in ours] == [type(m) for m in vgg16.features]
+
+
+def vgg_block_parameters(num_convs, in_channels, out_channels):
+    """Weights and biases of a VGG block: 3x3 kernels, one bias per output channel."""
+    inputs = [in_channels] + [out_channels] * (num_convs - 1)
+    return sum(9 * c_in * out_channels + out_channels for c_in in inputs)
 
 
 def test_checker_accepts_the_notebooks_solution(bank, notebook_vgg_block):

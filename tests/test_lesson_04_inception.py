@@ -17,8 +17,8 @@ from torch import nn
 from torchvision.models import (ConvNeXt_Tiny_Weights, Inception_V3_Weights, ResNet50_Weights,
                                 VGG16_Weights)
 
-from labkit.exercises.architectures import (check_inception_module, inception_multiplies,
-                                            inception_parameters)
+from labkit.exercises.architectures import (check_inception_module, inception_convs,
+                                            inception_multiplies)
 from labkit.quiz import load_bank
 from labkit.vision import count_parameters, weights_summary
 from notebook_runs import executed
@@ -76,6 +76,12 @@ def test_five_by_five_saving_and_module_totals():
     bank = questions()
     assert bank["saving_5x5"]["answer"] == pytest.approx(without / with_reduction, abs=0.05)
     assert bank["saving_module"]["answer"] == pytest.approx(naive / reduced, abs=0.05)
+
+
+def inception_parameters(*, batchnorm=False, big_kernel=5, **widths):
+    """k²·c_in·c_out weights per conv and, per output channel, a bias (or BatchNorm's two)."""
+    return sum(k * k * c_in * c_out + (2 if batchnorm else 1) * c_out
+               for c_in, c_out, k in inception_convs(**widths, big_kernel=big_kernel))
 
 
 def test_torchvision_inception3a_has_a_3x3_where_the_paper_has_5x5():

@@ -1,6 +1,6 @@
-"""Checkers for lessons 02 (VGG), 03 (ResNet) and 04 (Inception): the block each lesson has the
-learner write, built with the bank's sizes and others, probed by its layers, shapes and outputs."""
+"""Checkers for lessons 02 (VGG), 03 (ResNet) and 04 (Inception): the block each lesson writes."""
 
+import functools
 from collections import Counter
 
 import torch
@@ -9,18 +9,12 @@ from torch.nn.modules.utils import _pair
 from torch.overrides import TorchFunctionMode
 from torchvision.models.resnet import BasicBlock
 
-from labkit.exercises.checks import (Mistake, batchnorms, build, checker,
-                                     for_each_size, forward, require)
+from labkit.exercises.checks import (Mistake, attempt, batchnorms, checker, for_each_size,
+                                     forward, require)
 from labkit.vision import count_parameters
 
 CONV_FIX = "nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)"
 VGG_POOL_FIX = "nn.MaxPool2d(kernel_size=2, stride=2)"
-
-
-def vgg_block_parameters(num_convs: int, in_channels: int, out_channels: int) -> int:
-    """Weights and biases of a VGG block: 3x3 kernels, one bias per output channel."""
-    inputs = [in_channels] + [out_channels] * (num_convs - 1)
-    return sum(9 * c_in * out_channels + out_channels for c_in in inputs)
 
 
 def _leaves(module) -> list:
@@ -29,10 +23,11 @@ def _leaves(module) -> list:
     return [leaf for child in children for leaf in _leaves(child)] if children else [module]
 
 
-def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: int) -> None:
+def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: int) -> int:
     call = f"vgg_block({num_convs}, {in_channels}, {out_channels})"
-    block = build(call, "make vgg_block(num_convs, in_channels, out_channels) return "
-                        "nn.Sequential(*layers).", vgg_block, num_convs, in_channels, out_channels)
+    block = attempt(call, "make vgg_block(num_convs, in_channels, out_channels) return nn."
+                    "Sequential(*layers).", vgg_block, num_convs, in_channels, out_channels,
+                    returns=nn.Module)
     leaves = _leaves(block)
     names = ", ".join(type(m).__name__ for m in leaves)
     pools = [m for m in leaves if isinstance(m, nn.MaxPool2d)]
@@ -63,16 +58,17 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
                 f"{conv.in_channels} -> {conv.out_channels} channels, not {c_in} -> {out_channels}."
                 f" Fix: the first conv takes in_channels, every later one takes out_channels.")
         require(conv.bias is not None, f"{where} has no bias. Fix: bias=True, the default.")
+    return count_parameters(block)
 
 
 @checker('quiz.answer("build_block", vgg_block)', "the function vgg_block")
 def check_vgg_block(vgg_block, *, num_convs: int = 3, in_channels: int = 128,
                     out_channels: int = 256) -> str:
     """Lesson 02: conv3x3 (padding 1) and ReLU ``num_convs`` times, then a 2x2 max-pool."""
-    for_each_size(lambda size: _check_vgg_size(vgg_block, *size),
-                  [(num_convs, in_channels, out_channels), (2, 3, 8)])
+    count = for_each_size(functools.partial(_check_vgg_size, vgg_block),
+                          (num_convs, in_channels, out_channels), (2, 3, 8))
     return (f"Well done: vgg_block({num_convs}, {in_channels}, {out_channels}) has the VGG layout"
-            f" and {vgg_block_parameters(num_convs, in_channels, out_channels):,} parameters.")
+            f" and {count:,} parameters.")
 
 
 SIZE = 8  # height and width of the probe input: small, and divisible by the stride
@@ -97,7 +93,8 @@ def torchvision_basic_block(in_channels: int, out_channels: int, stride: int = 1
 def _check_block(block_class, in_channels: int, out_channels: int, stride: int) -> int:
     """Shape, stride, addition and parameter count of one block; returns torchvision's count."""
     call = f"ResidualBlock({in_channels}, {out_channels}, {stride})"
-    block = build(call, INIT_FIX, block_class, in_channels, out_channels, stride).eval()
+    block = attempt(call, INIT_FIX, block_class, in_channels, out_channels, stride,
+                    returns=nn.Module).eval()
     x, small = torch.randn(2, in_channels, SIZE, SIZE), SIZE // stride  # x: (B, C_in, H, W)
     out = forward(call, FORWARD_FIX, block, x)
     require(tuple(out.shape) == (2, out_channels, small, small), f"Wrong stride or channels: on "
@@ -107,12 +104,9 @@ def _check_block(block_class, in_channels: int, out_channels: int, stride: int) 
     require(not any(m.in_channels == out_channels != in_channels and m.stride != (1, 1)
                     for m in convs), "The stride sits on the second 3x3 conv. Fix: give the first "
             "3x3 conv stride=stride and the second stride 1, as torchvision's BasicBlock does.")
-    with torch.no_grad():  # F(x) zero and BatchNorm the identity: the block gives relu(shortcut(x))
+    with torch.no_grad():  # F(x) zero, and a fresh BatchNorm is the identity: relu(shortcut(x))
         for param in (p for conv in convs if conv.kernel_size != (1, 1) for p in conv.parameters()):
             param.zero_()
-        for norm in (n for n in batchnorms(block) if n.affine):
-            norm.weight.fill_(1.0)
-            norm.bias.zero_()
     out = forward(call, FORWARD_FIX, block, x)
     changes = stride != 1 or in_channels != out_channels
     fix = ("when the shape changes, project x with a 1x1 conv (stride=stride) and BatchNorm" if
@@ -163,12 +157,6 @@ def inception_convs(in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5
             (in_channels, ch5x5red, 1), (ch5x5red, ch5x5, big_kernel), (in_channels, pool_proj, 1)]
 
 
-def inception_parameters(*, batchnorm: bool = False, big_kernel: int = 5, **widths) -> int:
-    """k²·c_in·c_out weights per conv and, per output channel, a bias (or BatchNorm's two)."""
-    return sum(k * k * c_in * c_out + (2 if batchnorm else 1) * c_out
-               for c_in, c_out, k in inception_convs(**widths, big_kernel=big_kernel))
-
-
 def inception_multiplies(height: int, width: int, *, big_kernel: int = 5, **widths) -> int:
     """Multiplications of the module's convs for one image (padding keeps height x width)."""
     return sum(height * width * c_out * c_in * k * k
@@ -209,27 +197,12 @@ class _Trace(TorchFunctionMode):
                       f"{after[1]}, so the branches cannot be concatenated. Fix: {fix}.")
 
 
-def _check_convs(calls: list, widths: dict, call: str) -> None:
-    expected = Counter((c_out, c_in, k, k) for c_in, c_out, k in inception_convs(**widths))
-    found = Counter(detail for name, detail in calls if name == "conv2d")
-    missing, extra, c_in = expected - found, found - expected, widths["in_channels"]
-    for c_out, red, kh, kw in missing:
-        require(kh == 1 or (c_out, c_in, kh, kw) not in extra, f"{call}: the {kh}x{kw} conv to "
-                f"{c_out} channels reads all {c_in} input channels, without the 1x1 reduction to "
-                f"{red} channels that saves most of its weights and multiplies. Fix: "
-                f"nn.Conv2d(in_channels, {red}, kernel_size=1) and a ReLU first.")
-        require(kh != 5 or (c_out, red, 3, 3) not in extra, f"{call}: after the {red}-channel "
-                f"reduction the paper has a 5x5 conv, not 3x3 (torchvision's GoogLeNet keeps that "
-                f"bug for its weights). Fix: kernel_size=5, padding=2.")
-    require(not missing and not extra, f"{call}: its convs (c_out, c_in, kh, kw) are "
-            f"{list(found.elements())}. Fix: exactly these, {list(expected.elements())}.")
-
-
-def _check_inception_size(module_class, widths: dict, size: int) -> None:
+def _check_inception_size(module_class, widths: dict, size: int) -> int:
     call = (f"{getattr(module_class, '__name__', 'your class')}"
             f"({', '.join(f'{name}={widths[name]}' for name in WIDTHS)})")
-    module = build(call, f"subclass nn.Module, call super().__init__() first, and take the "
-                         f"keyword arguments {', '.join(WIDTHS)}.", module_class, **widths)
+    module = attempt(call, f"subclass nn.Module, call super().__init__() first, and take the "
+                     f"keyword arguments {', '.join(WIDTHS)}.", module_class, **widths,
+                     returns=nn.Module)
     x, trace = torch.randn(2, widths["in_channels"], size, size), _Trace()
     try:
         with torch.no_grad(), trace:
@@ -247,22 +220,31 @@ def _check_inception_size(module_class, widths: dict, size: int) -> None:
                       f"each conv's channels, and that each branch reads the input x.") from None
     require({name for name, _ in trace.calls} & POOLS, f"{call}: no pooling ran, so the fourth "
             f"branch is missing. Fix: {INCEPTION_POOL_FIX}, then a 1x1 conv to pool_proj.")
-    _check_convs(trace.calls, widths, call)
+    expected = Counter((c_out, c_in, k, k) for c_in, c_out, k in inception_convs(**widths))
+    found = Counter(detail for name, detail in trace.calls if name == "conv2d")
+    missing, extra, c_in = expected - found, found - expected, widths["in_channels"]
+    for c_out, red, kh, kw in missing:
+        require(kh == 1 or (c_out, c_in, kh, kw) not in extra, f"{call}: the {kh}x{kw} conv "
+                f"reads all {c_in} input channels, without the 1x1 reduction to {red} channels. "
+                f"Fix: nn.Conv2d(in_channels, {red}, kernel_size=1) and a ReLU first.")
+        require(kh != 5 or (c_out, red, 3, 3) not in extra, f"{call}: after the {red}-channel "
+                f"reduction the paper has a 5x5 conv, not 3x3 (torchvision's GoogLeNet keeps that "
+                f"bug for its weights). Fix: kernel_size=5, padding=2.")
+    require(not missing and not extra, f"{call}: its convs (c_out, c_in, kh, kw) are "
+            f"{list(found.elements())}. Fix: exactly these, {list(expected.elements())}.")
     want = (2, sum(widths[name] for name in ("ch1x1", "ch3x3", "ch5x5", "pool_proj")), size, size)
     require(getattr(y, "shape", None) == want, f"{call} returns {getattr(y, 'shape', type(y))}, "
             f"expected {want}: ch1x1 + ch3x3 + ch5x5 + pool_proj channels. Fix: return {CAT_FIX}.")
     relus = sum(name in RELUS for name, _ in trace.calls)
     require(relus >= 6, f"{call}: the forward pass applies ReLU {relus} time(s) for 6 convs. Fix: "
                         f"nn.ReLU(inplace=True) after each conv, the 1x1 reductions too.")
+    return want[1]
 
 
 @checker('quiz.answer("inception_module", PaperInception)', "a class")
-def check_inception_module(module_class, *, in_channels: int = 192, ch1x1: int = 64,
-                           ch3x3red: int = 96, ch3x3: int = 128, ch5x5red: int = 16,
-                           ch5x5: int = 32, pool_proj: int = 32, size: int = 28) -> str:
+def check_inception_module(module_class, *, size: int = 28, **widths) -> str:
     """Lesson 04: four branches that keep height and width, concatenated along channels."""
-    widths = dict(zip(WIDTHS, (in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)))
-    for_each_size(lambda config: _check_inception_size(module_class, *config),
-                  [(widths, size), (SMALL, 9)])
-    return (f"Well done: {in_channels} -> {ch1x1 + ch3x3 + ch5x5 + pool_proj} channels, {size}x"
+    channels = for_each_size(functools.partial(_check_inception_size, module_class),
+                             (widths, size), (SMALL, 9))
+    return (f"Well done: {widths['in_channels']} -> {channels} channels, {size}x"
             f"{size} kept, {inception_multiplies(size, size, **widths):,} multiplies per image.")

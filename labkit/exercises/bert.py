@@ -22,8 +22,7 @@ def check_masked_mean(masked_mean) -> str:
     out = attempt("masked_mean", "it takes (last_hidden_state, attention_mask), shapes (B, L, H) "
                   "and (B, L); the mask holds 0 and 1.", masked_mean, hidden.clone(), mask.clone())
     require(isinstance(out, torch.Tensor) and out.shape == (3, 4), f"masked_mean returned "
-            f"{getattr(out, 'shape', type(out).__name__)}, not (3, 4): a vector per sentence of "
-            f"hidden states (3, 6, 4). Fix: reduce over dim=1.")
+            f"{getattr(out, 'shape', type(out).__name__)}, not (3, 4). Fix: reduce over dim=1.")
     sums = (hidden * mask.unsqueeze(-1)).sum(dim=1)  # (B, H) over the real tokens
     for wrong, mistake in [
             (hidden.mean(dim=1), "Your function averages over every position, padding included. "
@@ -41,13 +40,10 @@ def check_masked_mean(masked_mean) -> str:
     return "Well done: padding no longer changes a sentence's vector, as in labkit.text.mean_pool."
 
 
-def _sentence(length: int, label: int, start: int) -> dict:  # BERT's [CLS]=2 ... [SEP]=3
-    return {"input_ids": [2, *range(start, start + length - 2), 3],
-            "attention_mask": [1] * length, "token_type_ids": [0] * length, "labels": label}
-
-
-PADDING_PROBES = [[_sentence(5, 1, 10), _sentence(9, 0, 20), _sentence(3, 1, 30)],
-                  [_sentence(4, 0, 40), _sentence(6, 1, 50)]]
+PADDING_PROBES = [  # sentences of (length, label, first token id), as BERT's [CLS]=2 ... [SEP]=3
+    [{"input_ids": [2, *range(start, start + length - 2), 3], "attention_mask": [1] * length,
+      "token_type_ids": [0] * length, "labels": label} for length, label, start in sentences]
+    for sentences in ([(5, 1, 10), (9, 0, 20), (3, 1, 30)], [(4, 0, 40), (6, 1, 50)])]
 
 
 @checker('quiz.answer("collate_batch", collate_batch)')

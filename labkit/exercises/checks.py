@@ -1,5 +1,5 @@
-"""What the lessons' checkers share: a wrong answer raises ``Mistake`` (its message names the
-mistake and the fix); the learner's code runs inside ``attempt``; counts of what trains."""
+"""What the checkers share: a wrong answer raises ``Mistake``; the learner's code runs in
+``attempt``."""
 
 import functools
 
@@ -37,20 +37,16 @@ def require(condition, message: str) -> None:
         raise Mistake(message)
 
 
-def attempt(call: str, fix: str, function, *args, **kwargs):
-    """``function(*args, **kwargs)``, the learner's code: an error it raises is a Mistake."""
+def attempt(call: str, fix: str, function, *args, returns: type = object, **kwargs):
+    """``function(*args, **kwargs)``, the learner's code: an error it raises, or a result that is
+    not a ``returns``, is a Mistake."""
     try:
-        return function(*args, **kwargs)
+        result = function(*args, **kwargs)
     except Exception as error:  # noqa: BLE001  (any error in the learner's code)
         raise Mistake(f"{call} raised {type(error).__name__}: {error}. Fix: {fix}") from None
-
-
-def build(call: str, fix: str, factory, *args, **kwargs) -> nn.Module:
-    """The module that the learner's function or class builds."""
-    module = attempt(call, fix, factory, *args, **kwargs)
-    require(isinstance(module, nn.Module), f"{call} returned a {type(module).__name__}, not a "
-                                           f"module. Fix: {fix}")
-    return module
+    require(isinstance(result, returns), f"{call} returned a {type(result).__name__}, not a "
+                                         f"{returns.__name__.lower()}. Fix: {fix}")
+    return result
 
 
 def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -62,22 +58,21 @@ def forward(call: str, fix: str, module: nn.Module, x: torch.Tensor) -> torch.Te
     return out
 
 
-def for_each_size(check, sizes: list) -> None:
-    """``check(size)`` for the bank's sizes, then others, to catch hard-coded numbers."""
-    check(sizes[0])
+def for_each_size(check, quiz_size: tuple, other_size: tuple):
+    """``check(*quiz_size)``'s result, once ``check(*other_size)`` catches no hard-coded numbers."""
+    result = check(*quiz_size)
     try:
-        for size in sizes[1:]:
-            check(size)
+        check(*other_size)
     except Mistake as mistake:
         raise Mistake(f"{mistake} (It passed for the quiz's sizes, so check that your code uses "
                       f"its arguments rather than fixed numbers.)") from None
+    return result
 
 
 def batchnorms(model: nn.Module) -> list[nn.Module]:  # BatchNorm1d, 2d, 3d and SyncBatchNorm
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def drifting_batchnorms(model: nn.Module) -> list[nn.Module]:
-    """Frozen BatchNorm layers in train mode: training would still move their statistics."""
+def drifting_batchnorms(model: nn.Module) -> list[nn.Module]:  # frozen, yet train mode moves them
     return [m for m in batchnorms(model)
             if m.training and not any(p.requires_grad for p in m.parameters())]

@@ -34,7 +34,7 @@ PROBES = [  # (what it tests, table, budgets, {a wrong answer: what it means, an
                                     "compare with <=, not <."}),
     ("a tie", {"big_file": _row(0.90, 10, 40), "small_file": _row(0.90, 10, 10),
                "worse": _row(0.80, 5, 5)}, {"max_ms": 50, "max_mb": 50},
-     {"big_file": "the larger file of two equally accurate. Fix: break ties by the smaller file_mb."}),
+     {"big_file": "the larger file of two as accurate. Fix: break ties by the smaller file_mb."}),
     ("more columns", {"a": _row(0.70, 30, 30, top1=71.0), "b": _row(0.75, 35, 35, top1=69.0)},
      {"max_ms": 100, "max_mb": 100}, {"a": "less accurate on the task. Fix: rank by the "
                                       "'accuracy' column, not top1."}),

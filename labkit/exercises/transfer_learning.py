@@ -1,5 +1,5 @@
 """Checkers for lessons 01 (transfer learning), 05 (feature extraction), 06 (fine-tuning) and
-07 (fine-tuning strategies): what trains and what stays frozen, on models of their own."""
+07 (fine-tuning strategies)."""
 
 import copy
 import math
@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from labkit.exercises.checks import (Mistake, attempt, batchnorms, build, checker,
+from labkit.exercises.checks import (Mistake, attempt, batchnorms, checker,
                                      drifting_batchnorms, forward, require)
 from labkit.transfer import head_modules
 from labkit.vision import count_parameters
@@ -43,20 +43,6 @@ def check_pretrained_frozen(model, *, num_classes: int) -> str:
             f"{count_parameters(head):,} parameters train.")
 
 
-def _shape_fix(shape: tuple, batch: int, features: int, num_classes: int) -> str:
-    if shape == (batch, num_classes):
-        return (f"one score per class of the old head. Fix: model.fc = nn.Identity(), so the "
-                f"pooled {features} features come out instead.")
-    if shape == (batch, features, 1, 1):
-        return ("the pooled features, not yet flattened. Fix: add nn.Flatten() after the "
-                "pooling (or keep the model's forward and set model.fc = nn.Identity()).")
-    if shape[:2] == (batch, features) or len(shape) == 2 and shape[1] % features == 0:
-        return (f"the {features} channels at every position of the last feature map: the global "
-                f"average pooling is missing. Fix: keep model.avgpool; only model.fc goes.")
-    return (f"expected ({batch}, {features}), the numbers the head reads per image. Fix: keep "
-            f"every layer up to and including the pooling, flatten, and drop only model.fc.")
-
-
 @checker('quiz.answer("build_extractor", make_feature_extractor)', "the function")
 def check_feature_extractor(make_feature_extractor) -> str:
     """Lesson 05: a frozen module in eval mode that returns the (B, D) features a head reads."""
@@ -65,16 +51,15 @@ def check_feature_extractor(make_feature_extractor) -> str:
         torch.manual_seed(0)
         probes = {"ResNet of basic blocks": ResNet(BasicBlock, [1, 1, 1, 1], num_classes=10),
                   "ResNet of bottleneck blocks": ResNet(Bottleneck, [1, 1, 1, 1], num_classes=10)}
-    sizes = []
+    sizes = " and ".join(str(model.fc.in_features) for model in probes.values())
     for name, model in probes.items():
         reference, (num_classes, features) = copy.deepcopy(model).eval(), model.fc.weight.shape
-        sizes.append(str(features))
         reference.fc = nn.Identity()
         with torch.no_grad():
             expected = reference(images)  # (B, D): what the head reads
-        extractor = build(f"make_feature_extractor on a {name}", "take a torchvision ResNet and "
-                          "return a module: the model, changed, or an nn.Sequential.",
-                          make_feature_extractor, model)
+        extractor = attempt(f"make_feature_extractor on a {name}", "take a torchvision ResNet "
+                            "and return a module: the model, changed, or an nn.Sequential.",
+                            make_feature_extractor, model, returns=nn.Module)
         trainable = count_parameters(extractor, trainable=True)
         require(not trainable, f"{trainable:,} parameters of the extractor still require grad, "
                 f"so an optimizer could change the backbone. Fix: extractor.requires_grad_(False).")
@@ -83,13 +68,18 @@ def check_feature_extractor(make_feature_extractor) -> str:
         output = forward(f"The extractor of a {name}", "keep the model's layers in their order.",
                          extractor, images)
         shape = tuple(output.shape)
-        require(shape == expected.shape, f"For a {name} the extractor returns {shape}: "
-                + _shape_fix(shape, 2, features, num_classes))
+        require(shape == expected.shape, f"For a {name} the extractor returns {shape}: " + (
+            "one score per class of the old head. Fix: model.fc = nn.Identity()."
+            if shape == (2, num_classes) else
+            "the pooled features, not yet flattened. Fix: add nn.Flatten() after the pooling."
+            if shape == (2, features, 1, 1) else
+            "a vector at every position: the pooling is missing. Fix: keep model.avgpool."
+            if shape[:2] == (2, features) or len(shape) == 2 and shape[1] % features == 0 else
+            f"not (2, {features}). Fix: keep every layer up to the pooling, drop only model.fc."))
         require(torch.allclose(output, expected, rtol=1e-4, atol=1e-5), f"For a {name} the "
-                f"features have other values than the model's own pooled ones (new layers or "
-                f"weights?). Fix: reuse the model you are given and remove only its head.")
+                f"features have other values. Fix: reuse the model given; remove only its head.")
     return (f"Well done: frozen, in eval mode, and exactly the features each ResNet's head reads "
-            f"({' and '.join(sizes)} numbers per image).")
+            f"({sizes} numbers per image).")
 
 
 def expected_rates(lr: float, stages, decay: float) -> dict[str, float]:
