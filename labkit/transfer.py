@@ -90,14 +90,12 @@ def unfreeze(model: nn.Module, *stages: str) -> nn.Module:
         return model.requires_grad_(True)
     known = {name for name, _ in [*model.named_modules(), *model.named_parameters()]}
     for stage in stages:  # check all of them before changing anything
-        if not isinstance(stage, str):
-            raise TypeError(f"unfreeze takes stage names as separate strings, got {stage!r}. Fix: "
-                            f"unfreeze(model, 'layer3', 'layer4'), or unfreeze(model, *names).")
-        if stage not in known:
+        if not isinstance(stage, str) or stage not in known:
             top = ", ".join(name for name, _ in model.named_children())
             raise ValueError(f"{type(model).__name__} has no stage named {stage!r}; its top-level "
-                             f"stages are {top}. Fix: use one of these names, or a dotted name "
-                             f"from [name for name, _ in model.named_modules()].")
+                             f"stages are {top}. Fix: pass each name as a string of its own, "
+                             "unfreeze(model, 'layer3', 'layer4'), from these or from "
+                             "[name for name, _ in model.named_modules()].")
     for name, param in model.named_parameters(remove_duplicate=False):
         if any(name == stage or name.startswith(stage + ".") for stage in stages):
             param.requires_grad_(True)

@@ -219,7 +219,7 @@ def test_unfreeze_an_unknown_stage_lists_the_real_ones():
     assert all(name in message for name, _ in model.named_children())
     assert trainable_names(model) == {"fc.weight", "fc.bias"}  # layer4 not unfrozen either
 
-    with pytest.raises(TypeError, match="Fix:"):
+    with pytest.raises(ValueError, match=r"no stage named \['layer4'\].*Fix: pass each name"):
         unfreeze(model, ["layer4"])
 
 
