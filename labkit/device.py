@@ -10,15 +10,14 @@ import torch
 
 def get_device(*, verbose: bool = True) -> torch.device:
     """The GPU (CUDA or Apple's MPS) if there is one, else the CPU. Lesson 00."""
-    accelerated = torch.accelerator.is_available()
-    device = torch.accelerator.current_accelerator() if accelerated else torch.device("cpu")
+    device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")
     if verbose:
         print(f"labkit: using {describe_device(device)}")
     return device
 
 
 def describe_device(device: torch.device | str) -> str:
-    """The device (and a GPU's memory) in one line, e.g. ``cuda:0 (NVIDIA H100, 79.1 GB)``. Lesson 05."""
+    """The device, with a GPU's memory, e.g. ``cuda:0 (NVIDIA H100, 79.1 GB)``. Lesson 05."""
     device = torch.device(device)
     if device.type == "cuda":
         name, total = torch.cuda.get_device_name(device), torch.cuda.mem_get_info(device)[1]

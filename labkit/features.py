@@ -1,6 +1,5 @@
-"""A frozen backbone gives the same features every epoch: lesson 05 computes them once and saves
-them under a key of the backbone's class and weights, the dataset's transform, image loader,
-Subset and data (image bytes, or tensors); what it cannot see (edited code) needs refresh=True."""
+"""Lesson 05: a frozen backbone's features, computed once and cached under a key of its weights
+and the data (transform, image loader, Subset, bytes or tensors); edited code needs refresh=True."""
 
 import hashlib
 import math

@@ -3,8 +3,7 @@ Networks via Gradient-based Localization*): which parts of an image pushed a CNN
 
     A = activations of the target layer                  (N, C, h, w)
     weights = mean over h and w of d score / d A          (N, C)     one number per channel
-    heatmap = relu(sum over C of weights * A)             (N, h, w)  then upsampled to (H, W)
-"""
+    heatmap = relu(sum over C of weights * A)             (N, h, w)  then upsampled to (H, W)"""
 
 import matplotlib.pyplot as plt
 import torch

@@ -84,8 +84,7 @@ def accuracy_under_shifts(model: torch.nn.Module, data: tuple[Tensor, Tensor],
     results = {}
     for name, shift in {"none": lambda batch: batch, **shifts}.items():
         correct = 0
-        for start in range(0, len(images), batch_size):
-            logits = model(shift(images[start:start + batch_size]).to(device))
-            correct += (logits.argmax(dim=1).cpu() == labels[start:start + batch_size]).sum()
-        results[name] = correct.item() / len(images)
+        for batch, targets in zip(images.split(batch_size), labels.split(batch_size)):
+            correct += (model(shift(batch).to(device)).argmax(dim=1).cpu() == targets).sum().item()
+        results[name] = correct / len(images)
     return results

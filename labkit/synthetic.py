@@ -1,6 +1,5 @@
-"""Procedural images (lesson 01): shapes on textured backgrounds, same seed same pixels. A small
-network pre-trains on ``SOURCE_CLASSES`` in a minute and transfers to ``TARGET_CLASSES`` with no
-download: both need edges, corners and a shape against clutter, which is why transfer helps."""
+"""Procedural images (lesson 01), same seed same pixels: shapes on clutter. ``SOURCE_CLASSES``
+and ``TARGET_CLASSES`` need the same edges and corners, so pre-training on one helps the other."""
 
 from pathlib import Path
 

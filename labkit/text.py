@@ -6,6 +6,7 @@ import difflib
 import inspect
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -63,12 +64,12 @@ class TextClassificationDataset(Dataset):
                 "labels": self.labels[index]}
 
 
+@dataclass
 class DynamicPadding:
     """collate_fn: dicts of token lists -> (B, L) tensors padded to the batch's longest (L),
     input_ids with ``pad_token_id``, the rest with 0, and (B,) ``labels``. Lesson 09."""
 
-    def __init__(self, pad_token_id: int = 0) -> None:
-        self.pad_token_id = pad_token_id
+    pad_token_id: int = 0
 
     def __call__(self, features: list[dict]) -> dict[str, Tensor]:
         batch = {name: pad_sequence([torch.tensor(f[name]) for f in features], batch_first=True,

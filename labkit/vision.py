@@ -29,8 +29,7 @@ def classify(model: nn.Module, weights, images: list, *, device: torch.device | 
              k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-``k`` (ImageNet class, probability) per PIL image, through ``weights.transforms()``
     (the resize, crop and normalisation the model was trained with), in eval mode. Lesson 00."""
-    preprocess = weights.transforms()
-    batch = torch.stack([preprocess(image) for image in images]).to(device)  # (N, 3, H, W)
+    batch = torch.stack(list(map(weights.transforms(), images))).to(device)  # (N, 3, H, W)
     logits = model.eval()(batch)                                     # (N, classes)
     top = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)   # (N, k) each
     return [[(weights.meta["categories"][i], p) for p, i in zip(values, indices)]

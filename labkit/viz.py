@@ -19,7 +19,6 @@ class LivePlot:
         if not self.enabled or not history.rows:
             return
         from IPython.display import display
-
         metrics = [name for name in ("loss", "accuracy")
                    if any(row.get(f"train_{name}") is not None for row in history.rows)]
         fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.2), squeeze=False)
@@ -47,8 +46,7 @@ def plot_confusion_matrix(matrix, class_names: list[str] | None = None):
     _, ax = plt.subplots(figsize=(1 + 0.6 * n, 1 + 0.6 * n))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set(xlabel="predicted", ylabel="true")
+    ax.set(xlabel="predicted", ylabel="true", yticks=range(n), yticklabels=names)
     for (i, j), value in np.ndenumerate(matrix):  # white on the dark half of the colour scale
         ax.text(j, i, value, ha="center", va="center",
                 color="white" if value > matrix.max() / 2 else "black")
@@ -76,9 +74,8 @@ def plot_filters(weight, *, columns: int = 16):
     """The first 64 first-layer filters (out, 3, k, k), each scaled to [0, 1]. Lesson 01."""
     weight = weight.detach().float().cpu()[:64]                      # (out, 3, k, k)
     grid = make_grid(weight, nrow=columns, padding=1, normalize=True, scale_each=True,
-                     pad_value=1)                                     # (3, rows * k, columns * k)
-    rows = -(-len(weight) // columns)
-    fig, ax = plt.subplots(figsize=(columns * 0.6, rows * 0.6 + 0.3))
+                     pad_value=1)                                     # (3, height, width)
+    fig, ax = plt.subplots(figsize=(columns * 0.6, columns * 0.6 * grid.shape[1] / grid.shape[2]))
     ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")
     ax.axis("off")
     return fig
@@ -125,7 +122,6 @@ def plot_projection(points, labels, class_names: list[str], *, ax=None, title=No
     for index, name in enumerate(class_names):
         chosen = labels == index
         ax.scatter(points[chosen, 0], points[chosen, 1], s=12, alpha=0.7, label=name)
-    ax.set(xticks=[], yticks=[])
-    ax.set_title(title or "", fontsize=10)
+    ax.set(xticks=[], yticks=[], title=title or "")
     ax.legend(fontsize=8)
     return ax
