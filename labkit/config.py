@@ -1,6 +1,5 @@
-"""The cache folders and the three switches every lesson reads (lesson 00). Switches come from
-the environment, so every runner (JupyterLab, nbval, papermill) passes them to the kernel alike.
-"""
+"""The cache folders and the three switches every lesson reads (lesson 00), from the environment
+so that every runner (JupyterLab, nbval, papermill) passes them to the kernel alike."""
 
 import os
 from pathlib import Path
@@ -26,9 +25,7 @@ def _cache(variable: str, default: str) -> Path:
 
 def torch_checkpoints_dir() -> Path:
     """Where torchvision keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    import torch.hub
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    return _cache("TORCH_HOME", "torch") / "hub" / "checkpoints"
 
 
 def hf_hub_dir() -> Path:

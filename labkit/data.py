@@ -22,8 +22,7 @@ class SentimentSplit:
 
 
 def load_sentiment(split: str = "train") -> SentimentSplit:
-    """One split ("train" or "test") of ``data/sentiment/sentiment.csv``, SST-2's offline
-    stand-in in the BERT lessons (08, 09), in file order."""
+    """A split ("train" or "test") of ``data/sentiment/sentiment.csv``, SST-2's stand-in (08-09)."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r}: the course's sentiment data has 'train' and 'test'. "
                          "Fix: pass one of them.")
@@ -56,34 +55,32 @@ HYMENOPTERA_COUNTS = {"train": {"ants": 123, "bees": 121}, "val": {"ants": 70, "
 HYMENOPTERA_STANDIN_SHAPES = {"ants": "arrow", "bees": "hexagon"}
 
 
-def _write_standin(staging: Path, size: int, seed: int) -> None:
-    from labkit.synthetic import write_image_folder
-
-    for offset, (split, counts) in enumerate(HYMENOPTERA_COUNTS.items()):
-        for index, (name, count) in enumerate(counts.items()):
-            shape = HYMENOPTERA_STANDIN_SHAPES[name]
-            write_image_folder(staging / split, [shape], count, size=size,
-                               seed=seed + 10 * offset + index)
-            (staging / split / shape).rename(staging / split / name)
-    (staging / "standin.json").write_text(json.dumps(HYMENOPTERA_STANDIN_SHAPES))  # the stamp
-
-
 def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = None,
                         size: int = 128, seed: int = 0) -> dict[str, Path]:
     """``{"train": Path, "val": Path}``, each with ``ants/`` and ``bees/`` (lesson 05): the real
     photos, or in stand-in mode procedural images in the same layout and numbers (an arrow on
     clutter is an "ant", a hexagon a "bee"), written once under ``$LABKIT_DATA/standin``."""
     from labkit.assets import dataset_path, show_banner, standin_mode, store
+    from labkit.synthetic import write_image_folder
+
+    def write(staging: Path) -> None:
+        for offset, (split, counts) in enumerate(HYMENOPTERA_COUNTS.items()):
+            for index, (name, count) in enumerate(counts.items()):
+                shape = HYMENOPTERA_STANDIN_SHAPES[name]
+                write_image_folder(staging / split, [shape], count, size=size,
+                                   seed=seed + 10 * offset + index)
+                (staging / split / shape).rename(staging / split / name)
+        (staging / "standin.json").write_text(json.dumps(HYMENOPTERA_STANDIN_SHAPES))  # stamp
 
     if not standin_mode(standin):
         root = dataset_path("hymenoptera", offline=offline)
-        return {split: root / split for split in HYMENOPTERA_COUNTS}
-    root = course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}"
-    store.publish(root, lambda staging: _write_standin(staging, size, seed), "standin.json")
-    show_banner("STAND-IN MODE: not the ants-vs-bees photos but procedural images in the same "
-                "folders and numbers (an arrow on clutter is an 'ant', a hexagon a 'bee'): the "
-                "accuracies say nothing about the photos. To use them: python -m labkit assets "
-                "fetch hymenoptera, then set LABKIT_STANDIN=0.")
+    else:
+        root = store.publish(course_data_dir() / "standin" / f"hymenoptera-{size}px-seed{seed}",
+                             write, "standin.json")
+        show_banner("STAND-IN MODE: not the ants-vs-bees photos but procedural images in the "
+                    "same folders and numbers (an arrow on clutter is an 'ant', a hexagon a "
+                    "'bee'): the accuracies say nothing about the photos. To use them: python -m "
+                    "labkit assets fetch hymenoptera, then set LABKIT_STANDIN=0.")
     return {split: root / split for split in HYMENOPTERA_COUNTS}
 
 
@@ -92,25 +89,23 @@ def hymenoptera_folders(*, standin: bool | None = None, offline: bool | None = N
 FACES_COUNTS = {"train": {"faces": 50, "non-faces": 50}, "val": {"faces": 50, "non-faces": 50}}
 
 
-def _write_faces(staging: Path) -> None:
-    import numpy as np
-    import skimage.data
-    from PIL import Image
-
-    for index, crop in enumerate(skimage.data.lfw_subset()):  # (200, 25, 25) floats in [0, 1]
-        folder = (staging / ("train" if index % 100 < 50 else "val")
-                  / ("faces" if index < 100 else "non-faces"))
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"{index:03}.png")
-    (staging / "faces.json").write_text(json.dumps(FACES_COUNTS))  # the stamp of a whole set
-
-
 def face_folders() -> dict[str, Path]:
     """``{"train": Path, "val": Path}``, each with ``faces/`` and ``non-faces/`` (lesson 05):
-    scikit-image's ``lfw_subset`` (200 grayscale 25x25 crops of Labeled Faces in the Wild
-    photos), written once as PNG files under ``$LABKIT_DATA/faces``. ImageNet has no face
-    class, so a pre-trained network learns this task from the labels."""
+    scikit-image's ``lfw_subset`` (200 grayscale 25x25 crops of Labeled Faces in the Wild photos)
+    as PNG files under ``$LABKIT_DATA/faces``; ImageNet has no face class to lean on."""
     from labkit.assets import store
 
-    root = store.publish(course_data_dir() / "faces" / "lfw_subset-v1", _write_faces, "faces.json")
+    def write(staging: Path) -> None:
+        import numpy as np
+        import skimage.data
+        from PIL import Image
+
+        for index, crop in enumerate(skimage.data.lfw_subset()):  # (200, 25, 25) in [0, 1]
+            folder = (staging / ("train" if index % 100 < 50 else "val")
+                      / ("faces" if index < 100 else "non-faces"))
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((crop * 255).round().astype(np.uint8)).save(folder / f"{index:03}.png")
+        (staging / "faces.json").write_text(json.dumps(FACES_COUNTS))  # the stamp of a whole set
+
+    root = store.publish(course_data_dir() / "faces" / "lfw_subset-v1", write, "faces.json")
     return {split: root / split for split in FACES_COUNTS}

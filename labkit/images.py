@@ -13,9 +13,8 @@ from PIL import Image, ImageFile
 IMAGE_EXTENSIONS = torchvision.datasets.folder.IMG_EXTENSIONS  # what torchvision reads
 # Images, but not ones the dataset reads: the ants-vs-bees set itself has an imageNotFound.gif.
 OTHER_IMAGES = {".gif", ".heic", ".heif", ".avif", ".jfif", ".svg", ".dng", ".cr2", ".nef", ".arw"}
-MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "I": "16/32-bit",
-              "F": "float", "I;16": "16-bit", "I;16B": "16-bit", "RGBA": "transparent",
-              "LA": "transparent", "PA": "transparent"}
+MODE_NAMES = {"L": "grayscale", "1": "black-and-white", "P": "palette", "I": "32-bit", "F": "float",
+              "I;16": "16-bit", "RGBA": "transparent", "LA": "transparent", "PA": "transparent"}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -38,8 +37,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """The image at ``path`` as 8-bit RGB; an unreadable file is an error naming the fix."""
     try:
         with Image.open(path) as image:
-            image.load()
-            return to_rgb(image)
+            return to_rgb(image)  # decodes every byte, so a damaged file fails here
     except FileNotFoundError:
         raise
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... per format
@@ -93,16 +91,13 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         folders = sorted(e.name for e in os.scandir(root) if e.is_dir())
         self.skipped += [(root / name, "hidden folder") for name in folders if name[0] == "."]
         classes = [name for name in folders if name[0] != "."]
-        layout = f"one subfolder per class, e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg"
-        if not classes:
-            loose = [p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-            found = f" but {len(loose)} images directly in it" if loose else ""
-            raise ValueError(f"{root} has no class subfolders{found}. Fix: put the images in "
-                             f"{layout}.")
-        if len(classes) == 1:
-            raise ValueError(f"{root} has one class folder ({classes[0]}/), and a classifier "
-                             f"needs at least two. Fix: add a folder for each other class, "
-                             f"{layout}.")
+        if len(classes) < 2:
+            loose = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir())
+            found = f" but {loose} images directly in it" if loose else ""
+            problem = (f"one class folder ({classes[0]}/), and a classifier needs at least two"
+                       if classes else f"no class subfolders{found}")
+            raise ValueError(f"{root} has {problem}. Fix: put the images in one subfolder per "
+                             f"class, e.g. {root}/cats/1.jpg and {root}/dogs/2.jpg.")
         return classes, {name: index for index, name in enumerate(classes)}
 
     def _is_valid(self, file: str) -> bool:
@@ -113,9 +108,8 @@ class ImageFolder(torchvision.datasets.ImageFolder):
         for part in parts[1:]:
             path = path / part
             if path not in self._judged:
-                self._judged[path] = self._problem(path, home, path == file)
-                if self._judged[path]:
-                    self.skipped.append((path, self._judged[path]))
+                self._judged[path] = why = self._problem(path, home, path == file)
+                self.skipped += [(path, why)] if why else []
             if self._judged[path]:
                 return False
         return True

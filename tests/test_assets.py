@@ -317,7 +317,8 @@ def test_text_model_loads_from_the_hub_cache_offline(caches, monkeypatch):
     assert tokenizer("hello world")["input_ids"][0] == tokenizer.cls_token_id
     asset = get_asset("bert-tiny")
     assert store.verify(asset)[0]
-    store.weights_file(asset).resolve().write_bytes(b"tampered")
+    snapshot = store.location(asset) / "snapshots" / asset.revision
+    (snapshot / "model.safetensors").resolve().write_bytes(b"tampered")
     ok, detail = store.verify(asset)
     assert not ok and "does not match" in detail
 

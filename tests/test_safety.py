@@ -362,7 +362,7 @@ def test_every_download_is_pinned_to_a_checksum_or_a_commit():
     assert REGISTRY
     for asset in REGISTRY.values():
         if isinstance(asset, VisionWeights):
-            assert not asset.weights.endswith("DEFAULT") and asset.url.startswith("https://")
+            assert not asset.weights.endswith("DEFAULT") and asset.source.startswith("https://")
             assert re.fullmatch(r"[0-9a-f]{8,}", asset.sha256_prefix), asset.name
         elif isinstance(asset, TextModel):
             assert re.fullmatch(r"[0-9a-f]{40}", asset.revision), asset.name  # a commit, not "main"

