@@ -38,10 +38,9 @@ def _check_vgg_size(vgg_block, num_convs: int, in_channels: int, out_channels: i
                                                       f"stride {stride}. Fix: {VGG_POOL_FIX}.")
     expected = [nn.Conv2d, nn.ReLU] * num_convs + [nn.MaxPool2d]  # with one pool, at the end
     for index, (layer, kind) in enumerate(zip(leaves, expected), 1):
-        fix = ("num_convs times a conv, then nn.ReLU(inplace=True): without a ReLU after each "
-               "conv, stacked convs are one linear map"
-               if isinstance(layer, (nn.Conv2d, nn.ReLU, nn.MaxPool2d)) else "remove it; VGG16 "
-               "has only conv, ReLU, ..., max-pool (BatchNorm belongs to vgg16_bn)")
+        fix = ("a conv, then nn.ReLU(inplace=True), num_convs times: without ReLUs, stacked convs "
+               "are one linear map" if isinstance(layer, (nn.Conv2d, nn.ReLU, nn.MaxPool2d)) else
+               "remove it (BatchNorm belongs to vgg16_bn)")
         require(isinstance(layer, kind), f"Layer {index} is {type(layer).__name__} where a "
                                          f"{kind.__name__} belongs ({names}). Fix: {fix}.")
     for index, conv in enumerate(leaves[0:-1:2], 1):
@@ -133,11 +132,9 @@ def check_residual_block(block_class, *, in_channels: int = 64, out_channels: in
     torch.manual_seed(0)  # the same weights every time; grading restores the learner's stream
     _check_block(block_class, out_channels, out_channels, 1)  # first a shortcut that is x itself
     reference = _check_block(block_class, in_channels, out_channels, stride)
-    changes = stride != 1 or in_channels != out_channels
-    shortcut = count_parameters(projection_shortcut(in_channels, out_channels, stride)) * changes
-    return (f"Well done: ResidualBlock({in_channels}, {out_channels}, {stride}) computes "
-            f"relu(F(x) + shortcut(x)) with {reference:,} parameters, as torchvision's BasicBlock "
-            f"does; its shortcut costs {shortcut:,} of them.")
+    shortcut = reference - count_parameters(BasicBlock(in_channels, out_channels, stride))
+    return (f"Well done: relu(F(x) + shortcut(x)) with {reference:,} parameters, as torchvision's "
+            f"BasicBlock; its shortcut costs {shortcut:,} of them.")
 
 
 WIDTHS = ("in_channels", "ch1x1", "ch3x3red", "ch3x3", "ch5x5red", "ch5x5", "pool_proj")
@@ -164,8 +161,7 @@ def inception_multiplies(height: int, width: int, *, big_kernel: int = 5, **widt
 
 
 class _Trace(TorchFunctionMode):
-    """Records each torch call as (name, detail): a conv's (c_out, c_in, kh, kw), a join's dim.
-    The first conv or pooling that changes the height and width raises the Mistake."""
+    """Records (name, detail) per torch call; a conv or pooling that changes the size raises."""
 
     def __init__(self):
         super().__init__()
@@ -176,7 +172,7 @@ class _Trace(TorchFunctionMode):
 
         def arg(index, key, default=None):
             return args[index] if len(args) > index else kwargs.get(key, default)
-        detail = arg(1, "dim", 0)
+        detail = arg(1, "dim", 0)  # a join's dim; a conv's (c_out, c_in, kh, kw)
         if name == "conv2d":  # its weight is (c_out, c_in / groups, kh, kw)
             c_out, c_in, kh, kw = arg(1, "weight").shape
             detail = (c_out, c_in * arg(6, "groups", 1), kh, kw)

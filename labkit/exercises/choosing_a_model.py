@@ -1,5 +1,4 @@
-"""Checkers for lessons 10 (choosing a model) and 11 (capstone): probes that each catch one
-usual mistake."""
+"""Checkers for lessons 10 (choosing a model) and 11 (capstone): each probe catches a mistake."""
 
 import copy
 
@@ -18,35 +17,31 @@ def _row(accuracy: float, ms: float, mb: float, **extra) -> dict:
     return {"accuracy": accuracy, "ms_per_photo": ms, "file_mb": mb, **extra}
 
 
-PROBES = [  # (what it tests, table, budgets, {a wrong answer: what it means, and the fix})
+PROBES = [  # (what it tests, table, (max_ms, max_mb), {a wrong answer: what it means. Fix})
     ("budgets", {"large": _row(0.95, 80, 98), "medium": _row(0.92, 20, 45),
-                 "small": _row(0.88, 5, 10)}, {"max_ms": 50, "max_mb": 50},
+                 "small": _row(0.88, 5, 10)}, (50, 50),
      {"large": "it is the most accurate, but over both budgets. Fix: keep the models within both.",
       "small": "it is the fastest, but a more accurate one fits. Fix: take the highest accuracy."}),
-    ("latency", {"slow": _row(0.95, 120, 30), "quick": _row(0.90, 40, 40)},
-     {"max_ms": 100, "max_mb": 50}, {"slow": "over the latency budget. Fix: require "
-                                     "row['ms_per_photo'] <= max_ms."}),
-    ("size", {"heavy": _row(0.95, 20, 200), "light": _row(0.90, 30, 20)},
-     {"max_ms": 100, "max_mb": 50}, {"heavy": "over the size budget. Fix: require "
-                                     "row['file_mb'] <= max_mb."}),
-    ("on the budget", {"edge": _row(0.93, 50, 50), "inside": _row(0.90, 10, 10)},
-     {"max_ms": 50, "max_mb": 50}, {"inside": "a model exactly at the budget meets it. Fix: "
-                                    "compare with <=, not <."}),
+    ("latency", {"slow": _row(0.95, 120, 30), "quick": _row(0.90, 40, 40)}, (100, 50),
+     {"slow": "over the latency budget. Fix: require row['ms_per_photo'] <= max_ms."}),
+    ("size", {"heavy": _row(0.95, 20, 200), "light": _row(0.90, 30, 20)}, (100, 50),
+     {"heavy": "over the size budget. Fix: require row['file_mb'] <= max_mb."}),
+    ("on the budget", {"edge": _row(0.93, 50, 50), "inside": _row(0.90, 10, 10)}, (50, 50),
+     {"inside": "a model exactly at the budget meets it. Fix: compare with <=, not <."}),
     ("a tie", {"big_file": _row(0.90, 10, 40), "small_file": _row(0.90, 10, 10),
-               "worse": _row(0.80, 5, 5)}, {"max_ms": 50, "max_mb": 50},
+               "worse": _row(0.80, 5, 5)}, (50, 50),
      {"big_file": "the larger file of two as accurate. Fix: break ties by the smaller file_mb."}),
     ("more columns", {"a": _row(0.70, 30, 30, top1=71.0), "b": _row(0.75, 35, 35, top1=69.0)},
-     {"max_ms": 100, "max_mb": 100}, {"a": "less accurate on the task. Fix: rank by the "
-                                      "'accuracy' column, not top1."}),
-    ("nothing fits", {"large": _row(0.95, 80, 98), "medium": _row(0.92, 60, 45)},
-     {"max_ms": 10, "max_mb": 5}, {}),
+     (100, 100), {"a": "less accurate on the task. Fix: rank by the 'accuracy' column, not top1."}),
+    ("nothing fits", {"large": _row(0.95, 80, 98), "medium": _row(0.92, 60, 45)}, (10, 5), {}),
 ]
 
 
 @checker('quiz.answer("pick_model", pick_model)', "the function pick_model")
 def check_pick_model(pick_model) -> str:
     """Lesson 11: ``pick_model(table, *, max_ms, max_mb)``, as ``reference_pick_model``."""
-    for what, table, budgets, wrong in PROBES:
+    for what, table, (max_ms, max_mb), wrong in PROBES:
+        budgets = {"max_ms": max_ms, "max_mb": max_mb}
         given, expected = copy.deepcopy(table), reference_pick_model(table, **budgets)
         answer = attempt("pick_model", "define pick_model(table, *, max_ms, max_mb); return None "
                          "when no model fits.", pick_model, given, **budgets)
@@ -94,17 +89,14 @@ def check_split_halves(split_halves) -> str:
             continue
         require(not set(selection) & set(test), "Some photos are in both halves. Fix: each photo "
                                                 "goes to exactly one half.")
-        require(sorted(selection + test) == sorted(flat), f"For {probe} the halves hold "
-                f"{len(selection + test)} photos, not the {len(flat)} given. Fix: every "
-                f"validation photo goes to one half.")
+        require(sorted(selection + test) == sorted(flat), f"Halves hold {len(selection + test)} "
+                f"photos, not the {len(flat)} given. Fix: use every validation photo once.")
         require((test, selection) != want, "The halves are swapped. Fix: the first photo of each "
                                            "class goes to the selection half (ids[0::2]).")
         require(selection != sorted(i for ids in probe for i in ids[:(len(ids) + 1) // 2]), "You "
-                "split each class into its first and second half, which often share a session. "
-                "Fix: alternate, ids[0::2] and ids[1::2].")
+                "split each class into its first and second half. Fix: ids[0::2] and ids[1::2].")
         require(selection not in (sorted(flat)[0::2], sorted(flat[0::2])), "You alternated over "
-                "all photos at once, so odd classes split unevenly. Fix: alternate within each "
-                "class, then join the classes.")
+                "all photos at once. Fix: alternate within each class, then join the classes.")
         raise Mistake(f"For {probe} split_halves returned {answer}, not "
                       f"{reference_split_halves(probe)}. Fix: alternate within each class.")
     return f"Well done: on all {len(SPLIT_PROBES)} probes, each class alternates between halves."
