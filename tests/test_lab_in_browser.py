@@ -55,10 +55,8 @@ def test_make_lab_opens_the_course_and_the_doctor_runs_in_it(course_page):
     page.screenshot(path=str(shot))
     tracebacks = stderr_errors(page)
     assert "labkit doctor" in text
-    for topic in ("torch + torchvision", "widget frontend", "device", "Hugging Face Hub"):
+    for topic in ("torch + torchvision", "device"):
         assert topic in text
-    # The page's own kernel reports the frontend that renders this very page.
-    assert "jupyterlab-manager 5." in text
     assert not tracebacks, tracebacks
     assert (ROOT / NOTEBOOK).read_bytes() == committed, "the test changed the course notebook"
 
