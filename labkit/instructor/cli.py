@@ -26,8 +26,7 @@ def _assets(args) -> int:
             width = max(len(name) for name in REGISTRY)
             print(f"{'name':{width}}  {'kind':18}  {'size':>7}  {'status':7}  source")
             for a in REGISTRY.values():
-                kind = a.kind + (" (optional)" if a.optional else "")
-                print(f"{a.name:{width}}  {kind:18}  {describe_size(a.size):>7}  "
+                print(f"{a.name:{width}}  {a.kind:18}  {describe_size(a.size):>7}  "
                       f"{store.status(a):7}  {a.source}")
             return 0
         if args.action == "pack":
@@ -41,7 +40,7 @@ def _assets(args) -> int:
                 a for a in REGISTRY.values() if store.status(a) == "present"]}
         else:
             results = {}
-            for a in named or [a for a in REGISTRY.values() if args.all or not a.optional]:
+            for a in named or REGISTRY.values():
                 try:
                     results[a.name] = (True, str(store.fetch(a, timeout=args.timeout)))
                 except DownloadError as error:
@@ -130,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     actions = assets.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="every asset, its size and whether it is here")
     fetch = actions.add_parser("fetch", help="download and check what the lessons need")
-    fetch.add_argument("--all", action="store_true", help="also the optional large datasets")
     fetch.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a server")
     verify = actions.add_parser("verify", help="check fetched assets against their checksums")
     pack = actions.add_parser("pack", help="write every fetched asset into one archive")
