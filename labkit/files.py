@@ -1,10 +1,6 @@
-"""Small file helpers shared by the library: one atomic write, one digest, one notebook test.
-
-Machinery, not a lesson: the quiz results file, checkpoints, the feature cache and downloads
-all go through these, so "a crash leaves the old file or the new one" is written once.
-"""
-
-from __future__ import annotations
+"""One atomic write, one file digest, one notebook test: machinery the quiz results, checkpoints,
+the feature cache and downloads share, so "a crash leaves the old file or the new one" is
+written once."""
 
 import hashlib
 import os
