@@ -378,10 +378,7 @@ def test_a_missing_checkers_module_or_name_names_file_question_and_fix(tmp_path,
     assert "Fix:" in str(caught.value)
 
 
-def test_checkers_passed_directly_take_the_place_of_the_module(tmp_path):
-    path = write(tmp_path, CODE_BANK.format(module="no_such_checkers", name="even"))
-    bank = load_bank(path, checkers={"even": lambda value: CheckResult(True, "fine")})
-    assert bank.question("even").grade(1).status == CORRECT
+def test_a_code_question_in_a_bank_without_checkers_names_the_fix(tmp_path):
     no_module = write(tmp_path, "id: d\nquestions:\n  - {id: e, type: code, prompt: p, "
                                 "checker: even}\n", "bare.yaml")
     with pytest.raises(BankError, match=r"question 'e', field 'checker'.*Fix: name the module"):

@@ -14,7 +14,6 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from labkit.quiz import BankError, Flashcards, Glossary, Quiz
 from labkit.quiz.bank import load_bank, load_glossary, parse_bank
-from labkit.quiz.checkers import CheckResult
 from labkit.quiz.quiz import Card, QuestionView
 from labkit.transfer import freeze_backbone, replace_head
 
@@ -240,13 +239,23 @@ def test_frozen_backbone_checker_targets_each_mistake():
     assert "does not know where the head" in pretrained_frozen(nn.Linear(2, 2)).message
 
 
-def test_a_code_exercise_in_a_bank_is_graded_through_the_quiz(tmp_path):
-    def check_is_even(value, *, label):
-        parity = "even" if value % 2 == 0 else "odd"
-        return CheckResult(parity == "even", f"{label}: {value} is {parity}")
-    bank = parse_bank({"id": "code", "questions": [
+EVEN_CHECKERS = """
+from labkit.quiz.checkers import CheckResult
+
+def check_is_even(value, *, label):
+    parity = "even" if value % 2 == 0 else "odd"
+    return CheckResult(parity == "even", f"{label}: {value} is {parity}")
+
+CHECKERS = {"test_is_even": check_is_even}
+"""
+
+
+def test_a_code_exercise_in_a_bank_is_graded_through_the_quiz(tmp_path, monkeypatch):
+    (tmp_path / "even_checkers.py").write_text(EVEN_CHECKERS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bank = parse_bank({"id": "code", "checkers": "even_checkers", "questions": [
         {"id": "even", "type": "code", "prompt": "Make an even number", "checker": "test_is_even",
-         "options": {"label": "n"}}]}, checkers={"test_is_even": check_is_even})
+         "options": {"label": "n"}}]})
     quiz = Quiz(bank, results_path=tmp_path / "r.json")
     quiz.widget
     exercise = view(quiz, "even")
@@ -271,14 +280,15 @@ def test_the_glossary_covers_the_terms_the_course_needs():
     assert glossary.lookup("skip connection").term == "residual connection"
 
 
-def test_glossary_widget_lists_every_term_and_shows_the_chosen_one():
+def test_glossary_table_shows_every_term_its_definition_see_also_and_lesson():
     glossary = Glossary.from_file(GLOSSARY)
-    glossary.widget
-    terms = glossary._terms
-    assert len(terms.options) == len(glossary.entries) and "BERT" in terms.options
-    terms.value = "residual connection"
-    assert "F(x) + x" in glossary._entry.value and "03_resnet" in glossary._entry.value
     assert "lk-glossary" in classes(glossary.widget)
+    table = glossary.widget.value
+    assert table.count("<tr>") == len(glossary.entries) + 1 and "<b>BERT</b>" in table
+    residual = glossary.lookup("residual connection")
+    row = next(r for r in table.split("<tr>") if "<b>residual connection</b>" in r)
+    assert "F(x) + x" in row and residual.lesson == "03_resnet" and "03_resnet" in row
+    assert html.escape(", ".join(residual.see_also)) in row and residual.see_also
 
 
 def test_flashcards_flip_next_previous_shuffle():

@@ -24,10 +24,9 @@ The glossary, ``quizzes/glossary.yaml``, feeds the flashcards and the glossary w
       - {term: fine-tuning, definition: ..., lesson: 06_fine_tuning, aliases: [finetuning],
          see_also: [feature extraction]}   # see_also: other terms of this glossary
 
-Every problem is reported at once, naming the file, the question (or term), the field and the
-fix. A bank no answer could pass (``answer: .nan``, an empty text answer) or any answer would
-(``tolerance: .inf``) is refused, and so are YAML aliases (``*name``): a few of them can expand
-a small file into billions of values.
+Every problem is reported at once: file, question (or term), field and fix. Refused: a bank no
+answer could pass (``answer: .nan``, an empty text answer) or any would (``tolerance: .inf``),
+and YAML aliases (``*name``), which can expand a small file into billions of values.
 """
 
 import difflib
@@ -36,7 +35,6 @@ import json
 import random
 import reprlib
 import sys
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,8 +159,7 @@ BANK = field("object", "a mapping with id, title and questions", required=["id",
 
 
 def _rule(test, message=lambda expected, value: ""):
-    """A keyword failing with ``message`` unless ``test(validator, expected, value)``. (The
-    type, enum and minItems of jsonschema print the whole value: maybe billions of items.)"""
+    """A keyword that, unlike jsonschema's own, never prints the value (maybe billions long)."""
     def keyword(validator, expected, instance, schema):
         if not test(validator, expected, instance):
             yield ValidationError(message(expected, instance))
@@ -239,8 +236,7 @@ def _label(entry: Any, index: int, key: str) -> str:
 
 def schema_problems(data: Any, schema: dict, *, entries: str = "questions", key: str = "id",
                     item: str = "question") -> list[Problem]:
-    """Every way ``data`` fails ``schema``, each naming the entry (of ``data[entries]``, by
-    its ``key``), the field, and the fix."""
+    """Every way ``data`` fails ``schema``: the entry (by its ``key``), the field, the fix."""
     problems = []
     for error in Validator(schema).iter_errors(data):
         path, label = list(error.absolute_path), ""
@@ -316,21 +312,19 @@ def _question(raw: dict, max_attempts: int | None, checkers) -> Question:
                         check=checkers[raw["checker"]])
 
 
-def parse_bank(data: Any, *, path: Path | str = "<bank>",
-               checkers: Mapping[str, Callable] | None = None) -> Bank:
+def parse_bank(data: Any, *, path: Path | str = "<bank>") -> Bank:
     """A checked ``Bank`` from parsed data; ``BankError`` lists every problem. Code questions
-    find their checker in ``checkers``, else in the CHECKERS table of the module the bank names."""
+    find their checker in the CHECKERS table of the module the bank names."""
     problems = schema_problems(data, BANK)
     raw = data.get("questions") if isinstance(data, dict) else None
     raw = raw if isinstance(raw, list) else []
     code = [(i, q) for i, q in enumerate(raw) if isinstance(q, dict)
             and q.get("type") == "code" and isinstance(q.get("checker"), str)]
-    module, why = code and data.get("checkers"), ""
-    if code and checkers is None and not isinstance(module, str):
+    module, checkers, why = code and data.get("checkers"), {}, ""
+    if code and not isinstance(module, str):
         why = ("there is no checker table to find it in. Fix: name the module that holds it at "
-               "the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS table), or "
-               "pass checkers= to load_bank")
-    elif code and checkers is None:
+               "the top of the bank, e.g. checkers: labkit.exercises (its CHECKERS table)")
+    elif code:
         try:
             checkers = importlib.import_module(module).CHECKERS
         except ModuleNotFoundError as error:
@@ -340,7 +334,7 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>",
             why = (f"the module {module!r} has no CHECKERS table. Fix: define CHECKERS = "
                    f"{{name: function}} in it")
     problems += [Problem(_label(q, i, "id"), "checker", f"cannot look up {q['checker']!r}: {why}."
-                         if why else f"{module or 'the checkers given'} has no checker "
+                         if why else f"{module} has no checker "
                          f"{q['checker']!r} (it has: {', '.join(sorted(checkers)) or 'none'}). "
                          f"Fix: add it to the CHECKERS table, or correct the name.")
                  for i, q in code if why or q["checker"] not in checkers]
@@ -351,9 +345,9 @@ def parse_bank(data: Any, *, path: Path | str = "<bank>",
                 tuple(data.get("previous_ids", ())))
 
 
-def load_bank(path: Path | str, *, checkers: Mapping[str, Callable] | None = None) -> Bank:
+def load_bank(path: Path | str) -> Bank:
     """Read and check a quiz bank (YAML or JSON)."""
-    return parse_bank(read_data_file(path), path=path, checkers=checkers)
+    return parse_bank(read_data_file(path), path=path)
 
 
 @dataclass(frozen=True)
@@ -401,9 +395,7 @@ def load_glossary(path: Path | str) -> list[Entry]:
 
 
 def read_data_file(path: Path | str, what: str = "quiz bank") -> Any:
-    """The parsed content of a YAML or JSON data file; what cannot be read is a ``BankError``
-    (``what`` names the kind of file: quiz bank or glossary). YAML aliases are refused: nine
-    lines of ``*name`` can stand for a billion values."""
+    """The parsed content of a YAML or JSON data file; what cannot be read is a ``BankError``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,8 +1,5 @@
 """Question types and their grading: a question and an answer give ``Feedback`` (lesson 00).
-
-Its status is ``correct``, ``wrong`` or ``invalid``: an answer that cannot be read (empty, wrong
-type, unknown unit, not a permutation) costs no attempt, and the message says what to give.
-"""
+An answer that cannot be read (empty, wrong type, unknown unit) is invalid: it costs no attempt."""
 
 import math
 import numbers
@@ -82,6 +79,8 @@ class Choice:
     text: str
     correct: bool = False
     explanation: str = ""
+    plain = property(lambda self: self.text.replace("`", ""))  # no Markdown code marks
+    label = property(lambda self: f"{self.id}) {self.plain}")
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,6 @@ class Mistake:
     text: str = ""
 
 
-def _inline(text: str) -> str:
-    return text.replace("`", "")
-
-
 def _sentence(text: str) -> str:  # choice texts may bring their own full stop
     return text if text.rstrip().endswith((".", "!", "?")) else f"{text}."
 
@@ -118,9 +113,8 @@ def _ids(choices: tuple[Choice, ...]) -> str:
 
 
 def _find(choices: tuple[Choice, ...], tokens: list[str]) -> tuple[list[Choice], str]:
-    """The choices that ``tokens`` name, by id ("b", any case) or by their whole text; and
-    the tokens that name none, quoted."""
-    names = {normalise_text(name): c for c in choices for name in (c.id, _inline(c.text))}
+    """The choices ``tokens`` name by id or whole text, and the tokens that name none."""
+    names = {normalise_text(name): c for c in choices for name in (c.id, c.plain)}
     unknown = [repr(t) for t in tokens if normalise_text(t) not in names]
     return [names.get(normalise_text(t)) for t in tokens], ", ".join(unknown)
 
@@ -137,9 +131,8 @@ def _tokens(answer: Any) -> list[str] | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Question:
-    """What every question type shares. A subclass defines ``grade(answer) -> Feedback``,
-    ``answer_key()`` (everything that decides grading: progress saved under another key is
-    stale) and ``solution()``, the text shown when the answer is revealed."""
+    """A subclass defines ``grade(answer) -> Feedback``, ``answer_key()`` (what decides grading:
+    progress saved under another key is stale) and ``solution()``, shown when revealed."""
     id: str
     prompt: str
     hints: tuple[str, ...] = ()
@@ -169,8 +162,7 @@ class SingleChoice(Question):
             return Feedback(INVALID, f"{answer!r} is not one of the choices {_ids(self.choices)}.")
         details = (choice.explanation,) if choice.explanation else ()
         if choice.correct:
-            return Feedback(CORRECT, _sentence(f"Correct: {choice.id}) {_inline(choice.text)}"),
-                         details, choice.id)
+            return Feedback(CORRECT, _sentence(f"Correct: {choice.label}"), details, choice.id)
         return Feedback(WRONG, f"Not quite: {choice.id}) is not the answer.", details, choice.id)
 
     def answer_key(self) -> dict:
@@ -178,7 +170,7 @@ class SingleChoice(Question):
                 "choices": [c.id for c in self.choices]}
 
     def solution(self) -> str:
-        return " or ".join(f"{c.id}) {_inline(c.text)}" for c in self.choices if c.correct)
+        return " or ".join(c.label for c in self.choices if c.correct)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,7 +206,7 @@ class MultipleChoice(Question):
                         tuple(f"{c.id}) {c.explanation}" for c in wrong if c.explanation), record)
 
     def solution(self) -> str:
-        return "; ".join(f"{c.id}) {_inline(c.text)}" for c in self.choices if c.correct)
+        return "; ".join(c.label for c in self.choices if c.correct)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,7 +304,7 @@ class Ordering(Question):
         return {"order": [c.id for c in self.items]}
 
     def solution(self) -> str:
-        return " → ".join(_inline(c.text) for c in self.items)
+        return " → ".join(c.plain for c in self.items)
 
 
 @dataclass(frozen=True, kw_only=True)

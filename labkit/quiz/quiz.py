@@ -1,9 +1,8 @@
 """The widgets ``Quiz``, ``Flashcards`` and ``Glossary``: stock ipywidgets 8, or text (lesson 00).
 
 A quiz button calls what a learner can call in code (``quiz.answer``, ``quiz.hint``,
-``quiz.reveal``), then redraws from the session. Every part carries a CSS class (``lk-quiz``,
-``lk-question-<id>``, ``lk-check``, ``lk-feedback`` plus ``lk-correct`` ...) for browser tests.
-Where no widget can be drawn (papermill, nbval) the ``text/plain`` part is readable text.
+``quiz.reveal``). Every part carries a CSS class (``lk-quiz``, ``lk-check`` ...) for browser
+tests. Where no widget can be drawn (papermill, nbval) the ``text/plain`` part is readable text.
 """
 
 import html
@@ -21,9 +20,8 @@ from labkit.quiz.grading import (CodeExercise, Feedback, MultipleChoice, Numeric
                                  Question, SingleChoice, normalise_text)
 from labkit.quiz.store import RESULTS_ENV, QuizSession, ResultsStore, Score
 
-# Stock RadioButtons and Checkbox draw a choice on one line of fixed height: a long choice
-# overflowed onto the next and hid its control. Here the text wraps beside its control, level
-# with the first line. A radio button comes after its text in the page: `order` puts it first.
+# Stock RadioButtons and Checkbox draw a choice on one line of fixed height, so a long choice
+# hid its control. Here it wraps beside its control; `order` puts a radio button before its text.
 CHOICE_CSS = """
 .lk-choices .widget-radio-box label, .lk-choice label.widget-label-basic {
   display: flex; align-items: flex-start; height: auto; overflow: visible;
@@ -36,7 +34,6 @@ CHOICE_CSS = """
 .lk-choice.widget-checkbox { height: auto; width: auto; }
 .lk-choices .widget-radio-box { margin-bottom: 0; }
 """
-STATUS_CLASSES = ("lk-correct", "lk-wrong", "lk-invalid", "lk-closed", "lk-revealed")
 FORMS = {"single": "one choice", "multiple": "choose all that apply", "numeric": "a number",
          "text": "a word or short phrase", "order": "put in order",
          "code": "a code exercise, graded by a checker"}
@@ -57,10 +54,6 @@ def classed(widget: widgets.Widget, *classes: str) -> widgets.Widget:
     return widget
 
 
-def _label(choice) -> str:
-    return f"{choice.id}) {choice.text.replace('`', '')}"
-
-
 class AnswerInput:
     """The input part of a question: a widget, and its value as an answer for grading."""
 
@@ -70,9 +63,9 @@ class AnswerInput:
         auto = widgets.Layout(width="auto")  # the default width cuts long choices short
         if isinstance(question, SingleChoice):
             self.widget = widgets.RadioButtons(
-                options=[(_label(c), c.id) for c in question.choices], value=None, layout=auto)
+                options=[(c.label, c.id) for c in question.choices], value=None, layout=auto)
         elif isinstance(question, MultipleChoice):
-            self.boxes = {c.id: classed(widgets.Checkbox(description=_label(c), indent=False,
+            self.boxes = {c.id: classed(widgets.Checkbox(description=c.label, indent=False,
                                                          layout=auto), "lk-choice")
                           for c in question.choices}
             self.widget = widgets.VBox(list(self.boxes.values()))
@@ -100,7 +93,7 @@ class AnswerInput:
                 button.on_click(lambda _, p=position, s=step: self._move(p, s))
                 buttons.append(button)
             # HTML, not Label: a Label cuts long text short with an ellipsis.
-            text = html.escape(f"{position + 1}. {_label(by_id[item_id])}")
+            text = html.escape(f"{position + 1}. {by_id[item_id].label}")
             rows.append(widgets.HBox([*buttons, classed(widgets.HTML(text), "lk-order-item")]))
         self.widget.children = rows
 
@@ -184,25 +177,24 @@ class QuestionView:
             self.feedback.value = (
                 f"<div class='lk-verdict lk-{feedback.status}'>{inline_markup(feedback.message)}"
                 f"</div>" + (f"<ul class='lk-details'>{details}</ul>" if details else ""))
-            for name in STATUS_CLASSES:
+            for name in ("lk-correct", "lk-wrong", "lk-invalid", "lk-closed", "lk-revealed"):
                 self.feedback.remove_class(name)
             self.feedback.add_class(f"lk-{feedback.status}")
         session, question = self.quiz.session, self.question
         state = session.progress[question.id]
         self.attempts.value = f"attempts: {state.attempts}" + (
             f" of {question.max_attempts}" if question.max_attempts is not None else "")
-        closed = session.is_closed(question)
+        closed, left = session.is_closed(question), session.attempts_left(question)
         self.check.disabled = closed
         self.input.disable(closed)
-        self.reveal.disabled = not session.can_reveal(question)
+        self.reveal.disabled = state.revealed or state.correct or left != 0
         self.hint.disabled = state.hints >= len(question.hints)
         self.hints.value = "".join(f"<div>💡 {inline_markup(h)}</div>"
                                    for h in question.hints[:state.hints])
 
 
 class Quiz:
-    """A quiz bank with a learner's progress, shown as widgets or, without them, as text:
-    ``Quiz.from_file("quizzes/00_start_here.yaml")`` as the last line of a cell (lesson 00)."""
+    """A bank and a learner's progress, as widgets or text: ``Quiz.from_file(path)``; lesson 00."""
 
     def __init__(self, bank: Bank, *, results_path: Path | str | None = None):
         self.bank = bank
@@ -307,7 +299,6 @@ class Quiz:
     __str__ = text
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        # Frontends with widgets draw the widget; everything else shows the text/plain part.
         return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
 
 
@@ -318,8 +309,7 @@ class Card:
 
 
 class Flashcards:
-    """Flip, previous, next, shuffle. ``Flashcards.for_lesson("quizzes/glossary.yaml",
-    "05_feature_extraction")``; lesson 00 shows the first deck."""
+    """Flip, previous, next, shuffle: ``Flashcards.for_lesson(glossary, lesson)``; lesson 00."""
 
     def __init__(self, cards: list[Card], *, title: str = "Flashcards"):
         self.cards, self.title, self._widget = list(cards), title, None
@@ -396,15 +386,14 @@ class Flashcards:
         return "\n".join([f"{self.title}: {len(self.cards)} cards",
                           *(f"- {c.front}: {c.back}" for c in self.cards)])
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
-        return {**self.widget._repr_mimebundle_(), "text/plain": self.text()}
+    _repr_mimebundle_ = Quiz._repr_mimebundle_
 
 
 class Glossary:
-    """The course's terms. ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
+    """The terms as one table: ``Glossary.from_file("quizzes/glossary.yaml")``; lesson 00."""
 
     def __init__(self, entries: list[Entry]):
-        self.entries, self._widget = list(entries), None
+        self.entries = list(entries)
 
     @classmethod
     def from_file(cls, path: Path | str) -> "Glossary":
@@ -419,25 +408,17 @@ class Glossary:
         raise KeyError(f"{term!r} is not in the glossary. Fix: pick a term from its list.")
 
     @property
-    def widget(self) -> widgets.HBox:
-        if self._widget is None:
-            self._terms = classed(widgets.Select(options=[e.term for e in self.entries],
-                                                 rows=8), "lk-glossary-terms")
-            self._entry = classed(widgets.HTML(layout=widgets.Layout(width="36em")),
-                                  "lk-glossary-entry")
-            self._terms.observe(lambda change: self._select(change["new"]), names="value")
-            self._widget = classed(widgets.HBox([self._terms, self._entry]), "lk-glossary")
-            self._select(self._terms.value)
-        return self._widget
-
-    def _select(self, term: str) -> None:
-        entry = self.lookup(term)
-        see_also = f"<br><i>See also:</i> {html.escape(', '.join(entry.see_also))}"
-        self._entry.value = (f"<b>{html.escape(entry.term)}</b>: {inline_markup(entry.definition)}"
-                             f"{see_also if entry.see_also else ''}"
-                             f"<br><i>Taught in:</i> {html.escape(entry.lesson)}")
+    def widget(self) -> widgets.HTML:
+        rows = "".join(f"<tr><td><b>{html.escape(e.term)}</b></td><td>{inline_markup(e.definition)}"
+                       f"</td><td>{html.escape(', '.join(e.see_also))}</td><td>{e.lesson}</td></tr>"
+                       for e in self.entries)
+        return classed(widgets.HTML(
+            f"<style>.lk-glossary :is(td, th) {{text-align: left; vertical-align: top; "
+            f"line-height: 1.4; overflow-wrap: anywhere}}</style><table><tr><th>Term</th>"
+            f"<th>Definition</th><th>See also</th><th>Lesson</th></tr>{rows}</table>",
+            layout=widgets.Layout(width="auto")), "lk-glossary")
 
     def text(self) -> str:
         return "Glossary\n" + "\n".join(f"- {e.term}: {e.definition}" for e in self.entries)
 
-    _repr_mimebundle_ = Flashcards._repr_mimebundle_
+    _repr_mimebundle_ = Quiz._repr_mimebundle_

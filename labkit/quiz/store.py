@@ -1,11 +1,9 @@
 """A learner's progress on each quiz, and the results file that keeps it (lesson 00).
 
 One JSON file per learner holds every quiz (``{"format": "labkit-quiz-results", "version": 1,
-"quizzes": {quiz id: {"questions": {question id: {...}}}}}``): ``$LABKIT_QUIZ_RESULTS``, else
-``quiz-results.json`` in ``$XDG_DATA_HOME/labkit``, ``~/.local/share/labkit`` or, on Windows,
-``%APPDATA%\\labkit``. Each attempt is saved at once, atomically, under a lock on
-``<name>.lock``, merged with what other kernels saved. A file that cannot be read is renamed to
-``<name>.corrupt-<time>.json`` (once, under the lock), and every kernel that saw it says so.
+"quizzes": {quiz id: {"questions": {question id: {...}}}}}``). Each attempt is saved at once,
+atomically, under a lock on ``<name>.lock``, merged with what other kernels saved. A file that
+cannot be read is renamed to ``<name>.corrupt-<time>.json`` (once, under the lock).
 A question closes when answered correctly, revealed, or out of attempts; code exercises have
 unlimited attempts and are never revealed: their solution is in the lesson.
 """
@@ -100,8 +98,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class ResultsStore:
-    """Reads and updates one learner's results file. ``notes`` collects what went wrong
-    (a file set aside, a failed save) so the quiz can show it rather than lose it."""
+    """One learner's results file; ``notes`` keeps what went wrong, for the quiz to show."""
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path).expanduser() if path is not None else default_results_path()
@@ -115,8 +112,7 @@ class ResultsStore:
                 warnings.warn(note, stacklevel=4)
 
     def _load(self) -> tuple[dict, str | None]:
-        """(content, None), or (empty results, why) when the file is damaged. A missing file
-        is empty; one that cannot be opened is reported and left alone."""
+        """(content, None), or (empty results, why) when the file is damaged."""
         try:
             return read_results(self.path), None
         except FileNotFoundError:
@@ -129,25 +125,20 @@ class ResultsStore:
             return empty_results(), None
 
     def _locked(self, work: Callable[[dict], Any], action: str, seen_damage: str | None = None):
-        """``work(content)`` with the lock held, a damaged file set aside first; None if the
-        lock or the file failed (the reason is in ``notes``)."""
+        """``work(content)`` with the lock held, a damaged file set aside first; None on failure."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with filelock.FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT):
                 data, damage = self._load()
+                kept = f"{self.path.stem}.corrupt-<time>{self.path.suffix} by another notebook"
                 if damage is not None:
                     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # the lock is held
-                    kept = self.path.with_name(f"{self.path.stem}.corrupt-{stamp}"
-                                               f"{self.path.suffix}")
-                    os.replace(self.path, kept)
-                    self.tell(f"Your results file {self.path} could not be read ({damage}). "
-                              f"It was kept as {kept.name} and a new file was started; earlier "
-                              f"answers are in the kept file.", warn=True)
-                elif seen_damage is not None:  # another kernel set it aside while we waited
-                    self.tell(f"Your results file {self.path} could not be read ({seen_damage})."
-                              f" Another open notebook kept it as {self.path.stem}.corrupt-<time>"
-                              f"{self.path.suffix} beside it and started a new file; earlier "
-                              f"answers are in the kept file.", warn=True)
+                    kept = f"{self.path.stem}.corrupt-{stamp}{self.path.suffix}"
+                    os.replace(self.path, self.path.with_name(kept))
+                if damage or seen_damage:
+                    self.tell(f"Your results file {self.path} could not be read ("
+                              f"{damage or seen_damage}). It was kept as {kept} and a new file "
+                              f"was started; earlier answers are in the kept file.", warn=True)
                 return work(data)
         except filelock.Timeout:
             self.tell(f"Could not {action} {self.path}: another process has held its lock "
@@ -168,8 +159,7 @@ class ResultsStore:
         return data or empty_results()
 
     def update_quiz(self, quiz_id: str, change: Callable[[dict | None], dict]) -> bool:
-        """Replace one quiz's entry by ``change(the entry in the file, or None)`` under the
-        lock, keeping every other quiz. False if it failed (the reason is in ``notes``)."""
+        """Replace one quiz's entry by ``change(its entry, or None)``; False if it failed."""
         def write(data: dict) -> bool:
             data["quizzes"][quiz_id] = change(data["quizzes"].get(quiz_id))
             data["learner"] = data.get("learner") or learner_name()
@@ -249,12 +239,11 @@ def answer_key_hash(question: Question) -> str:
 
 class QuizSession:
     def __init__(self, bank: Bank, store: ResultsStore):
-        self.bank, self.store, saved, quizzes = bank, store, {}, store.read()["quizzes"]
-        for quiz_id in (*bank.previous_ids, bank.id):  # answers saved under earlier ids count
-            for key, record in quizzes.get(quiz_id, {}).get("questions", {}).items():
-                if str(record.get("timestamp") or "") >= str(saved.get(key, {}).get("timestamp")
-                                                             or ""):  # the latest answer wins
-                    saved[key] = record
+        self.bank, self.store, quizzes = bank, store, store.read()["quizzes"]
+        records = [(record.get("timestamp") or "", key, record)
+                   for quiz_id in (*bank.previous_ids, bank.id)  # old ids too; the latest wins
+                   for key, record in quizzes.get(quiz_id, {}).get("questions", {}).items()]
+        saved = {key: record for _, key, record in sorted(records, key=lambda r: r[0])}
         self.progress = {q.id: self._restore(q, saved.get(q.id, {})) for q in bank.questions}
         # The progress as this kernel last read or wrote it: what other kernels changed since.
         self.synced = {key: replace(state) for key, state in self.progress.items()}
@@ -272,10 +261,6 @@ class QuizSession:
     def is_closed(self, question: Question) -> bool:
         state = self.progress[question.id]
         return state.correct or state.revealed or self.attempts_left(question) == 0
-
-    def can_reveal(self, question: Question) -> bool:
-        state = self.progress[question.id]
-        return not state.revealed and not state.correct and self.attempts_left(question) == 0
 
     def _closed(self, question: Question, status: str = "closed") -> Feedback:
         state = self.progress[question.id]
