@@ -410,12 +410,12 @@ class Glossary:
     @property
     def widget(self) -> widgets.HTML:
         rows = "".join(f"<tr><td><b>{html.escape(e.term)}</b></td><td>{inline_markup(e.definition)}"
-                       f"</td><td>{html.escape(', '.join(e.see_also))}</td><td>{e.lesson}</td></tr>"
+                       + (f"<br><i>See also:</i> {html.escape(', '.join(e.see_also))}"
+                          if e.see_also else "") + f"<br><i>Lesson:</i> {e.lesson}</td></tr>"
                        for e in self.entries)
         return classed(widgets.HTML(
-            f"<style>.lk-glossary :is(td, th) {{text-align: left; vertical-align: top; "
-            f"line-height: 1.4; overflow-wrap: anywhere}}</style><table><tr><th>Term</th>"
-            f"<th>Definition</th><th>See also</th><th>Lesson</th></tr>{rows}</table>",
+            "<style>.lk-glossary td {text-align: left; vertical-align: top; line-height: 1.4}"
+            f".lk-glossary td + td {{overflow-wrap: anywhere}}</style><table>{rows}</table>",
             layout=widgets.Layout(width="auto")), "lk-glossary")
 
     def text(self) -> str:
