@@ -113,8 +113,6 @@ class AnswerInput:
     def show(self, answer: Any) -> None:
         """Put a saved answer back into the input, after a kernel restart."""
         question = self.question
-        if answer is None or isinstance(question, CodeExercise):
-            return
         if isinstance(question, SingleChoice) and answer in dict(self.widget.options).values():
             self.widget.value = answer
         elif isinstance(question, MultipleChoice) and isinstance(answer, list):
@@ -124,7 +122,7 @@ class AnswerInput:
                 and sorted(answer) == sorted(self.order):
             self.order = list(answer)
             self._draw_order()
-        elif isinstance(self.widget, widgets.Text):
+        elif isinstance(self.widget, widgets.Text) and answer is not None:
             self.widget.value = f"{answer:g}" if isinstance(answer, float) else str(answer)
 
     def disable(self, disabled: bool) -> None:
