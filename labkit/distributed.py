@@ -3,8 +3,6 @@
 A script calls ``setup()``; ``fit`` then calls ``prepare``, adds the metrics up over processes,
 and prints and saves on rank 0 only. Without torchrun everything here is one process, rank 0."""
 
-from __future__ import annotations
-
 import os
 
 import torch
@@ -30,11 +28,13 @@ def world_size() -> int:
 
 def setup() -> torch.device:
     """Join torchrun's process group (NCCL on GPUs, else Gloo) and return this process's device;
-    without torchrun, only the device, so the same script also runs as ``python train.py``."""
+    without torchrun, only the device, so the same script also runs as ``python train.py``.
+    GPUs are used only when there is one for each process on this machine: two processes on a
+    one-GPU laptop both use the CPU (every process must pick the same backend)."""
     if "WORLD_SIZE" not in os.environ:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device("cpu")
-    if torch.cuda.is_available():
+    if torch.cuda.device_count() >= int(os.environ.get("LOCAL_WORLD_SIZE", 1)):
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     if not is_distributed():

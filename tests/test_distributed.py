@@ -131,3 +131,30 @@ def test_without_a_process_group_everything_is_one_process():
     loader = DataLoader(TensorDataset(torch.arange(4)), batch_size=2)
     prepared = prepare(model, loader, loader, torch.device("cpu"))
     assert all(a is b for a, b in zip(prepared, (model, loader, loader)))
+
+
+def test_two_processes_on_a_one_gpu_machine_both_use_the_cpu(monkeypatch):
+    """Appendix 12 starts 2 processes. On a machine with one GPU (a laptop, Colab) the second
+    process (LOCAL_RANK 1, played here) used to ask for cuda:1, which does not exist; both now
+    use the CPU and Gloo. This machine has no GPU, so torch.cuda is told there is one: the CUDA
+    path itself has not run here."""
+    import socket
+
+    import torch.distributed as dist
+
+    from labkit.distributed import cleanup, setup
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "1",
+                        "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    try:
+        assert setup() == torch.device("cpu")
+        assert dist.get_backend() == "gloo"
+    finally:
+        cleanup()
