@@ -16,6 +16,7 @@ import importlib.util
 import json
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,31 @@ def browser():
         yield browser
 
 
+def every_part_drawn(page, parts: int, name: str) -> bool:
+    """Wait until the glossary and all ``parts`` (choices and items to order) are drawn; widgets
+    are drawn one by one, not in order. In about one full CI run in three, on a busy machine, a
+    few widget views were still not drawn after a minute (not seen when these tests run alone):
+    then save what the page shows, warn, and return False so that the cell is run once more."""
+    try:
+        page.locator(".lk-glossary").wait_for(timeout=TIMEOUT)
+        page.wait_for_function("n => document.querySelectorAll('.lk-choices input, "
+                               ".lk-order-item').length >= n", arg=parts, polling=250)
+        return True
+    except Exception as error:  # playwright's TimeoutError
+        state = page.evaluate("""() => ({
+            quizzes: Array.from(document.querySelectorAll('.lk-quiz')).map(q => [
+                Array.from(q.classList).find(c => c.startsWith('lk-quiz-')),
+                q.querySelectorAll('.lk-choices input, .lk-order-item').length]),
+            messages: document.body.innerText.match(
+                /(Loading widget|Error displaying widget|model not found)[^\\n]*/g)})""")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        (SHOTS / f"{name}.json").write_text(json.dumps({"error": str(error)[:300],
+                                                        "parts": parts, **state}, indent=1))
+        warnings.warn(f"{name}: not every quiz part was drawn ({state}); running the cell again")
+        return False
+
+
 @pytest.fixture(scope="module", params=list(FRONT_ENDS))
 def quiz_page(request, server, browser):
     """A Page: every bank drawn in one cell of one page."""
@@ -98,14 +124,15 @@ def quiz_page(request, server, browser):
     page.set_default_timeout(TIMEOUT)
     try:
         path = FRONT_ENDS[front_end].format(f"quizzes-{front_end}.ipynb")
-        open_and_run(page, f"{url}/{path}")
-        page.locator(".lk-glossary").wait_for(timeout=TIMEOUT)
         banks = [load_bank(path) for path in banks]
-        # Widgets are drawn one by one, not in order: wait for every choice and item to order.
         parts = sum(len(getattr(q, "choices", getattr(q, "items", ()))) for bank in banks
                     for q in bank.questions)
-        page.wait_for_function("n => document.querySelectorAll('.lk-choices input, "
-                               ".lk-order-item').length >= n", arg=parts, polling=250)
+        for attempt in (1, 2):
+            open_and_run(page, f"{url}/{path}")
+            if every_part_drawn(page, parts, f"undrawn-{front_end}-attempt{attempt}"):
+                break
+        else:
+            pytest.fail(f"{front_end}: the quizzes were not all drawn, twice; see {SHOTS}")
         assert not stderr_errors(page), stderr_errors(page)
         yield Page(page, front_end, work / f"quiz-results-{front_end}.json", banks)
     finally:
